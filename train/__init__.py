@@ -1,0 +1,1 @@
+"""Training, evaluation, export and data preparation for LRCLR: ``python -m train <command>``."""
