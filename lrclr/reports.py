@@ -1,0 +1,293 @@
+"""Radiology report text: OpenI XML, MIMIC-style sections, sentences and words with character spans.
+
+Every span is a pair of character offsets into the exact string the caller passed in, so
+``text[span.start:span.end]`` reproduces the piece; the app relies on this to highlight words and
+the labeler to point at its triggers.
+
+OpenI de-identification replaces words with ``XXXX`` (dates, names, and sometimes ordinary words
+such as "opacities" or "pacemaker"). A mark is kept as a word so spans stay honest, but it never
+ends a sentence by itself and the labeler never reads a finding from it (see ``is_deidentified``).
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from lrclr.errors import LRCLRError
+
+DEID_MARK = "XXXX"
+# Section key for text that no header governs (a plain findings paragraph, a MIMIC preamble).
+UNHEADED = "text"
+# A single XML report is a few kilobytes; refuse anything far larger rather than parse it.
+MAX_XML_BYTES = 2_000_000
+
+
+class ReportReadError(LRCLRError):
+    """A report file or archive could not be read (missing, not XML, unsafe XML)."""
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    start: int
+    end: int
+    section: str
+
+
+@dataclass(frozen=True)
+class OpenIReport:
+    report_id: str
+    comparison: str
+    indication: str
+    findings: str
+    impression: str
+    mesh_major: tuple[str, ...]
+    mesh_automatic: tuple[str, ...]
+    image_ids: tuple[str, ...]
+
+    def text(self) -> str:
+        """FINDINGS then IMPRESSION as one string (no headers): what the text tower is given."""
+        return " ".join(part for part in (self.findings, self.impression) if part)
+
+    def sentences(self) -> list[Sentence]:
+        """Sentences of ``text()`` with offsets into it and their section ("findings"/"impression")."""
+        # text() is findings + " " + impression, so the impression starts after that offset.
+        impression_start = len(self.findings) + 1 if self.findings else 0
+        return [
+            _with_section(s, "impression" if self.impression and s.start >= impression_start else "findings")
+            for s in split_sentences(self.text())
+        ]
+
+
+def _with_section(sentence: Sentence, section: str) -> Sentence:
+    return Sentence(sentence.text, sentence.start, sentence.end, section)
+
+
+def is_deidentified(word: str) -> bool:
+    """True for an OpenI de-identification mark (``XXXX``, also glued to punctuation)."""
+    return word.strip(".,;:()'\"").upper() == DEID_MARK
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenI XML
+
+
+def _refuse_unsafe_xml(xml_bytes: bytes) -> None:
+    # xml.etree expands internal entities (billion-laughs); OpenI files never declare any, so any
+    # DTD or entity declaration is refused instead of being parsed.
+    if len(xml_bytes) > MAX_XML_BYTES:
+        raise ReportReadError(f"report XML is {len(xml_bytes)} bytes; refusing more than {MAX_XML_BYTES}")
+    head = xml_bytes.upper()
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise ReportReadError("report XML declares a DTD or entities, which is refused for safety")
+
+
+def parse_openi_xml(xml_bytes: bytes | str, report_id: str | None = None) -> OpenIReport:
+    """One OpenI report. ``report_id`` defaults to the document's uId (e.g. ``CXR3029``)."""
+    if isinstance(xml_bytes, str):
+        xml_bytes = xml_bytes.encode("utf-8")
+    _refuse_unsafe_xml(xml_bytes)
+    try:
+        root = ET.fromstring(xml_bytes)
+    except ET.ParseError as error:
+        raise ReportReadError(f"report {report_id or ''} is not well-formed XML: {error}") from None
+    sections = {
+        (node.get("Label") or "").strip().upper(): " ".join((node.text or "").split())
+        for node in root.iter("AbstractText")
+    }
+    if report_id is None:
+        uid = root.find("uId")
+        report_id = uid.get("id", "") if uid is not None else ""
+    mesh = root.find("MeSH")
+    return OpenIReport(
+        report_id=report_id,
+        comparison=sections.get("COMPARISON", ""),
+        indication=sections.get("INDICATION", ""),
+        findings=sections.get("FINDINGS", ""),
+        impression=sections.get("IMPRESSION", ""),
+        mesh_major=_texts(mesh, "major"),
+        mesh_automatic=_texts(mesh, "automatic"),
+        image_ids=tuple(node.get("id", "") for node in root.iter("parentImage")),
+    )
+
+
+def _texts(parent: ET.Element | None, tag: str) -> tuple[str, ...]:
+    if parent is None:
+        return ()
+    return tuple(" ".join(node.text.split()) for node in parent.iter(tag) if node.text and node.text.strip())
+
+
+def _natural_key(report_id: str) -> tuple:
+    # "CXR2" before "CXR10": numbers compare as numbers.
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", report_id))
+
+
+def load_openi_reports(path: str | Path) -> list[OpenIReport]:
+    """All reports in the OpenI ``.tgz`` (or any tar) or a folder of XML files, sorted by report_id."""
+    path = Path(path)
+    if path.is_dir():
+        reports = [parse_openi_xml(f.read_bytes()) for f in sorted(path.rglob("*.xml")) if f.is_file()]
+    elif path.is_file():
+        reports = list(_reports_in_tar(path))
+    else:
+        raise ReportReadError(f"no report archive or folder at {path}")
+    return sorted(reports, key=lambda r: _natural_key(r.report_id))
+
+
+def _reports_in_tar(path: Path):
+    try:
+        archive = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError) as error:
+        raise ReportReadError(f"{path} is not a readable tar archive: {error}") from None
+    with archive:
+        for member in archive:
+            if not (member.isfile() and member.name.lower().endswith(".xml")):
+                continue
+            handle = archive.extractfile(member)
+            if handle is not None:
+                yield parse_openi_xml(handle.read(MAX_XML_BYTES + 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+# Headers radiologists write (MIMIC-CXR, OpenI, most US practices); matched case-insensitively at
+# a line start or after a sentence end, always followed by a colon.
+_KNOWN_HEADERS = (
+    "findings", "impression", "impressions", "comparison", "comparisons", "indication", "indications",
+    "history", "clinical history", "clinical information", "reason for exam", "reason for examination",
+    "technique", "examination", "exam", "procedure", "conclusion", "conclusions", "recommendation",
+    "recommendations", "notification", "wet read", "final report", "addendum", "summary",
+)
+_HEADER_RE = re.compile(
+    r"(?:^|(?<=[.!?]\s)|(?<=[.!?]\s\s))[ \t]*"
+    r"(?P<name>" + "|".join(sorted((re.escape(h) for h in _KNOWN_HEADERS), key=len, reverse=True))
+    + r"|[A-Z][A-Z ]{2,30}[A-Z])[ \t]*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _section_key(name: str) -> str:
+    key = "_".join(name.lower().split())
+    return {"impressions": "impression", "comparisons": "comparison", "indications": "indication",
+            "conclusions": "conclusion", "recommendations": "recommendation"}.get(key, key)
+
+
+def _headers(text: str) -> list[tuple[str, int, int]]:
+    """(section key, header start, body start) for each header; unknown names only if ALL CAPS."""
+    found = []
+    for match in _HEADER_RE.finditer(text):
+        name = match.group("name")
+        if name.lower() not in _KNOWN_HEADERS and (name != name.upper() or DEID_MARK in name):
+            continue
+        found.append((_section_key(name), match.start("name"), match.end()))
+    return found
+
+
+def split_sections(text: str) -> dict[str, str]:
+    """Section key -> stripped body. Text outside any header is under ``UNHEADED`` ("text").
+
+    A repeated header's bodies are joined with a space so nothing is lost.
+    """
+    out: dict[str, str] = {}
+    headers = _headers(text)
+    bounds = [(UNHEADED, 0, 0)] + headers
+    for index, (key, _, body_start) in enumerate(bounds):
+        body_end = bounds[index + 1][1] if index + 1 < len(bounds) else len(text)
+        body = text[body_start:body_end].strip()
+        if body:
+            out[key] = f"{out[key]} {body}" if key in out else body
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences and words
+
+# Abbreviations whose period never ends a sentence. "a.m."/"p.m." are handled by the rule below
+# (they end a sentence only when a capitalised word follows).
+_ABBREVIATIONS = frozenset(
+    "dr mr mrs ms prof st vs approx appt e.g i.e etc fig no nos incl resp cf al".split()
+)
+_END_RE = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)|\n[ \t]*\n")
+_LIST_MARKER_RE = re.compile(r"\s*\(?\d{1,2}[.)]$")
+_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:(?:['\u2019]|-|(?<=\d)\.(?=\d))[A-Za-z0-9]+)*")
+
+
+def _is_boundary(text: str, match: re.Match, sentence_start: int) -> bool:
+    if match.group(0).strip() == "":  # blank line
+        return True
+    before = text[sentence_start:match.start()]
+    token = before.split()[-1] if before.split() else ""
+    following = text[match.end():].lstrip("\"')] \t\r\n")
+    next_char = following[:1]
+    if _LIST_MARKER_RE.fullmatch(text[sentence_start:match.end()]):
+        return False  # "1." opening a numbered item
+    bare = token.lower().rstrip(".").lstrip("(")
+    if match.group(0) == "." and bare in _ABBREVIATIONS and bare != "no":
+        return False
+    if match.group(0) == "." and bare == "no" and next_char.isdigit():
+        return False  # "No. 2"
+    if match.group(0) == "." and len(bare) == 1 and bare.isalpha() and next_char[:1].isupper():
+        return False  # an initial: "J. Smith"
+    if bare in ("a.m", "p.m") and not next_char.isupper():
+        return False
+    # Anything else ends the sentence, lower-case next word included: OpenI radiologists often
+    # start sentences in lower case. "XXXX." is no exception (the mark stands for a real word), so
+    # it ends a sentence exactly when a real word there would; it is never taken for an initial.
+    return True
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences with exact spans (leading/trailing whitespace trimmed). Section headers are not
+    part of any sentence; each sentence carries the key of the header above it (or ``UNHEADED``)."""
+    sentences: list[Sentence] = []
+    headers = _headers(text)
+    bounds = [(UNHEADED, 0, 0)] + headers
+    for index, (key, _, body_start) in enumerate(bounds):
+        body_end = bounds[index + 1][1] if index + 1 < len(bounds) else len(text)
+        sentences.extend(_sentences_in(text, body_start, body_end, key))
+    return sentences
+
+
+def _sentences_in(text: str, start: int, end: int, section: str) -> list[Sentence]:
+    out = []
+    sentence_start = start
+    for match in _END_RE.finditer(text, start, end):
+        if _is_boundary(text, match, sentence_start):
+            _append_trimmed(out, text, sentence_start, match.end(), section)
+            sentence_start = match.end()
+    _append_trimmed(out, text, sentence_start, end, section)
+    return out
+
+
+def _append_trimmed(out: list[Sentence], text: str, start: int, end: int, section: str) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start and any(ch.isalnum() for ch in text[start:end]):
+        out.append(Sentence(text[start:end], start, end, section))
+
+
+def words(text: str) -> list[Word]:
+    """Word tokens with exact spans. Hyphenated words ("well-expanded"), decimals ("2.5") and
+    contractions are one word each; slashes split ("effusion/pneumothorax" is two words);
+    punctuation is not a word."""
+    return [Word(m.group(0), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
