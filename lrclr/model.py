@@ -1,0 +1,272 @@
+"""``LRCLRModel``: a CLIP-style image-report dual encoder with region selection and interaction.
+
+    image -> image tower -> patch grid -> projection (D) -> patches P, global g_I (masked mean)
+    report -> text tower -> token states -> projection (D) -> words W, global g_T (masked mean)
+    regions: scorer over P -> top-k R;  interaction: words <-> regions cross-attention
+    loss = InfoNCE(g_I, g_T) + lambda * InfoNCE(local word-region pair scores)
+
+Both projections are linear without bias, so the pooled embedding is the mean of the patch (word)
+embeddings before normalisation: the global-only baseline's word-patch similarity maps live in the
+same space it was trained in, which keeps the localization comparison fair.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lrclr import explain as ex
+from lrclr import weights as weights_io
+from lrclr.config import LRCLRConfig
+from lrclr.device import DeviceInfo, autocast, pick_device
+from lrclr.encoders import build_image_tower, build_text_tower
+from lrclr.errors import ModelLoadError
+from lrclr.interaction import CrossModalInteraction
+from lrclr.losses import global_contrastive_loss, local_contrastive_loss
+from lrclr.preprocess import Letterbox, prepare_images
+from lrclr.prompts import NIH_FINDINGS
+from lrclr.regions import RegionSelector, SelectedRegions
+from lrclr.tokens import TokenizedReports, tokenize_reports
+from lrclr.zero_shot import PromptCache, ZeroShotScores, score_findings
+
+# Longest report explain() grounds; the towers' position embeddings allow 512 tokens.
+EXPLAIN_MAX_TOKENS = 512
+
+
+@dataclass
+class ImageFeatures:
+    patches: torch.Tensor  # (B, N, D) L2-normalised patch embeddings
+    global_embedding: torch.Tensor  # (B, D) L2-normalised
+    valid: torch.Tensor  # (B, N) bool: cell shows image content (not letterbox padding)
+    grid: tuple[int, int]  # (rows, cols)
+    regions: SelectedRegions | None  # None for the baseline
+
+
+@dataclass
+class TextFeatures:
+    tokens: torch.Tensor  # (B, L, D) L2-normalised token embeddings
+    global_embedding: torch.Tensor  # (B, D)
+    word_mask: torch.Tensor  # (B, L) bool
+
+
+@dataclass
+class LRCLROutput:
+    loss: torch.Tensor
+    global_loss: torch.Tensor
+    local_loss: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class CaseImage:
+    """One image encoded once, reused for every word, phrase and finding the user asks about."""
+
+    features: ImageFeatures  # batch of one, on the model's device
+    letterbox: Letterbox
+
+
+class LRCLRModel(nn.Module):
+    def __init__(self, config: LRCLRConfig, model_card: dict[str, Any] | None = None, pretrained_towers: bool = True):
+        super().__init__()
+        self.config = config
+        self.model_card = dict(model_card or {})
+        # A tower whose weights are not stored in model.safetensors always loads its pretrained source.
+        self.image_tower = build_image_tower(
+            config.image_tower, config.image_size, pretrained_towers or not config.image_tower.store_weights
+        )
+        self.text_tower = build_text_tower(config.text_tower, pretrained_towers or not config.text_tower.store_weights)
+        self.image_projection = nn.Linear(self.image_tower.feature_dim, config.embed_dim, bias=False)
+        self.text_projection = nn.Linear(self.text_tower.hidden_dim, config.embed_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(config.init_logit_scale)))
+        self.region_selector: RegionSelector | None = None
+        self.interaction: CrossModalInteraction | None = None
+        if config.use_regions:
+            self.region_selector = RegionSelector(config.embed_dim, config.scorer_hidden, config.num_regions)
+            self.interaction = CrossModalInteraction(
+                config.embed_dim, config.interaction_heads, config.interaction_layers, config.local_aggregation_gamma
+            )
+            self.local_logit_scale = nn.Parameter(torch.tensor(math.log(config.init_local_logit_scale)))
+        self.device_info: DeviceInfo = pick_device("cpu")
+        self.prompt_cache = PromptCache()
+        self._lock = threading.Lock()
+
+    # ---- encoders -------------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self):
+        return self.text_tower.tokenizer
+
+    @property
+    def model_id(self) -> str:
+        return str(self.model_card.get("model_id", "unnamed-lrclr-model"))
+
+    def encode_image(self, pixels: torch.Tensor, letterboxes: Sequence[Letterbox] | None = None) -> ImageFeatures:
+        grid_features = self.image_tower(pixels)
+        rows, cols = grid_features.shape[-2:]
+        patches = self.image_projection(grid_features.flatten(2).transpose(1, 2))
+        valid = self._valid_cells(letterboxes, (rows, cols), pixels.shape[0], patches.device)
+        weights = valid.unsqueeze(-1).to(patches.dtype)
+        pooled = (patches * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        patches = F.normalize(patches, dim=-1)
+        regions = self.region_selector(patches, valid) if self.region_selector is not None else None
+        return ImageFeatures(patches, F.normalize(pooled, dim=-1), valid, (rows, cols), regions)
+
+    def _valid_cells(self, letterboxes, grid, batch: int, device) -> torch.Tensor:
+        if letterboxes is None:
+            return torch.ones(batch, grid[0] * grid[1], dtype=torch.bool, device=device)
+        masks = []
+        for letterbox in letterboxes:
+            mask = letterbox.valid_cells(grid).reshape(-1)
+            if mask.sum() < self.config.num_regions:  # extreme aspect ratios: allow partial cells
+                mask = letterbox.valid_cells(grid, min_fraction=1e-6).reshape(-1)
+            if mask.sum() < self.config.num_regions:
+                mask = np.ones_like(mask)
+            masks.append(torch.from_numpy(mask))
+        return torch.stack(masks).to(device)
+
+    def tokenize(self, texts: list[str], max_length: int | None = None) -> TokenizedReports:
+        return tokenize_reports(self.tokenizer, texts, max_length or self.config.max_text_tokens)
+
+    def encode_text(self, batch: TokenizedReports) -> TextFeatures:
+        states = self.text_tower(batch.input_ids, batch.attention_mask)
+        tokens = self.text_projection(states)
+        weights = batch.attention_mask.unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return TextFeatures(F.normalize(tokens, dim=-1), F.normalize(pooled, dim=-1), batch.word_mask)
+
+    # ---- training -------------------------------------------------------------------------------
+
+    def forward(self, pixels: torch.Tensor, reports: TokenizedReports, letterboxes=None) -> LRCLROutput:
+        image = self.encode_image(pixels, letterboxes)
+        text = self.encode_text(reports)
+        global_loss = global_contrastive_loss(image.global_embedding, text.global_embedding, self.logit_scale.exp())
+        if self.interaction is None:
+            return LRCLROutput(global_loss, global_loss, None)
+        local_loss = local_contrastive_loss(
+            self.interaction, image.regions.embeddings, image.regions.scores,
+            text.tokens, text.word_mask, self.local_logit_scale.exp(),
+        )
+        return LRCLROutput(global_loss + self.config.local_loss_weight * local_loss, global_loss, local_loss)
+
+    def train(self, mode: bool = True):
+        # Cached prompt embeddings go stale as soon as weights can change.
+        self.prompt_cache.clear()
+        return super().train(mode)
+
+    # ---- inference ------------------------------------------------------------------------------
+
+    def to_device(self, preference: str = "auto") -> "LRCLRModel":
+        self.device_info = pick_device(preference)
+        self.prompt_cache.clear()
+        return self.to(self.device_info.device)
+
+    @torch.inference_mode()
+    def encode_case(self, image) -> CaseImage:
+        """Encode one image (a LoadedImage or a 2-D array in [0, 1]) for repeated explanation."""
+        pixels, letterboxes = prepare_images([image], self.config.image_size)
+        with autocast(self.device_info):
+            features = self.encode_image(pixels.to(self.device_info.device), letterboxes)
+        return CaseImage(features, letterboxes[0])
+
+    @torch.inference_mode()
+    def zero_shot(self, images, findings: Sequence[str] = NIH_FINDINGS) -> ZeroShotScores:
+        """Probabilities (len(images), len(findings)) for arbitrary finding names."""
+        pixels, letterboxes = prepare_images(images, self.config.image_size)
+        with autocast(self.device_info):
+            features = self.encode_image(pixels.to(self.device_info.device), letterboxes)
+            return score_findings(self, features, findings)
+
+    @torch.inference_mode()
+    def explain(self, image, report: str | None = None, findings: Sequence[str] = NIH_FINDINGS) -> ex.Explanation:
+        """Everything the app shows for one case. ``image`` may be a ``CaseImage`` already encoded."""
+        case = image if isinstance(image, CaseImage) else self.encode_case(image)
+        report = report or ""
+        with autocast(self.device_info):
+            scores = score_findings(self, case.features, findings) if findings else None
+            batch = self.tokenize([report], self._explain_max_tokens()).to(self.device_info.device)
+            text = self.encode_text(batch)
+            words = batch.words[0]
+            patch_similarity = ex.word_level(text.tokens[0].float() @ case.features.patches[0].float().T, words)
+            word_attention = region_words = None
+            if self.interaction is not None:
+                regions = case.features.regions
+                alignment = self.interaction(text.tokens, text.word_mask, regions.embeddings, regions.scores)
+                word_attention = ex.word_level(alignment.word_to_region[0].float(), words)
+                # A region's attention over a word is the sum over the word's wordpieces.
+                region_words = ex.word_level(alignment.region_to_word[0].float().T, words, reduce="sum").T
+        return self._build_explanation(case, report, batch, findings, scores, patch_similarity, word_attention, region_words)
+
+    def _explain_max_tokens(self) -> int:
+        limit = getattr(self.tokenizer, "model_max_length", EXPLAIN_MAX_TOKENS)
+        return min(EXPLAIN_MAX_TOKENS, limit if isinstance(limit, int) else EXPLAIN_MAX_TOKENS)
+
+    def _build_explanation(self, case, report, batch, findings, scores, patch_similarity, word_attention, region_words):
+        features, words, grid = case.features, batch.words[0], case.features.grid
+        regions: tuple[ex.RegionExplanation, ...] = ()
+        if features.regions is not None:
+            regions = ex.region_explanations(
+                features.regions.indices[0].cpu(), features.regions.scores[0].cpu(),
+                None if region_words is None else region_words.cpu(), words, grid, case.letterbox,
+            )
+        similarity = patch_similarity.cpu().numpy().reshape(len(words), *grid)
+        attention = None if word_attention is None else word_attention.cpu().tolist()
+        word_results = tuple(
+            ex.WordExplanation(
+                i, w.text, w.start, w.end,
+                None if attention is None else tuple(attention[i]), similarity[i],
+            )
+            for i, w in enumerate(words)
+        )
+        finding_scores = () if scores is None else tuple(
+            ex.FindingScore(name, float(p)) for name, p in zip(scores.findings, scores.probabilities[0])
+        )
+        return ex.Explanation(
+            self.model_id, report, batch.truncated[0], case.letterbox.original_size, grid,
+            finding_scores, regions, word_results,
+        )
+
+    # ---- persistence ----------------------------------------------------------------------------
+
+    def save_pretrained(self, folder: str | Path, model_card: dict[str, Any] | None = None,
+                        weights_dtype: torch.dtype | None = None) -> Path:
+        """Write config.json, model.safetensors and model_card.json.
+
+        Towers configured with ``store_weights=False`` (frozen, rebuilt from their package or
+        checkpoint on load) are left out of the weights file.
+        """
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith(self._unstored_prefixes())}
+        card = {**self.model_card, **(model_card or {})}
+        card.setdefault("model_id", Path(folder).name)
+        self.model_card = card
+        return weights_io.save_folder(folder, self.config, state, card, weights_dtype)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> "LRCLRModel":
+        config, state, card = weights_io.read_folder(folder)
+        card.setdefault("model_id", Path(folder).name)
+        model = cls(config, card, pretrained_towers=False)
+        model._load_weights(state, folder)
+        model.eval()
+        return model.to_device(device)
+
+    def _unstored_prefixes(self) -> tuple[str, ...]:
+        towers = (("image_tower.", self.config.image_tower), ("text_tower.", self.config.text_tower))
+        return tuple(prefix for prefix, tower in towers if not tower.store_weights)
+
+    def _load_weights(self, state: dict[str, torch.Tensor], folder) -> None:
+        expected = self.state_dict()
+        missing = [k for k in expected if k not in state and not k.startswith(self._unstored_prefixes())]
+        unexpected = [k for k in state if k not in expected]
+        if missing or unexpected:
+            raise ModelLoadError(
+                f"{folder}: weights do not match config.json (missing {len(missing)}: {missing[:3]}, "
+                f"unexpected {len(unexpected)}: {unexpected[:3]}); the folder may mix two models"
+            )
+        self.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)

@@ -1,0 +1,125 @@
+"""Zero-shot finding scores from positive/negative prompt pairs (CheXpert-free, CheXzero-style).
+
+For a finding f the image is compared with the positive prompts ("there is pleural effusion.") and
+the negative ones ("no pleural effusion."). Similarity mixes the global cosine with the local
+word-region score of the interaction layer (weight ``zero_shot_local_weight``; 0 for the baseline),
+each averaged over templates; p(f) = softmax(scale * [sim_pos, sim_neg])[0].
+
+Prompt embeddings depend only on the weights, so they are computed once per finding and device and
+cached; the cache is cleared whenever the model switches mode or device.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lrclr.losses import pairwise_local_scores
+from lrclr.prompts import prompts_for
+
+if TYPE_CHECKING:
+    from lrclr.model import ImageFeatures, LRCLRModel
+
+
+@dataclass(frozen=True)
+class ZeroShotScores:
+    findings: tuple[str, ...]
+    probabilities: np.ndarray  # (n_images, n_findings) in [0, 1]
+
+    def row(self, index: int) -> dict[str, float]:
+        return {name: float(p) for name, p in zip(self.findings, self.probabilities[index])}
+
+
+@dataclass
+class PromptFeatures:
+    """One finding's prompts, encoded."""
+
+    global_positive: torch.Tensor  # (D,) mean of the positive templates, re-normalised
+    global_negative: torch.Tensor  # (D,)
+    tokens: torch.Tensor  # (T, L, D) every template, positives first
+    word_mask: torch.Tensor  # (T, L)
+    n_positive: int
+
+
+class PromptCache:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], PromptFeatures] = {}
+        # Sessions of the app share one model; encoding the same prompt twice is harmless but wasteful.
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def get(self, model: "LRCLRModel", findings: Sequence[str]) -> list[PromptFeatures]:
+        device = str(model.device_info.device)
+        with self._lock:
+            missing = [f for f in dict.fromkeys(findings) if (f, device) not in self._entries]
+            if missing:
+                for finding, features in zip(missing, _encode_prompts(model, missing)):
+                    self._entries[(finding, device)] = features
+            return [self._entries[(f, device)] for f in findings]
+
+
+def _encode_prompts(model: "LRCLRModel", findings: list[str]) -> list[PromptFeatures]:
+    prompt_sets = [prompts_for(f) for f in findings]
+    texts = [text for p in prompt_sets for text in (*p.positive, *p.negative)]
+    with torch.no_grad():
+        batch = model.tokenize(texts).to(model.device_info.device)
+        encoded = model.encode_text(batch)
+    results, start = [], 0
+    for prompts in prompt_sets:
+        n_pos, n_all = len(prompts.positive), len(prompts.positive) + len(prompts.negative)
+        embeddings = encoded.global_embedding[start : start + n_all]
+        results.append(
+            PromptFeatures(
+                global_positive=F.normalize(embeddings[:n_pos].mean(0), dim=-1),
+                global_negative=F.normalize(embeddings[n_pos:].mean(0), dim=-1),
+                tokens=encoded.tokens[start : start + n_all],
+                word_mask=encoded.word_mask[start : start + n_all],
+                n_positive=n_pos,
+            )
+        )
+        start += n_all
+    return results
+
+
+def _stack_padded(tensors: list[torch.Tensor], value) -> torch.Tensor:
+    """Concatenate (T, L_i, ...) tensors along T, padding L to the longest (cache entries differ)."""
+    length = max(t.shape[1] for t in tensors)
+    padded = []
+    for t in tensors:
+        pad = [0, 0] * (t.ndim - 2) + [0, length - t.shape[1]]
+        padded.append(F.pad(t, pad, value=value))
+    return torch.cat(padded)
+
+
+def score_findings(model: "LRCLRModel", image: "ImageFeatures", findings: Sequence[str]) -> ZeroShotScores:
+    findings = tuple(findings)
+    prompts = model.prompt_cache.get(model, findings)
+    images = image.global_embedding.float()
+    sim_pos = images @ torch.stack([p.global_positive for p in prompts]).float().T  # (B, F)
+    sim_neg = images @ torch.stack([p.global_negative for p in prompts]).float().T
+    weight = model.config.zero_shot_local_weight
+    if model.interaction is not None and weight > 0:
+        local_pos, local_neg = _local_similarities(model, image, prompts)
+        sim_pos = (1 - weight) * sim_pos + weight * local_pos
+        sim_neg = (1 - weight) * sim_neg + weight * local_neg
+    logits = model.logit_scale.exp().float() * torch.stack([sim_pos, sim_neg], dim=-1)
+    probabilities = logits.softmax(dim=-1)[..., 0]
+    return ZeroShotScores(findings, probabilities.cpu().numpy().astype(np.float32))
+
+
+def _local_similarities(model, image, prompts: list[PromptFeatures]):
+    tokens = _stack_padded([p.tokens for p in prompts], 0.0)
+    masks = _stack_padded([p.word_mask for p in prompts], False)
+    regions = image.regions
+    scores = pairwise_local_scores(model.interaction, regions.embeddings, regions.scores, tokens, masks).float()
+    per_template = scores.view(scores.shape[0], len(prompts), -1)  # (B, F, T)
+    n_positive = prompts[0].n_positive  # every finding uses the same templates
+    return per_template[..., :n_positive].mean(-1), per_template[..., n_positive:].mean(-1)
