@@ -33,6 +33,10 @@ class NoPixelDataError(ImageReadError):
     """A DICOM file without an image in it (e.g. a structured report)."""
 
 
+class UnsupportedCompressionError(ImageReadError):
+    """A valid DICOM whose pixel data uses a compression no installed decoder handles (e.g. HTJ2K)."""
+
+
 class ModelLoadError(LRCLRError):
     """A model folder is missing, incomplete or corrupt."""
 
