@@ -10,6 +10,8 @@ global batch (open_clip's ``local_loss`` with ``gather_with_grad``).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -33,7 +35,11 @@ def gather_across_ranks(x: torch.Tensor) -> tuple[torch.Tensor, int]:
         return x, 0
     from torch.distributed.nn.functional import all_gather
 
-    parts = all_gather(x.contiguous())
+    # Deprecated in favour of functional collectives, whose backward needs reduce_scatter, which
+    # gloo (CPU) lacks; this one works on both gloo and nccl.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        parts = all_gather(x.contiguous())
     return torch.cat(parts, dim=0), dist.get_rank() * x.shape[0]
 
 
