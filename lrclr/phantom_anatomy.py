@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lrclr.phantom_raster import Array, Grid, ellipse, grain, make_grid, ramp, smooth_noise
+from lrclr.phantom_raster import Array, Grid, ellipse, grain, make_grid, noise_patch, ramp, smooth_noise
 
 SIDES = ("right", "left")
+HEART_TILT = 0.45  # radians: the heart's long axis runs down and to the patient's left
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def sample_geometry(rng: np.random.Generator) -> ChestGeometry:
         dome_curvature=jitter(3.0, 0.4),
         mediastinum_half_width=jitter(0.05, 0.005),
         heart_offset=jitter(0.05, 0.008),
-        heart_v=dome - jitter(0.015, 0.01),
+        heart_v=dome - jitter(0.035, 0.01),
         heart_half_width=jitter(0.165, 0.008),
         heart_half_height=jitter(0.15, 0.008),
         rib_spacing=jitter(0.062, 0.004),
@@ -103,6 +104,7 @@ class Anatomy:
     markings: Array  # lung vessel density already in ``density`` (pneumothorax removes it)
     heart: Array  # bool
     diaphragm_v: Array  # (1, W) height of the diaphragm under each column
+    thickness: Array  # (1, W) soft-tissue density across the chest (findings scale by it)
 
     def side_columns(self, side: str) -> Array:
         """(1, W) bool: the image half that holds the patient's ``side``."""
@@ -123,27 +125,35 @@ class Anatomy:
         return top + index * third, top + (index + 1) * third
 
 
-def lung_shape_value(geometry: ChestGeometry, grid: Grid, d: Array,
+def lung_shape_value(geometry: ChestGeometry, d: Array, v: Array,
                      scale: tuple[float, float] = (1.0, 1.0),
-                     anchor: tuple[float, float] | None = None) -> Array:
-    """Implicit lung outline (< 1 inside), mirrored about the midline.
+                     anchor: tuple[float, float] | None = None,
+                     shift: tuple[float, float] = (0.0, 0.0)) -> Array:
+    """Implicit lung outline (< 1 inside), mirrored about the midline; ``d`` (1, W), ``v`` (H, 1).
 
     Elliptic above the lung centre (rounded apices), quartic below (straight lateral walls that meet
     the diaphragm in a sharp costophrenic angle). ``scale``/``anchor`` (d, v) shrink the outline
-    towards a point (separately across and down): how a pneumothorax collapses the lung.
+    towards a point (separately across and down); ``shift`` (d, v) moves it: how a pneumothorax
+    collapses the lung.
     """
     g = geometry
     ad, av = anchor if anchor is not None else (g.lung_center_d, g.lung_center_v)
-    v = av + (grid.v - av) / scale[1]
-    x = (ad + (d - ad) / scale[0] - g.lung_center_d) / g.lung_half_width
+    v = av + (v - av) * np.float32(1.0 / scale[1]) - np.float32(shift[1])
+    x = (ad + (d - ad) / scale[0] - shift[0] - g.lung_center_d) / g.lung_half_width
     y = (v - g.lung_center_v) / g.lung_half_height
     x2, y2 = x * x, y * y
     # Rows above the centre use the ellipse, rows below the quartic: split by row, no np.where.
-    split = int(np.searchsorted(v[:, 0], g.lung_center_v)) if scale[1] > 0 else 0
-    out = np.empty((grid.height, grid.width), dtype=np.float32)
+    split = int(np.searchsorted(v[:, 0], g.lung_center_v))
+    out = np.empty((v.shape[0], d.shape[1]), dtype=np.float32)
     np.add(x2, y2[:split], out=out[:split])
     np.add(x2 * x2, y2[split:] * y2[split:], out=out[split:])
     return out
+
+
+def edge_distance(geometry: ChestGeometry, shape: Array, scale: float = 1.0) -> Array:
+    """Approximate signed distance (width units) to a lung outline from its implicit value."""
+    # The quartic outline changes by ~3/lung_half_width per unit distance at its edge.
+    return (shape - 1.0) * np.float32(geometry.lung_half_width * scale / 3.0)
 
 
 def diaphragm_height(geometry: ChestGeometry, grid: Grid) -> Array:
@@ -165,9 +175,8 @@ def render_anatomy(geometry: ChestGeometry, grid: Grid, rng: np.random.Generator
     d = np.abs(grid.u - g.cx)  # (1, W)
     body_soft, thickness = _body(g, grid, d)
     diaphragm_v = diaphragm_height(g, grid)
-    shape = lung_shape_value(g, grid, d)
-    # The quartic outline changes by ~3/lung_half_width per unit distance at its edge.
-    lung_all = ramp((shape - 1.0) * np.float32(g.lung_half_width / 3.0), 0.006)
+    shape = lung_shape_value(g, d, grid.v)
+    lung_all = ramp(edge_distance(g, shape), 0.006)
     lung_all *= ramp(grid.v - diaphragm_v, 0.006)
     lung_all *= np.clip((d - g.mediastinum_half_width) * 150.0 + 0.5, 0.0, 1.0)
     density = thickness * body_soft
@@ -189,7 +198,7 @@ def render_anatomy(geometry: ChestGeometry, grid: Grid, rng: np.random.Generator
     heart[heart_box] = heart_soft > 0.5
     visible &= ~heart
     return Anatomy(grid, g, density, body_soft > 0.5, shape, lung_all, visible, markings, heart,
-                   diaphragm_v)
+                   diaphragm_v, thickness)
 
 
 def _body(g: ChestGeometry, grid: Grid, d: Array) -> tuple[Array, Array]:
@@ -205,9 +214,17 @@ def _body(g: ChestGeometry, grid: Grid, d: Array) -> tuple[Array, Array]:
 
 
 def heart_shape(g: ChestGeometry, grid: Grid) -> tuple[tuple[slice, slice], Array]:
-    """Soft heart silhouette: an ellipse centred to the patient's left, sitting on the diaphragm."""
-    return ellipse(grid, g.cx + g.heart_offset, g.heart_v, g.heart_half_width, g.heart_half_height,
-                   0.06)
+    """Soft heart silhouette: an ellipse centred to the patient's left, its long axis tilted down
+    towards the cardiac apex (image lower right), sitting on the diaphragm."""
+    cu, cv = g.cx + g.heart_offset, g.heart_v
+    reach = max(g.heart_half_width, g.heart_half_height) * 1.1
+    box = grid.box(cu - reach, cu + reach, cv - reach, cv + reach)
+    x = grid.u[:, box[1]] - cu
+    y = grid.v[box[0]] - cv
+    cos, sin = np.float32(np.cos(HEART_TILT)), np.float32(np.sin(HEART_TILT))
+    along = (x * cos + y * sin) * np.float32(1.0 / g.heart_half_width)
+    across = (y * cos - x * sin) * np.float32(1.0 / g.heart_half_height)
+    return box, ramp(along * along + across * across - 1.0, 0.12)
 
 
 def _heart(g: ChestGeometry, grid: Grid, diaphragm_v: Array) -> tuple[tuple[slice, slice], Array]:
@@ -268,25 +285,35 @@ def _add_clavicles_and_spine(density: Array, g: ChestGeometry, grid: Grid, d: Ar
 
 
 def _markings(g: ChestGeometry, grid: Grid, d: Array, rng: np.random.Generator) -> Array:
-    """Vessel-like lines radiating from the hila, fading towards the periphery."""
+    """Vessel-like lines radiating from the hila, fading towards the periphery (lung box only)."""
     hilum_d = g.mediastinum_half_width + 0.04
     hilum_v = g.lung_center_v - 0.06
-    dd = d - hilum_d
-    dv = grid.v - hilum_v
+    top = g.lung_center_v - g.lung_half_height
+    reach = g.lung_center_d + g.lung_half_width
+    rows, cols = grid.box(g.cx - reach, g.cx + reach, top, max(g.dome_v_left, g.dome_v_right) + 0.15)
+    dd = d[:, cols] - hilum_d
+    dv = grid.v[rows] - hilum_v
     # Angle proxy about the hilum (no arctan): constant along rays, so a cosine of it draws spokes.
-    slope = dv / (np.abs(dd) + 0.03)
-    angle = slope / (1.0 + np.abs(slope))
-    wobble = smooth_noise(rng, grid, 10)
-    spokes = np.cos((angle + 0.08 * wobble) * np.float32(2 * np.pi * 5.0))
-    breaks = smooth_noise(rng, grid, 18)
-    vessels = np.clip(spokes * 2.5 - 2.0 + 0.7 * breaks, 0.0, 1.0)
+    angle = dv / (np.abs(dd) + np.abs(dv) + 0.03)
+    wobble = noise_patch(rng, angle.shape[0], angle.shape[1], 10, 10)
+    wobble *= np.float32(0.08)
+    wobble += angle
+    spokes = np.cos(wobble * np.float32(2 * np.pi * 5.0), out=wobble)
+    spokes *= 2.5
+    spokes += noise_patch(rng, angle.shape[0], angle.shape[1], 18, 18) * np.float32(0.7) - 2.0
+    vessels = np.clip(spokes, 0.0, 1.0, out=spokes)
     # Spokes fade out at the hilum itself (where they would converge into a starburst).
     near_d = np.exp(-0.5 * (dd / 0.13) ** 2) * np.clip(np.abs(dd) * 25.0, 0.3, 1.0)
-    near = near_d * np.exp(-0.5 * (dv / 0.2) ** 2)
-    hila = np.exp(-0.5 * (dd / 0.025) ** 2) * np.exp(-0.5 * (dv / 0.05) ** 2)
+    near_v = np.exp(-0.5 * (dv / 0.2) ** 2)
+    vessels *= 0.045
+    vessels += 0.03
+    vessels *= near_v * near_d
+    hila = np.exp(-0.5 * (dv / 0.05) ** 2) * np.exp(-0.5 * (dd / 0.025) ** 2)
     # Soft tissue over the lower lungs (breasts, pectorals) makes the bases a little denser.
-    base = np.clip(grid.v - 0.35, 0.0, None) * np.float32(0.12)
-    return (0.045 * vessels + 0.03) * near + 0.09 * hila + base
+    base = np.clip(grid.v[rows] - 0.35, 0.0, None) * np.float32(0.12)
+    out = np.zeros((grid.height, grid.width), dtype=np.float32)
+    out[rows, cols] = vessels + (0.09 * hila + base)
+    return out
 
 
 def tone_map(density: Array, geometry: ChestGeometry, rng: np.random.Generator) -> Array:

@@ -78,12 +78,17 @@ def _blur_matrix(n_out: int, n_in: int) -> Array:
 
 
 def smooth_noise(rng: np.random.Generator, grid: Grid, cells: int) -> Array:
-    """Band-limited noise of roughly unit variance with about ``cells`` blobs across the image.
+    """Band-limited noise of roughly unit variance with about ``cells`` blobs across the image."""
+    return noise_patch(rng, grid.height, grid.width, cells, cells)
+
+
+def noise_patch(rng: np.random.Generator, height: int, width: int, rows: int, cols: int) -> Array:
+    """Smooth noise for a ``height`` x ``width`` patch with ``rows`` x ``cols`` blobs.
 
     Two small matrix products instead of a per-pixel filter: cheap at any size.
     """
-    coarse = rng.standard_normal((cells, cells), dtype=np.float32)
-    return _blur_matrix(grid.height, cells) @ coarse @ _blur_matrix(grid.width, cells).T
+    coarse = rng.standard_normal((max(rows, 1), max(cols, 1)), dtype=np.float32)
+    return _blur_matrix(height, coarse.shape[0]) @ coarse @ _blur_matrix(width, coarse.shape[1]).T
 
 
 @lru_cache(maxsize=4)

@@ -11,7 +11,12 @@ import argparse
 import importlib
 
 # command name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "label-reports": ("train.label_reports", "label findings in OpenI XML or plain-text reports to CSV"),
+    "labeler-check": ("train.labeler_check", "score the report labeler against OpenI MeSH indexing"),
+    "make-phantoms": ("train.make_phantoms", "synthetic chest radiographs with masks and reports"),
+    "compose-reports": ("train.compose_reports", "reports for NIH images from real OpenI sentences"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
