@@ -1,0 +1,312 @@
+"""Rule-based, transparent finding labeler for chest X-ray reports.
+
+For each sentence it finds mentions of the NIH ChestX-ray14 findings and CheXpert observations
+(pattern tables in ``lrclr.finding_patterns``), decides whether each is asserted (1), denied (0) or
+hedged (-1) from cue words whose scope ends at clause boundaries (NegEx-style, with pre- and
+post-cues and pseudo-negations such as "no change in"), and extracts laterality and zone. Every
+decision keeps the character spans of the words that caused it so the app can highlight them.
+
+Statuses follow CheXpert: 1 positive, 0 negative, -1 uncertain, absent = not mentioned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+
+from lrclr import finding_patterns as fp
+from lrclr.reports import DEID_MARK, Sentence, Span, split_sentences
+
+NIH_FINDINGS: tuple[str, ...] = (
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
+)
+# CheXpert observations that the NIH names do not already cover (Effusion, Pneumonia, ... are shared).
+CHEXPERT_OBSERVATIONS: tuple[str, ...] = (
+    "Enlarged Cardiomediastinum", "Lung Opacity", "Lung Lesion", "Pleural Other", "Fracture",
+    "Support Devices", "No Finding",
+)
+ALL_FINDINGS: tuple[str, ...] = NIH_FINDINGS + CHEXPERT_OBSERVATIONS
+NO_FINDING = "No Finding"
+POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
+# Findings that do not stop a report from being "No Finding" (CheXpert: devices are not disease).
+_NOT_PATHOLOGY = frozenset({"Support Devices", NO_FINDING})
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One finding mention: where it is, what was decided and which words decided it."""
+
+    finding: str
+    status: int
+    triggers: tuple[Span, ...]
+    cue: Span | None = None
+    cue_kind: str = ""  # "negation", "uncertainty", "normal statement" or "" (asserted)
+    laterality: str = ""  # "left", "right", "bilateral" or ""
+    zone: str = ""  # "upper", "middle", "lower", "base", "apex", "retrocardiac", "perihilar" or ""
+
+
+@dataclass(frozen=True)
+class SentenceLabels:
+    sentence: Sentence
+    mentions: tuple[Mention, ...]
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return aggregate(self.mentions)
+
+
+@dataclass(frozen=True)
+class ReportLabels:
+    text: str
+    sentences: tuple[SentenceLabels, ...]
+    labels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mentions(self) -> tuple[Mention, ...]:
+        return tuple(m for s in self.sentences for m in s.mentions)
+
+    def mentions_of(self, finding: str) -> tuple[Mention, ...]:
+        return tuple(m for m in self.mentions if m.finding == finding)
+
+    def row(self) -> dict[str, int | None]:
+        """One value per finding in ``ALL_FINDINGS`` order; None where not mentioned."""
+        return {name: self.labels.get(name) for name in ALL_FINDINGS}
+
+
+def aggregate(mentions) -> dict[str, int]:
+    """Finding -> status over several mentions: positive beats uncertain beats negative.
+
+    A finding asserted anywhere is present even if denied elsewhere ("no effusion on the right.
+    Small left effusion."); a hedge outranks a denial because it is the more cautious reading
+    ("no definite effusion; a tiny effusion cannot be excluded").
+    """
+    rank = {POSITIVE: 2, UNCERTAIN: 1, NEGATIVE: 0}
+    out: dict[str, int] = {}
+    for mention in mentions:
+        if mention.finding not in out or rank[mention.status] > rank[out[mention.finding]]:
+            out[mention.finding] = mention.status
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# compiled tables
+
+
+def _alternation(patterns) -> re.Pattern:
+    # Longest alternatives first so that "no evidence of" wins over "no"; cue words must stand
+    # alone (not inside "another" or next to "####"), punctuation cues such as "?" need no edges.
+    ordered = sorted(patterns, key=len, reverse=True)
+    wrapped = (f"(?<![\\w#])(?:{p})(?![\\w#])" if p[0] not in "\\" else f"(?:{p})" for p in ordered)
+    return re.compile("|".join(wrapped))
+
+
+@lru_cache(maxsize=1)
+def _tables():
+    finding = {
+        name: tuple(re.compile(p) for p in fp.FINDING_PATTERNS.get(name, ()))
+        for name in ALL_FINDINGS
+    }
+    return {
+        "finding": finding,
+        "exclude": {name: tuple(re.compile(p) for p in ps) for name, ps in fp.EXCLUSIONS.items()},
+        "normal": {name: tuple(re.compile(p) for p in ps) for name, ps in fp.NORMAL_STATEMENTS.items()},
+        "pre_neg": _alternation(fp.PRE_NEGATION),
+        "post_neg": _alternation(fp.POST_NEGATION),
+        "pre_unc": _alternation(fp.PRE_UNCERTAINTY),
+        "post_unc": _alternation(fp.POST_UNCERTAINTY),
+        "pseudo": _alternation(fp.PSEUDO_NEGATION),
+        "boundary": re.compile("|".join(fp.CLAUSE_BOUNDARIES)),
+        "laterality": tuple((name, re.compile(p)) for name, p in fp.LATERALITY),
+        "zones": tuple((name, re.compile(p)) for name, p in fp.ZONES),
+    }
+
+
+def _normalise(text: str) -> str:
+    """Lower-case with every ``XXXX`` replaced by ``####``: same length, matches no word."""
+    return re.sub(DEID_MARK, "#" * len(DEID_MARK), text, flags=re.IGNORECASE).lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# mentions
+
+
+def _trigger_spans(match: re.Match) -> tuple[tuple[int, int], ...]:
+    groups = [match.span(i) for i in range(1, (match.re.groups or 0) + 1) if match.span(i)[0] >= 0]
+    return tuple(groups) if groups else (match.span(),)
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _raw_mentions(lowered: str, name: str) -> list[tuple[tuple[int, int], ...]]:
+    """Trigger spans of each non-excluded, non-overlapping match of one finding's patterns."""
+    tables = _tables()
+    excluded = [m.span() for p in tables["exclude"].get(name, ()) for m in p.finditer(lowered)]
+    found: list[tuple[tuple[int, int], ...]] = []
+    for pattern in tables["finding"][name]:
+        for match in pattern.finditer(lowered):
+            spans = _trigger_spans(match)
+            if any(_overlaps(s, e) for s in spans for e in excluded):
+                continue
+            if any(_overlaps(s, t) for s in spans for other in found for t in other):
+                continue  # the same words already triggered this finding through another pattern
+            found.append(spans)
+    return found
+
+
+def _clause(lowered: str, start: int, end: int) -> tuple[int, int]:
+    """The clause around [start, end): cue scopes stop at its edges."""
+    clause_start, clause_end = 0, len(lowered)
+    for match in _tables()["boundary"].finditer(lowered):
+        if match.end() <= start:
+            clause_start = max(clause_start, match.end())
+        elif match.start() >= end and clause_end == len(lowered):
+            clause_end = match.start()
+    return clause_start, clause_end
+
+
+def _cues(lowered: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, kind, position) for every cue; pseudo-negations and hedges that contain a
+    negation word ("cannot be excluded") silence the negation cues they overlap."""
+    tables = _tables()
+    pseudo = [m.span() for m in tables["pseudo"].finditer(lowered)]
+    cues = []
+    for key, kind, where in (("pre_unc", "uncertainty", "pre"), ("post_unc", "uncertainty", "post"),
+                             ("pre_neg", "negation", "pre"), ("post_neg", "negation", "post")):
+        for match in tables[key].finditer(lowered):
+            span = match.span()
+            if span[0] == span[1] or any(_overlaps(span, p) for p in pseudo):
+                continue
+            if kind == "negation" and any(_overlaps(span, c[:2]) for c in cues if c[2] == "uncertainty"):
+                continue
+            cues.append((span[0], span[1], kind, where))
+    return cues
+
+
+def _decide(lowered, triggers, cues) -> tuple[int, tuple[int, int] | None, str]:
+    """Status from the cue nearest to the trigger words inside their clause."""
+    first, last = triggers[0], triggers[-1]
+    clause_start, clause_end = _clause(lowered, first[0], last[1])
+    best = None
+    for start, end, kind, where in cues:
+        if any(_overlaps((start, end), t) for t in triggers):
+            continue
+        if where == "pre" and clause_start <= start and end <= last[0]:
+            distance = max(0, first[0] - end)
+        elif where == "post" and first[1] <= start and end <= clause_end:
+            distance = max(0, start - last[1])
+        else:
+            continue
+        if best is None or distance < best[0]:
+            best = (distance, (start, end), kind)
+    if best is None:
+        return POSITIVE, None, ""
+    return (NEGATIVE if best[2] == "negation" else UNCERTAIN), best[1], best[2]
+
+
+def _nearest(lowered, table, triggers, window: tuple[int, int]) -> str:
+    """The laterality or zone word nearest to the triggers, inside their clause and ``window``
+    (the stretch not closer to another finding's words), never one of the trigger words."""
+    clause_start, clause_end = _clause(lowered, triggers[0][0], triggers[-1][1])
+    start, end = max(clause_start, window[0]), min(clause_end, window[1])
+    best = None
+    for name, pattern in table:
+        for match in pattern.finditer(lowered, start, end):
+            if any(_overlaps(match.span(), t) for t in triggers):
+                continue
+            distance = min(abs(match.start() - triggers[-1][1]), abs(triggers[0][0] - match.end()))
+            if best is None or distance < best[0]:
+                best = (distance, name)
+    return best[1] if best else ""
+
+
+def _window(triggers, all_triggers, length: int) -> tuple[int, int]:
+    """From the end of the previous other mention to the start of the next one: "right basilar
+    atelectasis, no pneumothorax" gives the pneumothorax no side."""
+    start, end = 0, length
+    for other in all_triggers:
+        if any(_overlaps(o, t) for o in other for t in triggers):
+            continue  # the same words (e.g. consolidation is also an opacity)
+        if other[-1][1] <= triggers[0][0]:
+            start = max(start, other[-1][1])
+        elif other[0][0] >= triggers[-1][1]:
+            end = min(end, other[0][0])
+    return start, end
+
+
+def label_sentence(sentence: Sentence | str) -> SentenceLabels:
+    """Mentions in one sentence. Spans are offsets into the report when given a ``Sentence`` from
+    ``split_sentences`` (its ``start`` is added), into the string itself when given a str."""
+    if isinstance(sentence, str):
+        sentence = Sentence(sentence, 0, len(sentence), "")
+    mentions = tuple(_shifted(m, sentence.start) for m in _label_text(sentence.text))
+    return SentenceLabels(sentence, mentions)
+
+
+def _shifted(mention: Mention, offset: int) -> Mention:
+    if offset == 0:
+        return mention
+    return replace(
+        mention,
+        triggers=tuple(Span(s.start + offset, s.end + offset) for s in mention.triggers),
+        cue=Span(mention.cue.start + offset, mention.cue.end + offset) if mention.cue else None,
+    )
+
+
+# Reports repeat the same sentences ("No pneumothorax or pleural effusion.") thousands of times,
+# so labeling is cached per sentence text; offsets are shifted afterwards.
+@lru_cache(maxsize=50_000)
+def _label_text(text: str) -> tuple[Mention, ...]:
+    lowered = _normalise(text)
+    cues = _cues(lowered)
+    found = [(name, triggers, None) for name in ALL_FINDINGS for triggers in _raw_mentions(lowered, name)]
+    found += _normal_statements(lowered, found)
+    all_triggers = [triggers for _, triggers, _ in found]
+    mentions = []
+    for name, triggers, normal in found:
+        status, cue, kind = (NEGATIVE, normal, "normal statement") if normal else _decide(lowered, triggers, cues)
+        window = _window(triggers, all_triggers, len(lowered))
+        mentions.append(_mention(lowered, name, status, triggers, cue, kind, window))
+    order = {name: index for index, name in enumerate(ALL_FINDINGS)}
+    mentions.sort(key=lambda m: (m.triggers[0].start, order[m.finding]))
+    return tuple(mentions)
+
+
+def _normal_statements(lowered, found):
+    """Denials without a negation word ("heart size is normal"), unless the same words already
+    triggered the finding (then the cue logic decides)."""
+    out = []
+    for name, patterns in _tables()["normal"].items():
+        for pattern in patterns:
+            for match in pattern.finditer(lowered):
+                span = match.span()
+                taken = [t for n, triggers, _ in found + out if n == name for t in triggers]
+                if not any(_overlaps(span, t) for t in taken):
+                    out.append((name, (span,), span))
+    return out
+
+
+def _mention(lowered, name, status, triggers, cue, kind, window) -> Mention:
+    tables = _tables()
+    return Mention(
+        finding=name,
+        status=status,
+        triggers=tuple(Span(s, e) for s, e in triggers),
+        cue=Span(*cue) if cue else None,
+        cue_kind=kind,
+        laterality=_nearest(lowered, tables["laterality"], triggers, window),
+        zone=_nearest(lowered, tables["zones"], triggers, window),
+    )
+
+
+def label_report(text: str) -> ReportLabels:
+    """Labels for a whole report (any text; MIMIC-style headers are understood)."""
+    sentences = tuple(label_sentence(s) for s in split_sentences(text))
+    labels = aggregate(m for s in sentences for m in s.mentions)
+    # CheXpert's rule: "No Finding" when no pathology is asserted or suspected (devices aside).
+    if not any(status != NEGATIVE for name, status in labels.items() if name not in _NOT_PATHOLOGY):
+        labels[NO_FINDING] = POSITIVE
+    return ReportLabels(text=text, sentences=sentences, labels=labels)
