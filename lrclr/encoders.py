@@ -195,6 +195,9 @@ def _minilm_folder() -> str:
 
 def _hf_text_tower(source: str, pretrained: bool = True) -> TextTower:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a loading bar per model is noise in the CLI and the app log
 
     model = AutoModel.from_pretrained(source) if pretrained else AutoModel.from_config(AutoConfig.from_pretrained(source))
     return TextTower(model, AutoTokenizer.from_pretrained(source))

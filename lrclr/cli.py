@@ -1,0 +1,65 @@
+"""Command line for the library: ``python -m lrclr predict PATH... --out predictions.csv``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lrclr.errors import LRCLRError
+from lrclr.prompts import NIH_FINDINGS, parse_finding_list
+from lrclr.weights import DEFAULT_MODEL_DIR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lrclr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    predict = sub.add_parser(
+        "predict",
+        help="zero-shot finding probabilities for images, one CSV row per image",
+        description="Score PNG/JPEG/DICOM files (or folders of them). Unreadable files get a row "
+        "with the reason in the 'error' column; the rest are still scored.",
+    )
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                         help=f"model folder (default: the bundled model, {DEFAULT_MODEL_DIR})")
+    predict.add_argument("--findings", default=",".join(NIH_FINDINGS),
+                         help="comma-separated finding names; any name works (default: the 14 NIH findings)")
+    predict.add_argument("--reports", type=Path, default=None,
+                         help="folder of same-named .txt reports; adds the report labeler's status per finding")
+    predict.add_argument("--out", type=Path, required=True, help="CSV file to write ('-' for standard output)")
+    predict.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cuda, mps or cpu")
+    predict.add_argument("--batch-size", type=int, default=16)
+    return parser
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from lrclr.model import LRCLRModel
+    from lrclr.predict import collect_image_files, predict_rows, write_csv
+
+    findings = parse_finding_list(args.findings)
+    if args.reports is not None and not args.reports.is_dir():
+        raise LRCLRError(f"--reports {args.reports} is not a folder")
+    files = collect_image_files(args.paths)
+    if not files:
+        raise LRCLRError(f"no image files found in {' '.join(map(str, args.paths))}")
+    model = LRCLRModel.from_pretrained(args.model, device=args.device)
+    print(f"model {model.model_id} on {model.device_info.name}; {len(files)} files", file=sys.stderr)
+    rows = predict_rows(model, files, findings, args.reports, args.batch_size)
+    if str(args.out) == "-":
+        scored, failed = write_csv(rows, sys.stdout, findings, args.reports is not None)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            scored, failed = write_csv(rows, out, findings, args.reports is not None)
+    print(f"{scored} scored, {failed} failed -> {args.out}", file=sys.stderr)
+    return 0 if scored else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_predict(args)
+    except (LRCLRError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
