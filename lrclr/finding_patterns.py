@@ -21,9 +21,6 @@ order); the other half is held out (see BENCHMARKS.md).
 
 from __future__ import annotations
 
-# Word edges that also work next to "####" and hyphens.
-_B = r"\b"
-
 FINDING_PATTERNS: dict[str, tuple[str, ...]] = {
     "Atelectasis": (
         r"\b(atelecta(?:sis|ses|tic))\b",
