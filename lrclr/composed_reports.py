@@ -200,7 +200,8 @@ class SentenceBank:
             if topic in findings or topic in covered:
                 continue
             pool = [s for s in allowed if topic in s.denied and s not in picked]
-            fresh = [s for s in pool if not (s.denied & covered)]  # avoid denying a thing twice
+            # Prefer sentences that deny no usual topic twice (parents such as "Lung Opacity" aside).
+            fresh = [s for s in pool if not (s.denied & covered & set(NORMAL_TOPICS))]
             pool = fresh or pool
             if pool:
                 sentence = pool[int(rng.integers(len(pool)))]

@@ -130,8 +130,11 @@ class ReportBank:
         """A random real report to draw (None when the bank holds none)."""
         if not self._abnormal and not self._normal:
             return None
-        pool = self._normal if (rng.random() < NORMAL_SHARE and self._normal) or not self._abnormal \
-            else self._abnormal
+        if (rng.random() < NORMAL_SHARE and self._normal) or not self._abnormal:
+            return self._normal[int(rng.integers(len(self._normal)))]
+        # Uniform over finding sets first: otherwise most phantoms would be cardiomegaly alone.
+        keys = sorted((k for k in self._by_names if k), key=lambda k: sorted(k))
+        pool = self._by_names[keys[int(rng.integers(len(keys)))]]
         return pool[int(rng.integers(len(pool)))]
 
     def report_for(self, specs: Sequence[FindingSpec], rng: np.random.Generator) -> PhantomReport:

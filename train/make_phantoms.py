@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             write_dataset(phantoms, args.out)
             print(f"wrote {len(phantoms)} phantoms to {args.out}")
         if args.contact_sheet:
+            args.contact_sheet.parent.mkdir(parents=True, exist_ok=True)
             contact_sheet(phantoms).save(args.contact_sheet)
             print(f"wrote contact sheet {args.contact_sheet}")
     return 0
