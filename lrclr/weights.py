@@ -51,6 +51,10 @@ def _write_atomically(path: Path, write) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(temporary)
+        # Some writers create private (0600) files; a model folder should be readable like any other file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

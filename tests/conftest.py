@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach a model hub: the default towers load from their PyPI packages, and HF towers in
+# tests come from folders the tests write. Offline mode turns an accidental download into an error.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = Path(__file__).resolve().parent / "data"
 # Real data for development lives beside the project on the team's machines; a user's fresh clone

@@ -1,0 +1,10 @@
+"""LRCLR Review: ``streamlit run app.py``. Navigation and the shared sidebar; pages do the rest."""
+
+import streamlit as st
+
+from pages.shared import render_sidebar
+
+st.set_page_config(page_title="LRCLR Review", layout="wide")
+render_sidebar()
+navigation = st.navigation([st.Page("pages/review.py", title="Review", default=True)])
+navigation.run()

@@ -1,0 +1,46 @@
+"""What every page shares: the cached model and the sidebar. Streamlit-side only; logic is in lrclr/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lrclr.errors import LRCLRError
+from lrclr.model import LRCLRModel
+from lrclr.weights import DEFAULT_MODEL_DIR
+
+MODEL_KEY = "model"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_model(folder: str, device: str) -> LRCLRModel:
+    """Once per process and (folder, device): every session shares the same weights."""
+    return LRCLRModel.from_pretrained(folder, device=device)
+
+
+def render_sidebar() -> None:
+    """Model folder, device and annotator; leaves the loaded model (or None) in session state."""
+    with st.sidebar:
+        st.header("Model")
+        default = os.environ.get("LRCLR_MODEL", str(DEFAULT_MODEL_DIR))
+        folder = st.text_input("Model folder", value=default, help="config.json + model.safetensors")
+        device = st.radio("Device", ["auto", "cpu"], horizontal=True, help="auto: CUDA > MPS > CPU")
+        st.session_state[MODEL_KEY] = None
+        try:
+            model = load_model(str(Path(folder).expanduser()), device)
+        except LRCLRError as error:
+            st.error(str(error))
+        else:
+            st.session_state[MODEL_KEY] = model
+            st.caption(f"**{model.model_id}** on {model.device_info.name}")
+            trained_on = model.model_card.get("training_data")
+            if trained_on:
+                st.caption(f"Trained on: {trained_on}")
+        st.header("Annotator")
+        st.text_input("Your name or ID", key="annotator", help="Recorded with the verdicts you give")
+
+
+def current_model() -> LRCLRModel | None:
+    return st.session_state.get(MODEL_KEY)
