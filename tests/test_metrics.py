@@ -180,3 +180,15 @@ def test_boxes_to_mask_uses_pixel_centres():
     assert mask[0].tolist() == [True, True, False, False, False, False]
     assert mask[4, 5] and mask.sum() == 3
     assert not boxes_to_mask([], (3, 3)).any()
+
+
+def test_recall_counts_identical_reports_as_correct():
+    # Reports 0 and 1 have the same text, so their embeddings (columns) score alike.
+    similarity = np.array([
+        [0.2, 0.2, 0.9],  # true 0.2 ties its twin (relevant) but 0.9 is ahead -> rank 2
+        [0.7, 0.7, 0.1],  # tie with the twin only -> rank 1 (without `relevant`: rank 2)
+        [0.1, 0.1, 0.5],
+    ])
+    same = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)
+    assert recall_at_k(similarity, ks=(1, 2), relevant=same) == pytest.approx({1: 2 / 3, 2: 1.0})
+    assert recall_at_k(similarity, ks=(1,)) == pytest.approx({1: 1 / 3})

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "labeler-check": ("train.labeler_check", "score the report labeler against OpenI MeSH indexing"),
     "make-phantoms": ("train.make_phantoms", "synthetic chest radiographs with masks and reports"),
     "compose-reports": ("train.compose_reports", "reports for NIH images from real OpenI sentences"),
+    "evaluate": ("train.evaluate", "zero-shot AUC with CIs, retrieval and localization for one or more models"),
 }
 
 

@@ -167,20 +167,22 @@ def bootstrap_ci(labels, scores, metric: Callable = roc_auc, n: int = 1000, seed
 
 def finding_auc(finding: str, labels, scores, n_bootstrap: int = 1000, seed: int = 0,
                 alpha: float = 0.05) -> FindingAUC:
-    """AUC with its CI for one finding; labels may hold -1 (uncertain), which are left out."""
+    """AUC with its CI for one finding; labels other than 1/0 (-1 uncertain, or any code for
+    unlabelled) are left out, and only -1 is counted as uncertain."""
     labels = np.asarray(labels).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    known = labels != -1
+    known = np.isin(labels, (0, 1))
     values = bootstrap_values(labels[known], scores[known], roc_auc, n_bootstrap, seed)
     low, high = percentile_interval(values, alpha)
     auc = roc_auc(labels[known], scores[known])
     return FindingAUC(finding, auc, low, high, int((labels == 1).sum()), int((labels == 0).sum()),
-                      int((~known).sum()), int(np.isfinite(values).sum()))
+                      int((labels == -1).sum()), int(np.isfinite(values).sum()))
 
 
 def macro_auc(findings: Sequence[str], labels: np.ndarray, scores: np.ndarray, n_bootstrap: int = 1000,
               seed: int = 0, alpha: float = 0.05) -> MacroAUC:
-    """Mean AUC over the findings with both classes; labels/scores are (cases, findings), -1 unknown.
+    """Mean AUC over the findings with both classes; labels/scores are (cases, findings), labels
+    other than 1/0 unknown.
 
     The CI resamples CASES (all findings of a drawn case together, so their correlation is kept)
     and skips a resample if any averaged finding loses a class there: averaging over a varying set
@@ -190,7 +192,7 @@ def macro_auc(findings: Sequence[str], labels: np.ndarray, scores: np.ndarray, n
     counts = resample_counts(labels.shape[0], n_bootstrap, seed)
     point, boot, kept = [], [], []
     for j, finding in enumerate(findings):
-        known = labels[:, j] != -1
+        known = np.isin(labels[:, j], (0, 1))
         auc = roc_auc(labels[known, j], scores[known, j])
         if np.isfinite(auc):
             kept.append(finding)
@@ -206,12 +208,14 @@ def macro_auc(findings: Sequence[str], labels: np.ndarray, scores: np.ndarray, n
 # ---- retrieval -----------------------------------------------------------------------------------
 
 
-def recall_at_k(similarity, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
+def recall_at_k(similarity, ks: Sequence[int] = (1, 5, 10), relevant=None) -> dict[int, float]:
     """Recall@k for queries (rows) against candidates (columns); the true match of row i is column i.
 
-    The true match's rank counts every other candidate scoring >= it, so ties count against the
-    model (a constant similarity gives chance-level recall, not a perfect one). For the opposite
-    direction pass ``similarity.T``.
+    A query's rank counts the non-relevant candidates scoring >= its best relevant one, so ties
+    count against the model (a constant similarity gives chance-level recall, not a perfect one).
+    ``relevant`` (bool, same shape) marks further correct candidates, e.g. reports with the same
+    text as the true one; the diagonal is always relevant. For the other direction pass the
+    transposes.
     """
     similarity = np.asarray(similarity, dtype=np.float64)
     if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
@@ -219,9 +223,10 @@ def recall_at_k(similarity, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
     n = similarity.shape[0]
     if n == 0:
         return {int(k): float("nan") for k in ks}
-    true = np.diag(similarity)[:, None]
-    others_ahead = (similarity >= true).sum(axis=1) - 1  # minus the true match itself
-    return {int(k): float(np.mean(others_ahead < k)) for k in ks}
+    relevant = np.eye(n, dtype=bool) | (False if relevant is None else np.asarray(relevant, dtype=bool))
+    best = np.where(relevant, similarity, -np.inf).max(axis=1, keepdims=True)
+    ahead = ((similarity >= best) & ~relevant).sum(axis=1)
+    return {int(k): float(np.mean(ahead < k)) for k in ks}
 
 
 # ---- localization --------------------------------------------------------------------------------

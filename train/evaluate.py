@@ -1,0 +1,475 @@
+"""``python -m train evaluate``: zero-shot AUC with CIs, retrieval and localization, models side by side.
+
+For each model, one pass over the samples (so a lazily loading dataset holds one batch at a time):
+
+- Zero-shot: ``model.zero_shot`` on the images, exactly what the app shows; per-finding AUC against
+  ``sample.labels`` (uncertain -1 and unlabelled cases left out) with a bootstrap CI, and the macro
+  mean over findings that have both classes, with a CI from resampling whole cases.
+- Retrieval: global image and report embeddings (``prepare_images`` + ``encode_image`` with the
+  letterboxes, as the model's own inference does); recall@k in both directions. Reports with
+  identical text are interchangeable, so retrieving any of them counts as retrieving the true one.
+- Localization, for every finding a sample has a mask (or boxes) for: the finding's phrase
+  ("pleural effusion") is grounded with ``model.explain``; its word maps (averaged over the phrase's
+  words) are the LRCLR region attention and, for both models, the word-patch similarity. Pointing
+  game on the map upsampled to the image; IoU of the union of the top-N cells' boxes with the mask.
+  The same N for both map kinds keeps the comparison like for like.
+
+Outputs: a JSON file and a markdown page, each recording the exact command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from lrclr.device import autocast
+from lrclr.errors import LRCLRError
+from lrclr.explain import Explanation, grid_to_image
+from lrclr.preprocess import Letterbox, prepare_images
+from lrclr.prompts import NIH_FINDINGS, finding_phrase
+from train.metrics import (
+    FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, iou, macro_auc,
+    pointing_game_hit, recall_at_k, roc_curve,
+)
+from train.sample import Sample
+
+KS = (1, 5, 10)
+TOP_REGIONS = 3
+ATTENTION, SIMILARITY = "region_attention", "patch_similarity"
+UNLABELLED = -2  # a finding missing from sample.labels: unknown, but not "uncertain" (-1)
+
+
+@dataclass(frozen=True)
+class LocalizationCase:
+    image_id: str
+    finding: str
+    map_kind: str
+    hit: bool
+    iou: float
+
+
+@dataclass
+class EvaluationResult:
+    model_id: str
+    uses_regions: bool
+    n_samples: int
+    findings: list[FindingAUC]
+    macro: MacroAUC
+    retrieval: list[RetrievalResult]
+    localization: list[LocalizationScore]
+    roc: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # finding -> {"fpr", "tpr"}
+    settings: dict[str, Any] = field(default_factory=dict)  # bootstrap, seed, top_regions, ks
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Strict JSON: NaN becomes null and recall@k keys become strings."""
+        data = dataclasses.asdict(self)
+        for item in data["retrieval"]:
+            item["recall"] = {str(k): v for k, v in item["recall"].items()}
+        return _json_safe(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvaluationResult":
+        def number(value):
+            return float("nan") if value is None else value
+
+        def build(kind, item):
+            return kind(**{k: number(v) if isinstance(v, (float, type(None))) else v for k, v in item.items()})
+
+        macro = dict(data["macro"], findings=tuple(data["macro"]["findings"]))
+        retrieval = [RetrievalResult(r["direction"], r["n"], {int(k): number(v) for k, v in r["recall"].items()})
+                     for r in data["retrieval"]]
+        return cls(
+            data["model_id"], data["uses_regions"], data["n_samples"],
+            [build(FindingAUC, f) for f in data["findings"]], build(MacroAUC, macro), retrieval,
+            [build(LocalizationScore, s) for s in data["localization"]], data.get("roc", {}),
+            data.get("settings", {}), data.get("seconds", 0.0),
+        )
+
+
+def _json_safe(value):
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+# ---- one model -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Collected:
+    labels: list[np.ndarray] = field(default_factory=list)  # per batch (B, F): 1, 0, -1, UNLABELLED
+    scores: list[np.ndarray] = field(default_factory=list)  # per batch (B, F)
+    images: list[np.ndarray] = field(default_factory=list)  # per batch (B', D), samples with reports
+    texts: list[np.ndarray] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    cases: list[LocalizationCase] = field(default_factory=list)
+    n_samples: int = 0
+
+
+def evaluate_model(model, samples: Iterable[Sample], findings: Sequence[str], *, batch_size: int = 16,
+                   bootstrap: int = 1000, seed: int = 0, top_regions: int = TOP_REGIONS, ks: Sequence[int] = KS,
+                   missing_as_negative: bool = False) -> EvaluationResult:
+    """Evaluate one model on samples (a list, a dataset, or any iterable, read once)."""
+    started = time.perf_counter()
+    model.eval()
+    findings = tuple(findings)
+    collected = _Collected()
+    for batch in _batches(samples, batch_size):
+        collected.n_samples += len(batch)
+        _score_batch(model, batch, findings, collected, missing_as_negative)
+        for sample in batch:
+            collected.cases.extend(localize_sample(model, sample, top_regions))
+    labels = np.concatenate(collected.labels) if collected.labels else np.zeros((0, len(findings)), int)
+    scores = np.concatenate(collected.scores) if collected.scores else np.zeros((0, len(findings)))
+    per_finding = [finding_auc(f, labels[:, j], scores[:, j], bootstrap, seed) for j, f in enumerate(findings)]
+    return EvaluationResult(
+        model_id=model.model_id, uses_regions=model.interaction is not None, n_samples=collected.n_samples,
+        findings=per_finding, macro=macro_auc(findings, labels, scores, bootstrap, seed),
+        retrieval=_retrieval(collected, ks), localization=summarise_localization(collected.cases),
+        roc=_roc_curves(findings, labels, scores),
+        settings={"bootstrap": bootstrap, "seed": seed, "top_regions": top_regions, "ks": list(ks),
+                  "missing_as_negative": missing_as_negative},
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {size}")
+    # A Dataset is indexed, not iterated: iterating a torch Dataset relies on IndexError to stop.
+    items = (samples[i] for i in range(len(samples))) if hasattr(samples, "__getitem__") else iter(samples)
+    batch: list[Sample] = []
+    for sample in items:
+        batch.append(sample)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _score_batch(model, batch: list[Sample], findings: tuple[str, ...], out: _Collected,
+                 missing_as_negative: bool) -> None:
+    missing = 0 if missing_as_negative else UNLABELLED
+    if findings:
+        out.scores.append(model.zero_shot([s.pixels for s in batch], findings).probabilities.astype(np.float64))
+        out.labels.append(np.array([[int(s.labels.get(f, missing)) for f in findings] for s in batch]))
+    paired = [s for s in batch if s.report.strip()]
+    if not paired:
+        return
+    device = model.device_info.device
+    with torch.inference_mode(), autocast(model.device_info):
+        pixels, letterboxes = prepare_images([s.pixels for s in paired], model.config.image_size)
+        images = model.encode_image(pixels.to(device), letterboxes).global_embedding
+        texts = model.encode_text(model.tokenize([s.report for s in paired]).to(device)).global_embedding
+    out.images.append(images.float().cpu().numpy())
+    out.texts.append(texts.float().cpu().numpy())
+    out.reports.extend(s.report.strip() for s in paired)
+
+
+def _retrieval(collected: _Collected, ks: Sequence[int]) -> list[RetrievalResult]:
+    if not collected.images:
+        return []
+    similarity = np.concatenate(collected.images) @ np.concatenate(collected.texts).T
+    reports = np.array(collected.reports, dtype=object)
+    same_text = reports[:, None] == reports[None, :]  # symmetric, so it serves both directions
+    n = len(reports)
+    return [
+        RetrievalResult("image->report", n, recall_at_k(similarity, ks, relevant=same_text)),
+        RetrievalResult("report->image", n, recall_at_k(similarity.T, ks, relevant=same_text)),
+    ]
+
+
+def _roc_curves(findings, labels: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    curves = {}
+    for j, finding in enumerate(findings):
+        known = np.isin(labels[:, j], (0, 1))
+        if len(set(labels[known, j].tolist())) == 2:
+            fpr, tpr, _ = roc_curve(labels[known, j], scores[known, j])
+            curves[finding] = {"fpr": np.round(fpr, 4).tolist(), "tpr": np.round(tpr, 4).tolist()}
+    return curves
+
+
+# ---- localization --------------------------------------------------------------------------------
+
+
+def ground_truth(sample: Sample) -> dict[str, np.ndarray]:
+    """Finding -> bool mask in the sample's pixels; a mask wins over boxes; empty ones are dropped."""
+    shape = sample.pixels.shape[:2]
+    truth = {}
+    for finding, mask in sample.masks.items():
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != shape:
+            raise ValueError(f"{sample.image_id}: {finding} mask is {mask.shape}, image is {shape}")
+        if mask.any():
+            truth[finding] = mask
+    for finding, boxes in sample.boxes.items():
+        if finding not in truth and boxes:
+            mask = boxes_to_mask(boxes, shape)
+            if mask.any():
+                truth[finding] = mask
+    return truth
+
+
+def localize_sample(model, sample: Sample, top_regions: int = TOP_REGIONS) -> list[LocalizationCase]:
+    truth = ground_truth(sample)
+    if not truth:
+        return []
+    case = model.encode_case(sample.pixels)  # once per image, reused for every finding
+    results = []
+    for finding, mask in truth.items():
+        explanation = model.explain(case, finding_phrase(finding), findings=())
+        for kind, grid_map, boxes in word_maps(explanation, case.letterbox, top_regions):
+            heatmap = grid_to_image(grid_map, case.letterbox)
+            predicted = boxes_to_mask(boxes, mask.shape)
+            results.append(LocalizationCase(sample.image_id, finding, kind, pointing_game_hit(heatmap, mask),
+                                            iou(predicted, mask)))
+    return results
+
+
+def word_maps(explanation: Explanation, letterbox: Letterbox, top: int):
+    """[(map kind, (rows, cols) map averaged over the phrase's words, top-N boxes in original pixels)]."""
+    words = explanation.words
+    if not words:
+        return []
+    similarity = np.mean([w.patch_similarity for w in words], axis=0)
+    maps = [(SIMILARITY, similarity, top_cell_boxes(similarity, letterbox, top))]
+    if explanation.regions and words[0].region_attention is not None:
+        attention = np.mean([w.region_attention for w in words], axis=0)  # over regions, by rank
+        grid_map = np.mean([explanation.attention_map(i) for i in range(len(words))], axis=0)
+        order = np.argsort(-attention, kind="stable")[:top]
+        maps.insert(0, (ATTENTION, grid_map, [explanation.regions[i].box for i in order]))
+    return maps
+
+
+def top_cell_boxes(grid_map: np.ndarray, letterbox: Letterbox, top: int) -> list[tuple[float, float, float, float]]:
+    """Boxes of the ``top`` highest cells that show image content (the rule region selection uses)."""
+    grid = grid_map.shape
+    valid = letterbox.valid_cells(grid)
+    if valid.sum() < top:  # extreme aspect ratios: allow partly covered cells, as the model does
+        valid = letterbox.valid_cells(grid, min_fraction=1e-6)
+    order = np.argsort(-np.where(valid, grid_map, -np.inf).ravel(), kind="stable")[: min(top, int(valid.sum()))]
+    return [letterbox.cell_box(int(i) // grid[1], int(i) % grid[1], grid) for i in order]
+
+
+def summarise_localization(cases: Sequence[LocalizationCase]) -> list[LocalizationScore]:
+    """Per (finding, map kind), then "all" per map kind pooling every (image, finding) pair."""
+    groups: dict[tuple[str, str], list[LocalizationCase]] = {}
+    for case in cases:
+        groups.setdefault((case.finding, case.map_kind), []).append(case)
+        groups.setdefault(("all", case.map_kind), []).append(case)
+    scores = []
+    for (finding, kind), items in sorted(groups.items(), key=lambda kv: (kv[0][0] == "all", kv[0])):
+        scores.append(LocalizationScore(finding, kind, len(items), float(np.mean([c.hit for c in items])),
+                                        float(np.nanmean([c.iou for c in items]))))
+    return scores
+
+
+# ---- side by side --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    markdown: str
+    data: dict[str, Any]  # strict-JSON-serialisable
+
+
+def compare(results: dict[str, EvaluationResult], *, command: str = "", dataset: Any = None) -> Comparison:
+    """Markdown tables (AUC with CI, macro, recall@k, pointing game / IoU) and the JSON record."""
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    data = _json_safe({"command": command, "created": created, "dataset": dataset,
+                       "models": {name: result.to_dict() for name, result in results.items()}})
+    names = list(results)
+    first = next(iter(results.values()), None)
+    lines = ["# Evaluation", "", "Command:", "", "```", command or "(not recorded)", "```", "",
+             f"Created {created}. Samples: {first.n_samples if first else 0}; "
+             f"bootstrap resamples: {first.settings.get('bootstrap') if first else '-'} (95% percentile CIs).", ""]
+    lines += ["| Model | id | kind | seconds |", "|---|---|---|---|"]
+    lines += [f"| {_cell(n)} | {_cell(r.model_id)} | {'LRCLR' if r.uses_regions else 'global-only baseline'} "
+              f"| {r.seconds:.1f} |" for n, r in results.items()]
+    lines += ["", *_auc_table(results, names), "", *_retrieval_table(results, names), "",
+              *_localization_table(results, names)]
+    return Comparison("\n".join(lines) + "\n", data)
+
+
+def _cell(text: Any) -> str:
+    # Names come from users and datasets: keep them from breaking the table.
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _auc_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
+    lines = ["## Zero-shot AUC (95% CI)", "", "| Finding | pos / neg | " + " | ".join(map(_cell, names)) + " |",
+             "|---|---|" + "---|" * len(names)]
+    findings = list(dict.fromkeys(f.finding for r in results.values() for f in r.findings))
+    for finding in findings:
+        cells, counts = [], "—"
+        for result in results.values():
+            item = next((f for f in result.findings if f.finding == finding), None)
+            if item is None:
+                cells.append("—")
+                continue
+            counts = f"{item.n_positive} / {item.n_negative}"
+            cells.append(f"{_num(item.auc)} [{_num(item.ci_low)}, {_num(item.ci_high)}]"
+                         if math.isfinite(item.auc) else "— (one class)")
+        lines.append(f"| {_cell(finding)} | {counts} | " + " | ".join(cells) + " |")
+    macro = [f"**{_num(r.macro.auc)}** [{_num(r.macro.ci_low)}, {_num(r.macro.ci_high)}] "
+             f"over {len(r.macro.findings)}" for r in results.values()]
+    lines.append("| **Macro mean** | | " + " | ".join(macro) + " |")
+    return lines
+
+
+def _retrieval_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
+    lines = ["## Retrieval (recall@k)", "", "| Direction | k | n | " + " | ".join(map(_cell, names)) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    rows = list(dict.fromkeys((r.direction, k, r.n) for res in results.values() for r in res.retrieval
+                              for k in r.recall))
+    for direction, k, n in rows:
+        cells = [_num(next((r.recall[k] for r in res.retrieval if r.direction == direction and k in r.recall),
+                           None)) for res in results.values()]
+        lines.append(f"| {direction} | {k} | {n} | " + " | ".join(cells) + " |")
+    return lines if rows else lines + ["| (no samples with reports) | | |" + " |" * len(names)]
+
+
+def _localization_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
+    lines = ["## Localization (pointing game / IoU of top regions)", "",
+             "| Finding | map | n | " + " | ".join(map(_cell, names)) + " |", "|---|---|---|" + "---|" * len(names)]
+    keys = list(dict.fromkeys((s.finding, s.map_kind, s.n) for r in results.values() for s in r.localization))
+    for finding, kind, n in keys:
+        cells = []
+        for result in results.values():
+            score = next((s for s in result.localization if (s.finding, s.map_kind) == (finding, kind)), None)
+            cells.append("—" if score is None else f"{_num(score.pointing_game, 2)} / {_num(score.mean_iou)}")
+        lines.append(f"| {_cell(finding)} | {kind} | {n} | " + " | ".join(cells) + " |")
+    return lines if keys else lines + ["| (no masks or boxes) | | |" + " |" * len(names)]
+
+
+def write_outputs(comparison: Comparison, out_json: Path | None, out_md: Path | None) -> None:
+    for path, text in ((out_json, json.dumps(comparison.data, indent=2, allow_nan=False) + "\n"),
+                       (out_md, comparison.markdown)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", required=True, type=Path, metavar="DIR",
+                        help="model folder (config.json + model.safetensors); repeat to compare models")
+    parser.add_argument("--name", action="append", metavar="NAME", help="display name per --model, in order")
+    parser.add_argument("--dataset", required=True, help="dataset spec: a JSON file, or inline JSON")
+    parser.add_argument("--split", help="evaluate one split of the patient-disjoint split (train, val, test)")
+    parser.add_argument("--split-fractions", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar="F",
+                        help="train val test fractions, as the model was trained with (default 0.8 0.1 0.1)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the patient split (default 0)")
+    parser.add_argument("--findings", nargs="+", help="finding names (default: those labelled in the data)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--top-regions", type=int, default=TOP_REGIONS,
+                        help=f"regions / cells whose boxes are compared with the mask (default {TOP_REGIONS})")
+    parser.add_argument("--missing-as-negative", action="store_true",
+                        help="a finding absent from a sample's labels counts as negative (default: left out)")
+    parser.add_argument("--limit", type=int, help="only the first N samples (smoke runs)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
+    parser.add_argument("--out-json", type=Path, help="write the JSON record here")
+    parser.add_argument("--out-md", type=Path, help="write the markdown page here (printed either way)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lrclr.model import LRCLRModel
+    from lrclr.prompts import parse_finding_list
+
+    names = list(args.name or [])
+    if len(names) > len(args.model):
+        print(f"{len(names)} --name given for {len(args.model)} --model")
+        return 2
+    names += [folder.name for folder in args.model[len(names):]]
+    if len(set(names)) != len(names):
+        print(f"model names must differ, got {names}; give each a --name")
+        return 2
+    try:
+        spec = _read_spec(args.dataset)
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"cannot read the dataset spec {args.dataset!r}: {error}")
+        return 2
+    try:
+        samples = _samples(spec, args.split, args.split_fractions, args.split_seed, args.limit)
+    except (LRCLRError, ValueError) as error:  # a bad spec or split: the message is for the user
+        print(f"dataset: {error}")
+        return 2
+    if len(samples) == 0:
+        print(f"no samples to evaluate (split {args.split!r}, limit {args.limit})")
+        return 2
+    findings = parse_finding_list(",".join(args.findings)) if args.findings else _labelled_findings(samples)
+    results = {}
+    for name, folder in zip(names, args.model):
+        try:
+            model = LRCLRModel.from_pretrained(folder, device=args.device)
+        except (LRCLRError, OSError) as error:
+            print(f"model {folder}: {error}")
+            return 2
+        results[name] = evaluate_model(model, samples, findings, batch_size=args.batch_size,
+                                       bootstrap=args.bootstrap, seed=args.seed, top_regions=args.top_regions,
+                                       missing_as_negative=args.missing_as_negative)
+    command = getattr(args, "command_line", None) or "python -m train " + shlex.join(sys.argv[1:])
+    dataset = {"spec": spec, "split": args.split, "split_fractions": args.split_fractions,
+               "split_seed": args.split_seed, "limit": args.limit, "n_samples": len(samples)}
+    comparison = compare(results, command=command, dataset=dataset)
+    write_outputs(comparison, args.out_json, args.out_md)
+    print(comparison.markdown)
+    return 0
+
+
+def _read_spec(text: str) -> dict[str, Any]:
+    if text.lstrip().startswith("{"):
+        return json.loads(text)
+    return json.loads(Path(text).read_text(encoding="utf-8"))
+
+
+def _samples(spec: dict[str, Any], split: str | None, fractions: Sequence[float], split_seed: int,
+             limit: int | None):
+    """The dataset (or one split of it, exactly as training splits it), never augmented."""
+    # Colleagues' modules, imported when the command runs so the rest of this file stands alone.
+    from train.datasets import build_dataset
+    from train.splits import Subset, split_dataset
+
+    dataset = build_dataset(spec)
+    indices = list(range(len(dataset)))
+    if split:
+        splits = split_dataset(dataset, fractions, split_seed)
+        if split not in splits:  # ValueError: reported to the user by run()
+            raise ValueError(f"unknown split {split!r}; this split has {sorted(splits)}")
+        indices = splits[split].indices
+    return Subset(dataset, indices[:limit] if limit else indices, transform=None)
+
+
+def _labelled_findings(samples) -> list[str]:
+    """Findings labelled anywhere in the samples, NIH order first; read from the index when possible."""
+    read = samples.labels_of if hasattr(samples, "labels_of") else (lambda i: samples[i].labels)
+    seen = {name for i in range(len(samples)) for name in read(i)}
+    return [f for f in NIH_FINDINGS if f in seen] + sorted(seen - set(NIH_FINDINGS))
