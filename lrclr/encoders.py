@@ -203,7 +203,7 @@ def _hf_text_tower(source: str, pretrained: bool = True) -> TextTower:
     return TextTower(model, AutoTokenizer.from_pretrained(source))
 
 
-def _tiny_bert(hidden: int = 32, layers: int = 1) -> TextTower:
+def _tiny_bert(hidden: int = 32, layers: int = 1, dropout: float = 0.1) -> TextTower:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     # The real MiniLM vocabulary keeps tokenization (and so word spans) identical to the default.
@@ -215,6 +215,8 @@ def _tiny_bert(hidden: int = 32, layers: int = 1) -> TextTower:
         num_attention_heads=2,
         intermediate_size=hidden * 2,
         max_position_embeddings=512,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     return TextTower(BertModel(config), tokenizer)
 

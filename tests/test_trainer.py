@@ -99,10 +99,10 @@ def test_warmup_then_cosine():
 
 def test_overrides_set_nested_json_values():
     data = {"model": {"num_regions": 16}}
-    for item in ["max_steps=100", "model.num_regions=8", "freeze=[]", "output_dir=runs/x", "augment=null"]:
+    for item in ["max_steps=100", "model.num_regions=8", "freeze=[]", "output_dir=runs/x", "init_from=null"]:
         apply_override(data, item)
     config = TrainConfig.from_dict(data)
-    assert (config.max_steps, config.model["num_regions"], config.freeze, config.output_dir, config.augment) == (
+    assert (config.max_steps, config.model["num_regions"], config.freeze, config.output_dir, config.init_from) == (
         100, 8, [], "runs/x", None)
     with pytest.raises(ValueError, match="unknown training config keys: bogus"):
         TrainConfig.from_dict({"bogus": 1})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 # command name -> (module, one-line help)
@@ -17,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "labeler-check": ("train.labeler_check", "score the report labeler against OpenI MeSH indexing"),
     "make-phantoms": ("train.make_phantoms", "synthetic chest radiographs with masks and reports"),
     "compose-reports": ("train.compose_reports", "reports for NIH images from real OpenI sentences"),
+    "pretrain": ("train.pretrain", "train the global-only CLIP baseline"),
+    "finetune": ("train.finetune", "fine-tune LRCLR (regions + interaction) from a baseline model folder"),
+    "export": ("train.export", "turn a training run into a model folder the app loads"),
     "evaluate": ("train.evaluate", "zero-shot AUC with CIs, retrieval and localization for one or more models"),
 }
 
@@ -40,4 +44,5 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(command).parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "train", *argv])  # recorded in run folders and model cards
     return int(args._module.run(args) or 0)

@@ -19,11 +19,11 @@ class TrainConfig:
     # (``finetune`` starts LRCLR from a baseline folder; regions and interaction start fresh).
     model: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None
-    # Data: a spec for train.datasets.build_dataset, split patient-disjointly into train/val/test.
+    # Data: a spec for train.datasets.build_dataset (its "augment" key turns augmentation on for the
+    # training split only), split patient-disjointly into train/val/test.
     dataset: dict[str, Any] = field(default_factory=dict)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_seed: int = 0
-    augment: dict[str, Any] | None = field(default_factory=dict)  # RadiographAugment fields; None = off
     # Optimisation
     batch_size: int = 16
     grad_accum_steps: int = 1

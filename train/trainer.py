@@ -240,6 +240,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        # Under DDP each rank's loss covers its own rows of the global batch; their mean is the loss.
+        totals = {k: mean_across_ranks(v, self.context, self.device) for k, v in totals.items()}
         record = {"step": self.state.step + 1, **totals, "lr": self.scheduler.get_last_lr()[-1],
                   "logit_scale": float(self.model.logit_scale.detach().exp())}
         if self.model.interaction is None:

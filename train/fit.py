@@ -1,0 +1,68 @@
+"""Shared by ``pretrain`` and ``finetune``: build the data, train, and record how the run was made."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from train.distributed import DistributedContext, setup_distributed, teardown_distributed
+from train.run_config import TrainConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="training config JSON (see train/configs/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set max_steps=100 --set model.num_regions=8")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if the output folder has checkpoints")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cuda or cpu")
+
+
+def hardware_description(device: torch.device, context: DistributedContext) -> str:
+    if device.type == "cuda":
+        what = f"{context.world_size} x {torch.cuda.get_device_name(device)}"
+    else:
+        what = f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads x {context.world_size} process(es)"
+    return f"{what}; torch {torch.__version__}"
+
+
+def _device(preference: str, context: DistributedContext) -> torch.device:
+    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", context.local_rank)
+
+
+def run_training(config: TrainConfig, command: str, resume: bool = True, device: str = "auto") -> Path:
+    from train.datasets import build_dataset
+    from train.splits import split_dataset
+    from train.trainer import Trainer
+
+    context = setup_distributed()
+    try:
+        dataset = build_dataset(config.dataset)
+        splits = split_dataset(dataset, config.split_fractions, config.split_seed)
+        torch_device = _device(device, context)
+        trainer = Trainer(config, splits["train"], splits["val"], context, torch_device, resume=resume)
+        if context.is_main:
+            _write_run_info(config, command, splits, torch_device, context)
+        trainer.fit()
+    finally:
+        teardown_distributed()
+    return Path(config.output_dir)
+
+
+def _write_run_info(config: TrainConfig, command: str, splits, device: torch.device, context: DistributedContext) -> None:
+    run_dir = Path(config.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = {
+        "command": command,
+        "training_data": {"spec": config.dataset, "split_sizes": {k: len(v) for k, v in splits.items()},
+                          "split_fractions": list(config.split_fractions), "split_seed": config.split_seed},
+        "hardware": hardware_description(device, context),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (run_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
