@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from lrclr.config import tiny_config
-from lrclr.explain import Explanation, RegionExplanation, WordExplanation
+from lrclr.explain import Explanation, RegionExplanation, WordExplanation, grid_to_image
 from lrclr.model import LRCLRModel
 from lrclr.phantoms import FindingSpec, generate_phantom
 from lrclr.preprocess import letterbox_geometry
 from train import cli
 from train.evaluate import (
-    ATTENTION, SIMILARITY, EvaluationResult, LocalizationCase, compare, evaluate_model, localize_sample,
-    summarise_localization, top_cell_boxes,
+    ATTENTION, SIMILARITY, EvaluationResult, LocalizationCase, compare, content_cells, evaluate_model,
+    localize_sample, peak_heatmap, summarise_localization, top_cell_boxes,
 )
 from train.sample import Sample
 
@@ -179,7 +179,26 @@ def test_top_cells_skip_letterbox_padding():
     grid_map = np.zeros((4, 4))
     grid_map[0, :] = 9.0  # padding row scores highest but must not be picked
     grid_map[2, 1] = 1.0
-    assert top_cell_boxes(grid_map, letterbox, 1) == [(16.0, 16.0, 32.0, 32.0)]  # row 2 -> y 16..32 original
+    content = content_cells(letterbox, (4, 4), 1)
+    assert content[1:3].all() and not content[0].any() and not content[3].any()
+    assert top_cell_boxes(grid_map, content, letterbox, 1) == [(16.0, 16.0, 32.0, 32.0)]  # row 2 -> y 16..32
+    peak = peak_heatmap(grid_map, content, letterbox)  # (32, 64): the centre of that box
+    assert peak.shape == (32, 64) and np.argwhere(peak).tolist() == [[24, 24]]
+
+
+def test_peak_is_the_highest_cell_not_a_border_plateau():
+    # Nearly flat map, interior cell (1, 1) highest. Bilinear upsampling (align_corners=False, x16)
+    # would peak in the corner cell (3, 0): 0.25 is kept on its clamped margin, while (1, 1)'s
+    # centre falls between pixels and reaches only 0.96875^2 * 0.26 = 0.244 next to zero neighbours.
+    grid_map = np.zeros((4, 4))
+    grid_map[1, 1], grid_map[3, 0] = 0.26, 0.25
+    letterbox = letterbox_geometry((64, 64), 64)
+    upsampled = grid_to_image(grid_map, letterbox)
+    assert upsampled[60, 2] == pytest.approx(0.25) and upsampled.max() == pytest.approx(0.25)
+    peak = peak_heatmap(grid_map, np.ones((4, 4), bool), letterbox)
+    assert np.argwhere(peak).tolist() == [[24, 24]]  # centre of cell (1, 1): x, y 16..32
+    grid_map[3, 0] = 0.26  # a tie between cells: both centres are peak pixels
+    assert np.argwhere(peak_heatmap(grid_map, np.ones((4, 4), bool), letterbox)).tolist() == [[24, 24], [56, 8]]
 
 
 def test_summarise_localization_pools_pairs():

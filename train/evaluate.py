@@ -11,8 +11,9 @@ For each model, one pass over the samples (so a lazily loading dataset holds one
 - Localization, for every finding a sample has a mask (or boxes) for: the finding's phrase
   ("pleural effusion") is grounded with ``model.explain``; its word maps (averaged over the phrase's
   words) are the LRCLR region attention and, for both models, the word-patch similarity. Pointing
-  game on the map upsampled to the image; IoU of the union of the top-N cells' boxes with the mask.
-  The same N for both map kinds keeps the comparison like for like.
+  game: is the centre of the map's peak cell, in original pixels, inside the mask (see
+  ``peak_heatmap`` for why the peak is not taken on the bilinear upsampling); IoU of the union of
+  the top-N cells' boxes with the mask. The same N for both map kinds keeps the comparison fair.
 
 Outputs: a JSON file and a markdown page, each recording the exact command line.
 """
@@ -36,7 +37,7 @@ import torch
 
 from lrclr.device import autocast
 from lrclr.errors import LRCLRError
-from lrclr.explain import Explanation, grid_to_image
+from lrclr.explain import Explanation
 from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.prompts import NIH_FINDINGS, finding_phrase
 from train.metrics import (
@@ -70,7 +71,7 @@ class EvaluationResult:
     retrieval: list[RetrievalResult]
     localization: list[LocalizationScore]
     roc: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # finding -> {"fpr", "tpr"}
-    settings: dict[str, Any] = field(default_factory=dict)  # bootstrap, seed, top_regions, ks
+    settings: dict[str, Any] = field(default_factory=dict)  # bootstrap, seed, top_regions, ks, ...
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,7 +128,7 @@ class _Collected:
 
 def evaluate_model(model, samples: Iterable[Sample], findings: Sequence[str], *, batch_size: int = 16,
                    bootstrap: int = 1000, seed: int = 0, top_regions: int = TOP_REGIONS, ks: Sequence[int] = KS,
-                   missing_as_negative: bool = False) -> EvaluationResult:
+                   missing_as_negative: bool = False, tolerance_px: float = 0.0) -> EvaluationResult:
     """Evaluate one model on samples (a list, a dataset, or any iterable, read once)."""
     started = time.perf_counter()
     model.eval()
@@ -137,7 +138,7 @@ def evaluate_model(model, samples: Iterable[Sample], findings: Sequence[str], *,
         collected.n_samples += len(batch)
         _score_batch(model, batch, findings, collected, missing_as_negative)
         for sample in batch:
-            collected.cases.extend(localize_sample(model, sample, top_regions))
+            collected.cases.extend(localize_sample(model, sample, top_regions, tolerance_px))
     labels = np.concatenate(collected.labels) if collected.labels else np.zeros((0, len(findings)), int)
     scores = np.concatenate(collected.scores) if collected.scores else np.zeros((0, len(findings)))
     per_finding = [finding_auc(f, labels[:, j], scores[:, j], bootstrap, seed) for j, f in enumerate(findings)]
@@ -147,7 +148,7 @@ def evaluate_model(model, samples: Iterable[Sample], findings: Sequence[str], *,
         retrieval=_retrieval(collected, ks), localization=summarise_localization(collected.cases),
         roc=_roc_curves(findings, labels, scores),
         settings={"bootstrap": bootstrap, "seed": seed, "top_regions": top_regions, "ks": list(ks),
-                  "missing_as_negative": missing_as_negative},
+                  "missing_as_negative": missing_as_negative, "pointing_tolerance_px": tolerance_px},
         seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -230,7 +231,8 @@ def ground_truth(sample: Sample) -> dict[str, np.ndarray]:
     return truth
 
 
-def localize_sample(model, sample: Sample, top_regions: int = TOP_REGIONS) -> list[LocalizationCase]:
+def localize_sample(model, sample: Sample, top_regions: int = TOP_REGIONS,
+                    tolerance_px: float = 0.0) -> list[LocalizationCase]:
     truth = ground_truth(sample)
     if not truth:
         return []
@@ -238,37 +240,63 @@ def localize_sample(model, sample: Sample, top_regions: int = TOP_REGIONS) -> li
     results = []
     for finding, mask in truth.items():
         explanation = model.explain(case, finding_phrase(finding), findings=())
-        for kind, grid_map, boxes in word_maps(explanation, case.letterbox, top_regions):
-            heatmap = grid_to_image(grid_map, case.letterbox)
-            predicted = boxes_to_mask(boxes, mask.shape)
-            results.append(LocalizationCase(sample.image_id, finding, kind, pointing_game_hit(heatmap, mask),
-                                            iou(predicted, mask)))
+        for kind, grid_map, candidates, boxes in word_maps(explanation, case.letterbox, top_regions):
+            peak = peak_heatmap(grid_map, candidates, case.letterbox)
+            hit = pointing_game_hit(peak, mask, tolerance_px)
+            results.append(LocalizationCase(sample.image_id, finding, kind, hit, iou(boxes_to_mask(boxes, mask.shape), mask)))
     return results
 
 
 def word_maps(explanation: Explanation, letterbox: Letterbox, top: int):
-    """[(map kind, (rows, cols) map averaged over the phrase's words, top-N boxes in original pixels)]."""
+    """[(map kind, (rows, cols) map averaged over the phrase's words, cells its peak may lie in,
+    top-N boxes in original pixels)]."""
     words = explanation.words
     if not words:
         return []
     similarity = np.mean([w.patch_similarity for w in words], axis=0)
-    maps = [(SIMILARITY, similarity, top_cell_boxes(similarity, letterbox, top))]
+    content = content_cells(letterbox, similarity.shape, top)
+    maps = [(SIMILARITY, similarity, content, top_cell_boxes(similarity, content, letterbox, top))]
     if explanation.regions and words[0].region_attention is not None:
         attention = np.mean([w.region_attention for w in words], axis=0)  # over regions, by rank
         grid_map = np.mean([explanation.attention_map(i) for i in range(len(words))], axis=0)
+        selected = np.zeros(explanation.grid, dtype=bool)
+        selected[tuple(np.array([r.cell for r in explanation.regions]).T)] = True
         order = np.argsort(-attention, kind="stable")[:top]
-        maps.insert(0, (ATTENTION, grid_map, [explanation.regions[i].box for i in order]))
+        maps.insert(0, (ATTENTION, grid_map, selected, [explanation.regions[i].box for i in order]))
     return maps
 
 
-def top_cell_boxes(grid_map: np.ndarray, letterbox: Letterbox, top: int) -> list[tuple[float, float, float, float]]:
-    """Boxes of the ``top`` highest cells that show image content (the rule region selection uses)."""
-    grid = grid_map.shape
+def content_cells(letterbox: Letterbox, grid: tuple[int, int], top: int) -> np.ndarray:
+    """Cells showing image content, by the rule region selection uses (padding never counts)."""
     valid = letterbox.valid_cells(grid)
     if valid.sum() < top:  # extreme aspect ratios: allow partly covered cells, as the model does
         valid = letterbox.valid_cells(grid, min_fraction=1e-6)
-    order = np.argsort(-np.where(valid, grid_map, -np.inf).ravel(), kind="stable")[: min(top, int(valid.sum()))]
-    return [letterbox.cell_box(int(i) // grid[1], int(i) % grid[1], grid) for i in order]
+    return valid
+
+
+def top_cell_boxes(grid_map: np.ndarray, candidates: np.ndarray, letterbox: Letterbox,
+                   top: int) -> list[tuple[float, float, float, float]]:
+    """Original-pixel boxes of the ``top`` highest candidate cells."""
+    grid = grid_map.shape
+    order = np.argsort(-np.where(candidates, grid_map, -np.inf).ravel(), kind="stable")
+    return [letterbox.cell_box(int(i) // grid[1], int(i) % grid[1], grid) for i in order[: min(top, candidates.sum())]]
+
+
+def peak_heatmap(grid_map: np.ndarray, candidates: np.ndarray, letterbox: Letterbox) -> np.ndarray:
+    """Original-pixel map that is 1 at the centre of the highest candidate cell(s), 0 elsewhere.
+
+    The peak is taken on the model's grid and placed at its cell's centre, rather than taken on
+    the bilinear upsampling (``grid_to_image``): there an interior cell's centre falls between
+    pixels and its peak is blended with its neighbours, while cells on the image border keep their
+    value along the clamped margin (fully in the corners), so a nearly flat map points at the edge.
+    """
+    width, height = letterbox.original_size
+    heat = np.zeros((height, width), dtype=np.float32)
+    values = np.where(candidates, grid_map, -np.inf)
+    for row, col in np.argwhere(values == values.max()):
+        x0, y0, x1, y1 = letterbox.cell_box(int(row), int(col), grid_map.shape)
+        heat[min(int((y0 + y1) / 2), height - 1), min(int((x0 + x1) / 2), width - 1)] = 1.0
+    return heat
 
 
 def summarise_localization(cases: Sequence[LocalizationCase]) -> list[LocalizationScore]:
@@ -303,9 +331,9 @@ def compare(results: dict[str, EvaluationResult], *, command: str = "", dataset:
     lines = ["# Evaluation", "", "Command:", "", "```", command or "(not recorded)", "```", "",
              f"Created {created}. Samples: {first.n_samples if first else 0}; "
              f"bootstrap resamples: {first.settings.get('bootstrap') if first else '-'} (95% percentile CIs).", ""]
-    lines += ["| Model | id | kind | seconds |", "|---|---|---|---|"]
+    lines += ["| Model | id | kind | samples | seconds |", "|---|---|---|---|---|"]
     lines += [f"| {_cell(n)} | {_cell(r.model_id)} | {'LRCLR' if r.uses_regions else 'global-only baseline'} "
-              f"| {r.seconds:.1f} |" for n, r in results.items()]
+              f"| {r.n_samples} | {r.seconds:.1f} |" for n, r in results.items()]
     lines += ["", *_auc_table(results, names), "", *_retrieval_table(results, names), "",
               *_localization_table(results, names)]
     return Comparison("\n".join(lines) + "\n", data)
@@ -320,50 +348,46 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _table(title: str, columns: list[str], names: list[str], rows: list[list[str]], empty: str) -> list[str]:
+    head = columns + [_cell(n) for n in names]
+    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + (["| " + " | ".join(row) + " |" for row in rows] or ["| " + empty + " |" * len(head)])
+
+
 def _auc_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
-    lines = ["## Zero-shot AUC (95% CI)", "", "| Finding | pos / neg | " + " | ".join(map(_cell, names)) + " |",
-             "|---|---|" + "---|" * len(names)]
-    findings = list(dict.fromkeys(f.finding for r in results.values() for f in r.findings))
-    for finding in findings:
-        cells, counts = [], "—"
-        for result in results.values():
-            item = next((f for f in result.findings if f.finding == finding), None)
-            if item is None:
-                cells.append("—")
-                continue
-            counts = f"{item.n_positive} / {item.n_negative}"
-            cells.append(f"{_num(item.auc)} [{_num(item.ci_low)}, {_num(item.ci_high)}]"
-                         if math.isfinite(item.auc) else "— (one class)")
-        lines.append(f"| {_cell(finding)} | {counts} | " + " | ".join(cells) + " |")
-    macro = [f"**{_num(r.macro.auc)}** [{_num(r.macro.ci_low)}, {_num(r.macro.ci_high)}] "
-             f"over {len(r.macro.findings)}" for r in results.values()]
-    lines.append("| **Macro mean** | | " + " | ".join(macro) + " |")
-    return lines
+    by_finding: dict[str, dict[str, FindingAUC]] = {}
+    for name, result in results.items():
+        for item in result.findings:
+            by_finding.setdefault(item.finding, {})[name] = item
+    rows = []
+    for finding, items in by_finding.items():
+        any_item = next(iter(items.values()))
+        cells = ["—" if (i := items.get(n)) is None else "— (one class)" if not math.isfinite(i.auc)
+                 else f"{_num(i.auc)} [{_num(i.ci_low)}, {_num(i.ci_high)}]" for n in names]
+        rows.append([_cell(finding), f"{any_item.n_positive} / {any_item.n_negative}", *cells])
+    # Resamples that drop a finding's only positives are skipped; say how many were left.
+    rows.append(["**Macro mean**", "", *(f"**{_num(r.macro.auc)}** [{_num(r.macro.ci_low)}, {_num(r.macro.ci_high)}]"
+                                          f" over {len(r.macro.findings)} findings, {r.macro.n_resamples} resamples"
+                                          for r in results.values())])
+    return _table("Zero-shot AUC (95% CI)", ["Finding", "pos / neg"], names, rows, "")
 
 
 def _retrieval_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
-    lines = ["## Retrieval (recall@k)", "", "| Direction | k | n | " + " | ".join(map(_cell, names)) + " |",
-             "|---|---|---|" + "---|" * len(names)]
-    rows = list(dict.fromkeys((r.direction, k, r.n) for res in results.values() for r in res.retrieval
-                              for k in r.recall))
-    for direction, k, n in rows:
-        cells = [_num(next((r.recall[k] for r in res.retrieval if r.direction == direction and k in r.recall),
-                           None)) for res in results.values()]
-        lines.append(f"| {direction} | {k} | {n} | " + " | ".join(cells) + " |")
-    return lines if rows else lines + ["| (no samples with reports) | | |" + " |" * len(names)]
+    recall = {(name, r.direction, k): v for name, res in results.items() for r in res.retrieval
+              for k, v in r.recall.items()}
+    keys = dict.fromkeys((r.direction, k, r.n) for res in results.values() for r in res.retrieval for k in r.recall)
+    rows = [[d, str(k), str(n), *(_num(recall.get((name, d, k))) for name in names)] for d, k, n in keys]
+    return _table("Retrieval (recall@k)", ["Direction", "k", "n"], names, rows, "(no samples with reports)")
 
 
 def _localization_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
-    lines = ["## Localization (pointing game / IoU of top regions)", "",
-             "| Finding | map | n | " + " | ".join(map(_cell, names)) + " |", "|---|---|---|" + "---|" * len(names)]
-    keys = list(dict.fromkeys((s.finding, s.map_kind, s.n) for r in results.values() for s in r.localization))
-    for finding, kind, n in keys:
-        cells = []
-        for result in results.values():
-            score = next((s for s in result.localization if (s.finding, s.map_kind) == (finding, kind)), None)
-            cells.append("—" if score is None else f"{_num(score.pointing_game, 2)} / {_num(score.mean_iou)}")
-        lines.append(f"| {_cell(finding)} | {kind} | {n} | " + " | ".join(cells) + " |")
-    return lines if keys else lines + ["| (no masks or boxes) | | |" + " |" * len(names)]
+    scores = {(name, s.finding, s.map_kind): s for name, res in results.items() for s in res.localization}
+    keys = dict.fromkeys((s.finding, s.map_kind, s.n) for res in results.values() for s in res.localization)
+    rows = [[_cell(f), kind, str(n), *("—" if (s := scores.get((name, f, kind))) is None
+                                       else f"{_num(s.pointing_game, 2)} / {_num(s.mean_iou)}" for name in names)]
+            for f, kind, n in keys]
+    return _table("Localization (pointing game / IoU of top regions)", ["Finding", "map", "n"], names, rows,
+                  "(no masks or boxes)")
 
 
 def write_outputs(comparison: Comparison, out_json: Path | None, out_md: Path | None) -> None:
@@ -392,6 +416,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--top-regions", type=int, default=TOP_REGIONS,
                         help=f"regions / cells whose boxes are compared with the mask (default {TOP_REGIONS})")
+    parser.add_argument("--pointing-tolerance", type=float, default=0.0, metavar="PX",
+                        help="pointing game: a peak this close to the mask counts as a hit (default 0)")
     parser.add_argument("--missing-as-negative", action="store_true",
                         help="a finding absent from a sample's labels counts as negative (default: left out)")
     parser.add_argument("--limit", type=int, help="only the first N samples (smoke runs)")
@@ -435,7 +461,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         results[name] = evaluate_model(model, samples, findings, batch_size=args.batch_size,
                                        bootstrap=args.bootstrap, seed=args.seed, top_regions=args.top_regions,
-                                       missing_as_negative=args.missing_as_negative)
+                                       missing_as_negative=args.missing_as_negative,
+                                       tolerance_px=args.pointing_tolerance)
     command = getattr(args, "command_line", None) or "python -m train " + shlex.join(sys.argv[1:])
     dataset = {"spec": spec, "split": args.split, "split_fractions": args.split_fractions,
                "split_seed": args.split_seed, "limit": args.limit, "n_samples": len(samples)}
