@@ -100,10 +100,11 @@ class EfficientNetLiteTower(ImageTower):
             net.load_state_dict(state, strict=True)
         # Only the convolutional trunk is used; the ImageNet classifier would be dead weight.
         net._fc = nn.Identity()
-        self.net = net
+        # oneDNN's convolutions run about a third faster on channels-last tensors on CPUs.
+        self.net = net.to(memory_format=torch.channels_last)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x)
+        return self.net.extract_features(x.contiguous(memory_format=torch.channels_last))
 
 
 class TinyCNNTower(ImageTower):

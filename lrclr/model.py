@@ -108,10 +108,13 @@ class LRCLRModel(nn.Module):
         return str(self.model_card.get("model_id", "unnamed-lrclr-model"))
 
     def encode_image(self, pixels: torch.Tensor, letterboxes: Sequence[Letterbox] | None = None) -> ImageFeatures:
-        grid_features = self.image_tower(pixels)
+        return self.project_image_grid(self.image_tower(pixels), letterboxes)
+
+    def project_image_grid(self, grid_features: torch.Tensor, letterboxes: Sequence[Letterbox] | None = None) -> ImageFeatures:
+        """Everything after the image tower; training with a frozen tower feeds cached grids here."""
         rows, cols = grid_features.shape[-2:]
         patches = self.image_projection(grid_features.flatten(2).transpose(1, 2))
-        valid = self._valid_cells(letterboxes, (rows, cols), pixels.shape[0], patches.device)
+        valid = self._valid_cells(letterboxes, (rows, cols), grid_features.shape[0], patches.device)
         weights = valid.unsqueeze(-1).to(patches.dtype)
         pooled = (patches * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         patches = F.normalize(patches, dim=-1)
@@ -135,7 +138,10 @@ class LRCLRModel(nn.Module):
         return tokenize_reports(self.tokenizer, texts, max_length or self.config.max_text_tokens)
 
     def encode_text(self, batch: TokenizedReports) -> TextFeatures:
-        states = self.text_tower(batch.input_ids, batch.attention_mask)
+        return self.project_text_states(self.text_tower(batch.input_ids, batch.attention_mask), batch)
+
+    def project_text_states(self, states: torch.Tensor, batch: TokenizedReports) -> TextFeatures:
+        """Everything after the text tower (see ``project_image_grid``)."""
         tokens = self.text_projection(states)
         weights = batch.attention_mask.unsqueeze(-1).to(tokens.dtype)
         pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
@@ -143,9 +149,14 @@ class LRCLRModel(nn.Module):
 
     # ---- training -------------------------------------------------------------------------------
 
-    def forward(self, pixels: torch.Tensor, reports: TokenizedReports, letterboxes=None) -> LRCLROutput:
-        image = self.encode_image(pixels, letterboxes)
-        text = self.encode_text(reports)
+    def forward(self, pixels: torch.Tensor | None, reports: TokenizedReports, letterboxes=None,
+                image_grid: torch.Tensor | None = None, text_states: torch.Tensor | None = None) -> LRCLROutput:
+        """The training loss. Frozen towers' outputs may be passed precomputed as ``image_grid`` /
+        ``text_states`` (then ``pixels`` may be None)."""
+        image = self.project_image_grid(self.image_tower(pixels) if image_grid is None else image_grid, letterboxes)
+        if text_states is None:
+            text_states = self.text_tower(reports.input_ids, reports.attention_mask)
+        text = self.project_text_states(text_states, reports)
         global_loss = global_contrastive_loss(image.global_embedding, text.global_embedding, self.logit_scale.exp())
         if self.interaction is None:
             return LRCLROutput(global_loss, global_loss, None)

@@ -36,6 +36,9 @@ class TrainConfig:
     freeze: list[str] = field(default_factory=lambda: ["text_tower"])  # module names kept frozen
     unfreeze_at_step: int | None = None  # unfreeze everything in ``freeze`` at this step
     amp: bool = True  # autocast on CUDA (bf16 where supported); ignored on CPU
+    # With both towers frozen for the whole run: precompute their outputs for this many augmented
+    # variants of each training image (train.feature_cache); 0 runs the towers every step.
+    cache_frozen_towers: int = 0
     # Bookkeeping
     seed: int = 0
     output_dir: str = "runs/lrclr"

@@ -25,6 +25,7 @@ from lrclr.preprocess import prepare_images
 from lrclr.weights import read_folder
 from train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from train.distributed import DistributedContext, mean_across_ranks
+from train.feature_cache import CachedBatch, FrozenTowerCache
 from train.run_config import TrainConfig
 
 TOWERS = ("image_tower", "text_tower")
@@ -113,6 +114,7 @@ class Trainer:
             self._restore(loaded)
         self.batches = EpochBatches(len(train_set), config.batch_size, config.seed, self.context.rank, self.context.world_size)
         self.network = self._wrap_distributed()
+        self.train_cache = self.val_cache = None
 
     # ---- setup ----------------------------------------------------------------------------------
 
@@ -178,18 +180,41 @@ class Trainer:
                           collate_fn=partial(collate_samples, image_size=size),
                           generator=torch.Generator().manual_seed(self.config.seed))
 
+    def _build_caches(self) -> None:
+        variants = self.config.cache_frozen_towers
+        if not variants or self.train_cache is not None:
+            return
+        if not set(TOWERS) <= self.frozen or self.config.unfreeze_at_step is not None:
+            raise ValueError("cache_frozen_towers needs both towers frozen for the whole run "
+                             "(freeze: [image_tower, text_tower], unfreeze_at_step: null)")
+        self.model.eval()
+        self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress)
+        if self.val_set:
+            self.val_cache = FrozenTowerCache(self.model, self.val_set, 1, self.device, self.show_progress)
+
+    def _epoch_batches(self, epoch: int, start: int):
+        batches = self.batches.epoch(epoch, start)
+        if self.train_cache is not None:
+            return (self.train_cache.batch(indices, epoch) for indices in batches)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        return self._loader(self.train_set, batches)
+
     def _micro_batches(self) -> Iterator:
         """Endless stream of this rank's batches, starting at the saved data position."""
         while True:
-            if hasattr(self.train_set, "set_epoch"):
-                self.train_set.set_epoch(self.state.epoch)
-            for batch in self._loader(self.train_set, self.batches.epoch(self.state.epoch, self.state.batches_in_epoch)):
+            for batch in self._epoch_batches(self.state.epoch, self.state.batches_in_epoch):
                 self.state.batches_in_epoch += 1
                 yield batch
             self.state.epoch += 1
             self.state.batches_in_epoch = 0
 
     def _loss(self, batch):
+        if isinstance(batch, CachedBatch):
+            with self._autocast():
+                return self.network(None, batch.tokens.to(self.device), batch.letterboxes,
+                                    image_grid=batch.image_grid.to(self.device),
+                                    text_states=batch.text_states.to(self.device))
         pixels, letterboxes, reports = batch
         tokens = self.model.tokenize(reports).to(self.device)
         with self._autocast():
@@ -205,6 +230,7 @@ class Trainer:
         if self.context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / "train_config.json")
+        self._build_caches()
         stream = self._micro_batches()
         progress = self._progress()
         started = time.perf_counter() - self.state.elapsed_seconds
@@ -256,7 +282,11 @@ class Trainer:
         self.network.eval()
         batches = EpochBatches(len(self.val_set), min(self.config.batch_size, len(self.val_set) // self.context.world_size),
                                seed=0, rank=self.context.rank, world_size=self.context.world_size)
-        losses = [float(self._loss(batch).loss) for batch in self._loader(self.val_set, batches.epoch(0))]
+        if self.val_cache is not None:
+            stream = (self.val_cache.batch(indices, 0) for indices in batches.epoch(0))
+        else:
+            stream = self._loader(self.val_set, batches.epoch(0))
+        losses = [float(self._loss(batch).loss) for batch in stream]
         return mean_across_ranks(sum(losses) / len(losses), self.context, self.device)
 
     def _evaluate(self, record: dict) -> bool:

@@ -1,0 +1,87 @@
+"""Precomputed outputs of frozen towers, so training pays for the towers once, not every epoch.
+
+With both towers frozen (LiT-style locked towers: the budget of a 2-core CPU), their outputs depend
+only on the input. The image tower's grid is computed for ``variants`` augmented versions of every
+image (epoch e uses variant e mod variants, so augmentation still varies across epochs) and the text
+tower's token states once per report. The projections, region selector and interaction layer then
+train on cached tensors at a fraction of the cost. The cache is rebuilt identically from the seed,
+so an exactly resumed run sees exactly the same features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lrclr.preprocess import Letterbox, prepare_images
+from lrclr.tokens import TokenizedReports
+
+CACHE_BATCH = 16
+
+
+@dataclass
+class CachedBatch:
+    image_grid: torch.Tensor  # (B, C, rows, cols) float32
+    letterboxes: list[Letterbox]
+    tokens: TokenizedReports
+    text_states: torch.Tensor  # (B, L, H) float32, aligned with ``tokens``
+
+
+class FrozenTowerCache:
+    def __init__(self, model, dataset, variants: int, device: torch.device, progress: bool = False):
+        self.model, self.device, self.variants = model, device, variants
+        self.grids: list[list[torch.Tensor]] = []  # [variant][index] (C, rows, cols) float16
+        self.letterboxes: list[list[Letterbox]] = []
+        self.reports: list[list[str]] = []  # [variant][index]: a flip also mirrors the report's laterality
+        self.text_states: dict[str, torch.Tensor] = {}  # report -> (L, H) float16
+        with torch.no_grad():
+            for variant in range(variants):
+                self._cache_images(dataset, variant, progress)
+            self._cache_texts()
+
+    def _cache_images(self, dataset, variant: int, progress: bool) -> None:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(variant)
+        grids, boxes, reports = [], [], []
+        indices = range(len(dataset))
+        if progress:
+            from tqdm.auto import tqdm
+
+            indices = tqdm(indices, desc=f"caching image tower ({variant + 1}/{self.variants})", unit="img")
+        chunk = []
+        for index in indices:
+            chunk.append(dataset[index])
+            if len(chunk) == CACHE_BATCH or index == len(dataset) - 1:
+                pixels, letterboxes = prepare_images(chunk, self.model.config.image_size)
+                grid = self.model.image_tower(pixels.to(self.device)).float().cpu().half()
+                grids += list(grid)
+                boxes += letterboxes
+                reports += [sample.report for sample in chunk]
+                chunk = []
+        self.grids.append(grids)
+        self.letterboxes.append(boxes)
+        self.reports.append(reports)
+
+    def _cache_texts(self) -> None:
+        unique = sorted({report for variant in self.reports for report in variant})
+        for start in range(0, len(unique), CACHE_BATCH):
+            texts = unique[start : start + CACHE_BATCH]
+            tokens = self.model.tokenize(texts).to(self.device)
+            states = self.model.text_tower(tokens.input_ids, tokens.attention_mask).float().cpu()
+            lengths = tokens.attention_mask.sum(1).tolist()
+            for i, text in enumerate(texts):
+                self.text_states[text] = states[i, : lengths[i]].half()
+
+    def batch(self, indices: list[int], epoch: int) -> CachedBatch:
+        variant = epoch % self.variants
+        reports = [self.reports[variant][i] for i in indices]
+        tokens = self.model.tokenize(reports)
+        hidden = self.text_states[reports[0]].shape[-1]
+        # Padding positions stay zero; the attention mask keeps them out of every computation.
+        states = torch.zeros(len(indices), tokens.input_ids.shape[1], hidden)
+        for row, report in enumerate(reports):
+            cached = self.text_states[report]
+            states[row, : cached.shape[0]] = cached.float()
+        grid = torch.stack([self.grids[variant][i] for i in indices]).float()
+        return CachedBatch(grid, [self.letterboxes[variant][i] for i in indices], tokens, states)
