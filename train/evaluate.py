@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -44,6 +42,7 @@ from train.metrics import (
     FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, iou, macro_auc,
     pointing_game_hit, recall_at_k, roc_curve,
 )
+from train.evaluation_report import compare, json_safe, write_outputs
 from train.sample import Sample
 
 KS = (1, 5, 10)
@@ -79,7 +78,7 @@ class EvaluationResult:
         data = dataclasses.asdict(self)
         for item in data["retrieval"]:
             item["recall"] = {str(k): v for k, v in item["recall"].items()}
-        return _json_safe(data)
+        return json_safe(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EvaluationResult":
@@ -98,18 +97,6 @@ class EvaluationResult:
             [build(LocalizationScore, s) for s in data["localization"]], data.get("roc", {}),
             data.get("settings", {}), data.get("seconds", 0.0),
         )
-
-
-def _json_safe(value):
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
 
 
 # ---- one model -----------------------------------------------------------------------------------
@@ -313,92 +300,6 @@ def summarise_localization(cases: Sequence[LocalizationCase]) -> list[Localizati
 
 
 # ---- side by side --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Comparison:
-    markdown: str
-    data: dict[str, Any]  # strict-JSON-serialisable
-
-
-def compare(results: dict[str, EvaluationResult], *, command: str = "", dataset: Any = None) -> Comparison:
-    """Markdown tables (AUC with CI, macro, recall@k, pointing game / IoU) and the JSON record."""
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    data = _json_safe({"command": command, "created": created, "dataset": dataset,
-                       "models": {name: result.to_dict() for name, result in results.items()}})
-    names = list(results)
-    first = next(iter(results.values()), None)
-    lines = ["# Evaluation", "", "Command:", "", "```", command or "(not recorded)", "```", "",
-             f"Created {created}. Samples: {first.n_samples if first else 0}; "
-             f"bootstrap resamples: {first.settings.get('bootstrap') if first else '-'} (95% percentile CIs).", ""]
-    lines += ["| Model | id | kind | samples | seconds |", "|---|---|---|---|---|"]
-    lines += [f"| {_cell(n)} | {_cell(r.model_id)} | {'LRCLR' if r.uses_regions else 'global-only baseline'} "
-              f"| {r.n_samples} | {r.seconds:.1f} |" for n, r in results.items()]
-    lines += ["", *_auc_table(results, names), "", *_retrieval_table(results, names), "",
-              *_localization_table(results, names)]
-    return Comparison("\n".join(lines) + "\n", data)
-
-
-def _cell(text: Any) -> str:
-    # Names come from users and datasets: keep them from breaking the table.
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _table(title: str, columns: list[str], names: list[str], rows: list[list[str]], empty: str) -> list[str]:
-    head = columns + [_cell(n) for n in names]
-    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return lines + (["| " + " | ".join(row) + " |" for row in rows] or ["| " + empty + " |" * len(head)])
-
-
-def _auc_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
-    by_finding: dict[str, dict[str, FindingAUC]] = {}
-    for name, result in results.items():
-        for item in result.findings:
-            by_finding.setdefault(item.finding, {})[name] = item
-    rows = []
-    for finding, items in by_finding.items():
-        any_item = next(iter(items.values()))
-        cells = ["—" if (i := items.get(n)) is None else "— (one class)" if not math.isfinite(i.auc)
-                 else f"{_num(i.auc)} [{_num(i.ci_low)}, {_num(i.ci_high)}]" for n in names]
-        rows.append([_cell(finding), f"{any_item.n_positive} / {any_item.n_negative}", *cells])
-    # Resamples that drop a finding's only positives are skipped; say how many were left.
-    rows.append(["**Macro mean**", "", *(f"**{_num(r.macro.auc)}** [{_num(r.macro.ci_low)}, {_num(r.macro.ci_high)}]"
-                                          f" over {len(r.macro.findings)} findings, {r.macro.n_resamples} resamples"
-                                          for r in results.values())])
-    return _table("Zero-shot AUC (95% CI)", ["Finding", "pos / neg"], names, rows, "")
-
-
-def _retrieval_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
-    recall = {(name, r.direction, k): v for name, res in results.items() for r in res.retrieval
-              for k, v in r.recall.items()}
-    keys = dict.fromkeys((r.direction, k, r.n) for res in results.values() for r in res.retrieval for k in r.recall)
-    rows = [[d, str(k), str(n), *(_num(recall.get((name, d, k))) for name in names)] for d, k, n in keys]
-    return _table("Retrieval (recall@k)", ["Direction", "k", "n"], names, rows, "(no samples with reports)")
-
-
-def _localization_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
-    scores = {(name, s.finding, s.map_kind): s for name, res in results.items() for s in res.localization}
-    keys = dict.fromkeys((s.finding, s.map_kind, s.n) for res in results.values() for s in res.localization)
-    rows = [[_cell(f), kind, str(n), *("—" if (s := scores.get((name, f, kind))) is None
-                                       else f"{_num(s.pointing_game, 2)} / {_num(s.mean_iou)}" for name in names)]
-            for f, kind, n in keys]
-    return _table("Localization (pointing game / IoU of top regions)", ["Finding", "map", "n"], names, rows,
-                  "(no masks or boxes)")
-
-
-def write_outputs(comparison: Comparison, out_json: Path | None, out_md: Path | None) -> None:
-    for path, text in ((out_json, json.dumps(comparison.data, indent=2, allow_nan=False) + "\n"),
-                       (out_md, comparison.markdown)):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-
-
-# ---- the command ---------------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
