@@ -43,9 +43,12 @@ class ImageTower(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.features(self.normalize(pixels))
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         channels = self.mean.shape[1]
         x = pixels.expand(-1, channels, -1, -1) if pixels.shape[1] == 1 else pixels
-        return self.features((x - self.mean) / self.std)
+        return (x - self.mean) / self.std
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -104,7 +107,32 @@ class EfficientNetLiteTower(ImageTower):
         self.net = net.to(memory_format=torch.channels_last)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x.contiguous(memory_format=torch.channels_last))
+        return self.tail(self.prefix(x, 0), 0)
+
+    # Splitting the trunk lets training cache the frozen early blocks' output once and fine-tune only
+    # the last ``tail_blocks`` blocks and the head, which a CPU can afford. The two halves reproduce
+    # EfficientNet's extract_features exactly, including its per-block drop-connect rates.
+
+    def prefix_modules(self, tail_blocks: int) -> list[nn.Module]:
+        net = self.net
+        return [net._conv_stem, net._bn0, *net._blocks[: len(net._blocks) - tail_blocks]]
+
+    def prefix(self, x: torch.Tensor, tail_blocks: int) -> torch.Tensor:
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x.contiguous(memory_format=torch.channels_last))))
+        for index in range(len(net._blocks) - tail_blocks):
+            x = net._blocks[index](x, drop_connect_rate=self._drop_connect(index))
+        return x
+
+    def tail(self, x: torch.Tensor, tail_blocks: int) -> torch.Tensor:
+        net = self.net
+        for index in range(len(net._blocks) - tail_blocks, len(net._blocks)):
+            x = net._blocks[index](x, drop_connect_rate=self._drop_connect(index))
+        return net._swish(net._bn1(net._conv_head(x)))
+
+    def _drop_connect(self, index: int) -> float:
+        rate = self.net._global_params.drop_connect_rate
+        return rate * index / len(self.net._blocks) if rate else rate
 
 
 class TinyCNNTower(ImageTower):

@@ -150,10 +150,16 @@ class LRCLRModel(nn.Module):
     # ---- training -------------------------------------------------------------------------------
 
     def forward(self, pixels: torch.Tensor | None, reports: TokenizedReports, letterboxes=None,
-                image_grid: torch.Tensor | None = None, text_states: torch.Tensor | None = None) -> LRCLROutput:
+                image_grid: torch.Tensor | None = None, text_states: torch.Tensor | None = None,
+                image_tail_blocks: int = 0) -> LRCLROutput:
         """The training loss. Frozen towers' outputs may be passed precomputed as ``image_grid`` /
-        ``text_states`` (then ``pixels`` may be None)."""
-        image = self.project_image_grid(self.image_tower(pixels) if image_grid is None else image_grid, letterboxes)
+        ``text_states`` (then ``pixels`` may be None). With ``image_tail_blocks`` > 0, ``image_grid``
+        is instead the output of the image tower's frozen prefix, and its last blocks run here."""
+        if image_grid is None:
+            image_grid = self.image_tower(pixels)
+        elif image_tail_blocks:
+            image_grid = self.image_tower.tail(image_grid, image_tail_blocks)
+        image = self.project_image_grid(image_grid, letterboxes)
         if text_states is None:
             text_states = self.text_tower(reports.input_ids, reports.attention_mask)
         text = self.project_text_states(text_states, reports)

@@ -29,8 +29,11 @@ class CachedBatch:
 
 
 class FrozenTowerCache:
-    def __init__(self, model, dataset, variants: int, device: torch.device, progress: bool = False):
+    def __init__(self, model, dataset, variants: int, device: torch.device, progress: bool = False,
+                 tail_blocks: int = 0):
         self.model, self.device, self.variants = model, device, variants
+        # With tail_blocks > 0 the cache holds the image tower's frozen prefix output, not its grid.
+        self.tail_blocks = tail_blocks
         self.grids: list[list[torch.Tensor]] = []  # [variant][index] (C, rows, cols) float16
         self.letterboxes: list[list[Letterbox]] = []
         self.reports: list[list[str]] = []  # [variant][index]: a flip also mirrors the report's laterality
@@ -54,7 +57,7 @@ class FrozenTowerCache:
             chunk.append(dataset[index])
             if len(chunk) == CACHE_BATCH or index == len(dataset) - 1:
                 pixels, letterboxes = prepare_images(chunk, self.model.config.image_size)
-                grid = self.model.image_tower(pixels.to(self.device)).float().cpu().half()
+                grid = self._image_features(pixels.to(self.device)).float().cpu().half()
                 grids += list(grid)
                 boxes += letterboxes
                 reports += [sample.report for sample in chunk]
@@ -62,6 +65,12 @@ class FrozenTowerCache:
         self.grids.append(grids)
         self.letterboxes.append(boxes)
         self.reports.append(reports)
+
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        tower = self.model.image_tower
+        if self.tail_blocks:
+            return tower.prefix(tower.normalize(pixels), self.tail_blocks)
+        return tower(pixels)
 
     def _cache_texts(self) -> None:
         unique = sorted({report for variant in self.reports for report in variant})

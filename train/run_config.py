@@ -39,6 +39,9 @@ class TrainConfig:
     # With both towers frozen for the whole run: precompute their outputs for this many augmented
     # variants of each training image (train.feature_cache); 0 runs the towers every step.
     cache_frozen_towers: int = 0
+    # Fine-tune only the image tower's last N blocks and head (EfficientNet towers); the frozen
+    # early blocks' output is what gets cached. 0: the image tower follows ``freeze``.
+    image_tower_tail_blocks: int = 0
     # Bookkeeping
     seed: int = 0
     output_dir: str = "runs/lrclr"

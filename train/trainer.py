@@ -137,6 +137,17 @@ class Trainer:
         for name, module in self.model.named_children():
             for parameter in module.parameters():
                 parameter.requires_grad_(name not in self.frozen)
+        for module in self._frozen_image_prefix():
+            module.requires_grad_(False)
+
+    def _frozen_image_prefix(self) -> list:
+        """With image_tower_tail_blocks, the image tower's early blocks stay frozen."""
+        tail = self.config.image_tower_tail_blocks
+        if not tail or "image_tower" in self.frozen:
+            return []
+        if not hasattr(self.model.image_tower, "prefix_modules"):
+            raise ValueError(f"image_tower_tail_blocks needs a tower that can be split; {self.model.config.image_tower.kind} cannot")
+        return self.model.image_tower.prefix_modules(tail)
 
     def _restore(self, loaded) -> None:
         self.optimizer.load_state_dict(loaded.trainer["optimizer"])
@@ -169,6 +180,8 @@ class Trainer:
         for name, module in self.model.named_children():
             if name in self.frozen:
                 module.eval()
+        for module in self._frozen_image_prefix():
+            module.eval()
 
     # ---- data -----------------------------------------------------------------------------------
 
@@ -184,13 +197,17 @@ class Trainer:
         variants = self.config.cache_frozen_towers
         if not variants or self.train_cache is not None:
             return
-        if not set(TOWERS) <= self.frozen or self.config.unfreeze_at_step is not None:
-            raise ValueError("cache_frozen_towers needs both towers frozen for the whole run "
-                             "(freeze: [image_tower, text_tower], unfreeze_at_step: null)")
+        tail = self.config.image_tower_tail_blocks
+        image_ok = "image_tower" in self.frozen or tail > 0
+        if not image_ok or "text_tower" not in self.frozen or self.config.unfreeze_at_step is not None:
+            raise ValueError("cache_frozen_towers needs both towers frozen for the whole run (freeze: "
+                             "[image_tower, text_tower], or only the text tower with image_tower_tail_blocks "
+                             "> 0; unfreeze_at_step: null)")
         self.model.eval()
-        self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress)
+        tail = 0 if "image_tower" in self.frozen else tail
+        self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress, tail)
         if self.val_set:
-            self.val_cache = FrozenTowerCache(self.model, self.val_set, 1, self.device, self.show_progress)
+            self.val_cache = FrozenTowerCache(self.model, self.val_set, 1, self.device, self.show_progress, tail)
 
     def _epoch_batches(self, epoch: int, start: int):
         batches = self.batches.epoch(epoch, start)
@@ -214,7 +231,8 @@ class Trainer:
             with self._autocast():
                 return self.network(None, batch.tokens.to(self.device), batch.letterboxes,
                                     image_grid=batch.image_grid.to(self.device),
-                                    text_states=batch.text_states.to(self.device))
+                                    text_states=batch.text_states.to(self.device),
+                                    image_tail_blocks=self.train_cache.tail_blocks)
         pixels, letterboxes, reports = batch
         tokens = self.model.tokenize(reports).to(self.device)
         with self._autocast():
@@ -230,10 +248,11 @@ class Trainer:
         if self.context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / "train_config.json")
+        # Training time includes building the feature cache: it is part of what a run costs.
+        started = time.perf_counter() - self.state.elapsed_seconds
         self._build_caches()
         stream = self._micro_batches()
         progress = self._progress()
-        started = time.perf_counter() - self.state.elapsed_seconds
         while self.state.step < last_step:
             if config.unfreeze_at_step is not None and self.state.step == config.unfreeze_at_step:
                 self._set_frozen([])
