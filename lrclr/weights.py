@@ -42,6 +42,12 @@ def code_version() -> str:
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "lrclr", "train"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        # Uncommitted changes to the code mean the commit alone does not reproduce this model.
+        commit += "+uncommitted changes" if changed else ""
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"lrclr {lrclr.__version__}" + (f" ({commit})" if commit else "")

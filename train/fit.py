@@ -22,11 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cuda or cpu")
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_description(device: torch.device, context: DistributedContext) -> str:
     if device.type == "cuda":
         what = f"{context.world_size} x {torch.cuda.get_device_name(device)}"
     else:
-        what = f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads x {context.world_size} process(es)"
+        what = f"CPU {cpu_name()}, {torch.get_num_threads()} threads x {context.world_size} process(es)"
     return f"{what}; torch {torch.__version__}"
 
 
