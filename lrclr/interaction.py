@@ -6,8 +6,8 @@ shows and what the local loss trains: each word's context vector is the attentio
 the selected region embeddings, and how well it matches the word (cosine) is the word's local score.
 Using the same weights for the explanation and for the loss is what makes the explanation honest.
 
-All functions work on *paired* inputs (P pairs of one word sequence and one region set); the loss
-forms every image-report pair of a batch by expanding the batch before calling them.
+``forward`` works on *paired* inputs (P pairs of one word sequence and one region set);
+``pairwise_scores`` scores every image of a batch against every report, as the losses need.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Pairs per chunk when every image-report pair must be run separately; bounds peak memory.
+PAIR_CHUNK = 1024
 
 
 class CrossAttention(nn.Module):
@@ -32,6 +35,11 @@ class CrossAttention(nn.Module):
         self.value = nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
 
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, L, D) -> (N, H, L, D / H), scaled so that q . k needs no further scaling."""
+        n, length, dim = x.shape
+        return x.view(n, length, self.heads, dim // self.heads).transpose(1, 2)
+
     def forward(
         self,
         queries: torch.Tensor,  # (P, Lq, D)
@@ -39,18 +47,17 @@ class CrossAttention(nn.Module):
         key_bias: torch.Tensor | None = None,  # (P, Lk) added to the logits; -inf masks a key
     ) -> tuple[torch.Tensor, torch.Tensor]:
         pairs, n_queries, dim = queries.shape
-        head_dim = dim // self.heads
+        weights = self.head_weights(queries, keys, key_bias)
+        mixed = (weights @ self.split_heads(self.value(keys))).transpose(1, 2).reshape(pairs, n_queries, dim)
+        return self.out(mixed), weights.mean(dim=1)
 
-        def split(x: torch.Tensor) -> torch.Tensor:
-            return x.view(pairs, -1, self.heads, head_dim).transpose(1, 2)
-
-        q, k, v = split(self.query(queries)), split(self.key(keys)), split(self.value(keys))
-        logits = q @ k.transpose(-1, -2) / head_dim**0.5  # (P, H, Lq, Lk)
+    def head_weights(self, queries, keys, key_bias=None) -> torch.Tensor:
+        """(P, H, Lq, Lk) attention weights of every head."""
+        q, k = self.split_heads(self.query(queries)), self.split_heads(self.key(keys))
+        logits = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
         if key_bias is not None:
             logits = logits + key_bias[:, None, None, :]
-        weights = logits.softmax(dim=-1)
-        mixed = (weights @ v).transpose(1, 2).reshape(pairs, n_queries, dim)
-        return self.out(mixed), weights.mean(dim=1)
+        return logits.softmax(dim=-1)
 
 
 class InteractionLayer(nn.Module):
@@ -85,9 +92,22 @@ class Alignment:
 
 
 class CrossModalInteraction(nn.Module):
+    """``layers - 1`` full interaction layers, then the attention of the last one.
+
+    Only the last layer's attention weights reach the outputs (the explanation and the local score
+    use them with the input region embeddings), so the last layer is built without the value,
+    output and feed-forward parts that nothing would read. With a single layer, attention depends
+    on each word and each region alone, which lets ``pairwise_scores`` score every image against
+    every report without forming the pairs (see there).
+    """
+
     def __init__(self, dim: int, heads: int, layers: int, gamma: float):
         super().__init__()
-        self.layers = nn.ModuleList(InteractionLayer(dim, heads) for _ in range(layers))
+        if layers < 1:
+            raise ValueError("interaction_layers must be at least 1")
+        self.layers = nn.ModuleList(InteractionLayer(dim, heads) for _ in range(layers - 1))
+        self.word_to_region = CrossAttention(dim, heads)
+        self.region_to_word = CrossAttention(dim, heads)
         self.gamma = gamma
 
     def forward(
@@ -99,18 +119,45 @@ class CrossModalInteraction(nn.Module):
     ) -> Alignment:
         # The selection score acts as a prior on attention: this is the scorer's gradient path.
         region_bias = F.logsigmoid(region_logits)
-        # Regions may attend to any real token; padding is masked out.
-        word_bias = torch.zeros_like(word_mask, dtype=words.dtype).masked_fill(~word_mask, float("-inf"))
-        word_bias = torch.where(word_mask.any(dim=1, keepdim=True), word_bias, torch.zeros_like(word_bias))
+        word_bias = _word_bias(word_mask, words.dtype)
         hidden_words, hidden_regions = words, regions
-        word_attention = region_attention = None
         for layer in self.layers:
-            hidden_words, hidden_regions, word_attention, region_attention = layer(
-                hidden_words, hidden_regions, word_bias, region_bias
-            )
+            hidden_words, hidden_regions, _, _ = layer(hidden_words, hidden_regions, word_bias, region_bias)
+        word_attention = self.word_to_region.head_weights(hidden_words, hidden_regions, region_bias).mean(1)
+        region_attention = self.region_to_word.head_weights(hidden_regions, hidden_words, word_bias).mean(1)
         context = F.normalize(word_attention @ regions, dim=-1)
         word_scores = (context * words).sum(-1)
         return Alignment(word_attention, region_attention, word_scores, self.aggregate(word_scores, word_mask))
+
+    def pairwise_scores(
+        self,
+        regions: torch.Tensor,  # (Bi, k, D)
+        region_logits: torch.Tensor,  # (Bi, k)
+        words: torch.Tensor,  # (Bt, L, D)
+        word_mask: torch.Tensor,  # (Bt, L)
+    ) -> torch.Tensor:
+        """(Bi, Bt) local similarity of every image with every report."""
+        if self.layers:  # deeper stacks mix words and regions: each pair must be run on its own
+            return self._expanded_pairwise_scores(regions, region_logits, words, word_mask)
+        attention = self.word_to_region
+        queries = attention.split_heads(attention.query(words))  # (Bt, H, L, d)
+        keys = attention.split_heads(attention.key(regions))  # (Bi, H, k, d)
+        logits = torch.einsum("thld,ihkd->ithlk", queries, keys) / queries.shape[-1] ** 0.5
+        logits = logits + F.logsigmoid(region_logits)[:, None, None, None, :]
+        weights = logits.softmax(dim=-1).mean(dim=2)  # (Bi, Bt, L, k), heads averaged
+        context = F.normalize(torch.einsum("itlk,ikd->itld", weights, regions), dim=-1)
+        word_scores = torch.einsum("itld,tld->itl", context, words)
+        return self.aggregate(word_scores, word_mask.unsqueeze(0).expand_as(word_scores))
+
+    def _expanded_pairwise_scores(self, regions, region_logits, words, word_mask) -> torch.Tensor:
+        n_images, n_texts = regions.shape[0], words.shape[0]
+        image_index = torch.arange(n_images, device=regions.device).repeat_interleave(n_texts)
+        text_index = torch.arange(n_texts, device=regions.device).repeat(n_images)
+        scores = []
+        for start in range(0, image_index.numel(), PAIR_CHUNK):
+            i, t = image_index[start : start + PAIR_CHUNK], text_index[start : start + PAIR_CHUNK]
+            scores.append(self(words[t], word_mask[t], regions[i], region_logits[i]).pair_scores)
+        return torch.cat(scores).view(n_images, n_texts)
 
     def aggregate(self, word_scores: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         """A smooth maximum over real words: log(mean(exp(gamma * s))) / gamma.
@@ -122,3 +169,9 @@ class CrossModalInteraction(nn.Module):
         count = word_mask.sum(dim=-1).clamp(min=1).to(word_scores.dtype)
         pooled = (torch.logsumexp(masked, dim=-1) - count.log()) / self.gamma
         return torch.where(word_mask.any(dim=-1), pooled, torch.zeros_like(pooled))
+
+
+def _word_bias(word_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Regions may attend to any real word; other tokens are masked (all of them if none is real)."""
+    bias = torch.zeros_like(word_mask, dtype=dtype).masked_fill(~word_mask, float("-inf"))
+    return torch.where(word_mask.any(dim=1, keepdim=True), bias, torch.zeros_like(bias))

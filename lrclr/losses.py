@@ -18,9 +18,6 @@ import torch.nn.functional as F
 
 from lrclr.interaction import CrossModalInteraction
 
-# Pairs per chunk when scoring every image against every report; bounds peak memory.
-PAIR_CHUNK = 1024
-
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -85,15 +82,7 @@ def pairwise_local_scores(
     word_mask: torch.Tensor,  # (Bt, L)
 ) -> torch.Tensor:
     """(Bi, Bt) local similarity of every image with every report."""
-    n_images, n_texts = regions.shape[0], words.shape[0]
-    image_index = torch.arange(n_images, device=regions.device).repeat_interleave(n_texts)
-    text_index = torch.arange(n_texts, device=regions.device).repeat(n_images)
-    scores = []
-    for start in range(0, image_index.numel(), PAIR_CHUNK):
-        i = image_index[start : start + PAIR_CHUNK]
-        t = text_index[start : start + PAIR_CHUNK]
-        scores.append(interaction(words[t], word_mask[t], regions[i], region_logits[i]).pair_scores)
-    return torch.cat(scores).view(n_images, n_texts)
+    return interaction.pairwise_scores(regions, region_logits, words, word_mask)
 
 
 def local_contrastive_loss(

@@ -166,3 +166,21 @@ def test_small_model_overfits_eight_pairs():
                 break
     print(f"retrieval accuracy {accuracy:.2f} after {steps} steps")
     assert accuracy == 1.0, f"retrieval accuracy {accuracy:.2f} after {steps} steps"
+
+
+def test_all_pairs_fast_path_equals_scoring_each_pair():
+    from lrclr.interaction import CrossModalInteraction
+
+    torch.manual_seed(0)
+    interaction = CrossModalInteraction(dim=16, heads=2, layers=1, gamma=5.0)
+    regions = torch.nn.functional.normalize(torch.randn(3, 4, 16), dim=-1)
+    words = torch.nn.functional.normalize(torch.randn(5, 7, 16), dim=-1)
+    word_mask = torch.rand(5, 7) > 0.3
+    word_mask[2] = False  # an empty report scores 0
+    logits = torch.randn(3, 4)
+    fast = interaction.pairwise_scores(regions, logits, words, word_mask)
+    slow = interaction._expanded_pairwise_scores(regions, logits, words, word_mask)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    assert torch.all(fast[:, 2] == 0)
+    deeper = CrossModalInteraction(dim=16, heads=2, layers=2, gamma=5.0)
+    assert deeper.pairwise_scores(regions, logits, words, word_mask).shape == (3, 5)

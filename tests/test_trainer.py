@@ -138,7 +138,9 @@ def test_image_tower_tail_fine_tuning_with_a_cached_prefix(tmp_path):
     model = LRCLRConfig(image_tower=TowerConfig("efficientnet-lite0"),
                         text_tower=TowerConfig("tiny-bert", source=None, options={"dropout": 0.0}),
                         image_size=64, embed_dim=32, num_regions=2, scorer_hidden=8, interaction_heads=2).to_dict()
-    common = dict(model=model, max_steps=2, freeze=["text_tower"], image_tower_tail_blocks=2, checkpoint_every=10)
+    # A pretrained-scale learning rate for the tower, so one step does not scramble its weights.
+    common = dict(model=model, max_steps=2, freeze=["text_tower"], image_tower_tail_blocks=2, checkpoint_every=10,
+                  tower_lr=1e-4)
     direct = Trainer(_config(tmp_path / "a", **common), _samples(8), [], resume=False, show_progress=False)
     before = _parameters(direct.model)
     direct.fit()
@@ -152,7 +154,6 @@ def test_image_tower_tail_fine_tuning_with_a_cached_prefix(tmp_path):
     cached.fit()
     losses = [[json.loads(l)["loss"] for l in (tmp_path / run / "run" / "metrics.jsonl").read_text().splitlines()]
               for run in ("a", "b")]
-    # Same first batch, same weights: the fp16 prefix cache gives the same loss. After one AdamW step
-    # at this learning rate, fp16 rounding has moved the pretrained blocks slightly apart.
+    # Same first batch, same weights: the fp16 prefix cache gives the same loss, and the same step.
     assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-3)
-    assert losses[0][1] == pytest.approx(losses[1][1], rel=5e-2)
+    assert losses[0][1] == pytest.approx(losses[1][1], rel=1e-2)
