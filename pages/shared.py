@@ -35,11 +35,22 @@ def render_sidebar() -> None:
         else:
             st.session_state[MODEL_KEY] = model
             st.caption(f"**{model.model_id}** on {model.device_info.name}")
-            trained_on = model.model_card.get("training_data")
+            trained_on = training_data_summary(model.model_card.get("training_data"))
             if trained_on:
                 st.caption(f"Trained on: {trained_on}")
         st.header("Annotator")
         st.text_input("Your name or ID", key="annotator", help="Recorded with the verdicts you give")
+
+
+def training_data_summary(training_data) -> str:
+    """One line for the sidebar; the Model page (issue #7) shows the card in full."""
+    if isinstance(training_data, dict) and isinstance(training_data.get("spec"), dict):
+        kind = training_data["spec"].get("kind", "?")
+        reports = training_data["spec"].get("reports")
+        train = training_data.get("split_sizes", {}).get("train")
+        details = ", ".join(x for x in (f"{reports} reports" if reports else "", f"{train} training images" if train else "") if x)
+        return f"{kind} dataset" + (f" ({details})" if details else "")
+    return str(training_data or "")
 
 
 def current_model() -> LRCLRModel | None:

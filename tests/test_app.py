@@ -1,0 +1,32 @@
+"""The app's page logic with Streamlit's AppTest (the real browser checks come with the Review issue)."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO_ROOT
+
+
+def _app(monkeypatch, model_dir=None) -> AppTest:
+    if model_dir is not None:
+        monkeypatch.setenv("LRCLR_MODEL", str(model_dir))
+    else:
+        monkeypatch.delenv("LRCLR_MODEL", raising=False)
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    app.run()
+    return app
+
+
+def test_app_opens_on_the_bundled_model(monkeypatch):
+    app = _app(monkeypatch)
+    assert not app.exception
+    captions = [c.value for c in app.sidebar.caption]
+    assert captions[0].startswith("**lrclr-default** on CPU")
+    assert "340 training images" in captions[1]
+    assert [i.value for i in app.info] == ["Upload a radiograph to begin."]
+
+
+def test_a_missing_model_folder_is_explained_not_a_traceback(monkeypatch, tmp_path):
+    app = _app(monkeypatch, tmp_path / "no-model-here")
+    assert not app.exception
+    assert "does not exist" in app.sidebar.error[0].value
