@@ -65,6 +65,8 @@ def model_card(run_dir: Path, source: Path, metrics: dict[str, Any] | None, mode
         "steps": state.get("step"),
         "training_seconds": round(state.get("elapsed_seconds", 0.0), 1),
         "hardware": info.get("hardware"),
+        # The card's own code_version is the exporting code; this is the code that trained.
+        "training_code_version": info.get("code_version"),
         "exported_from": str(source),
     }
     if metrics is not None:

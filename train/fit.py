@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from lrclr.weights import code_version
 from train.distributed import DistributedContext, setup_distributed, teardown_distributed
 from train.run_config import TrainConfig
 
@@ -74,6 +75,7 @@ def _write_run_info(config: TrainConfig, command: str, splits, device: torch.dev
         "training_data": {"spec": config.dataset, "split_sizes": {k: len(v) for k, v in splits.items()},
                           "split_fractions": list(config.split_fractions), "split_seed": config.split_seed},
         "hardware": hardware_description(device, context),
+        "code_version": code_version(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     (run_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
