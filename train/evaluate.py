@@ -2,7 +2,8 @@
 
 For each model, one pass over the samples (so a lazily loading dataset holds one batch at a time):
 
-- Zero-shot: ``model.zero_shot`` on the images, exactly what the app shows; per-finding AUC against
+- Zero-shot: the scores ``model.zero_shot`` gives (the app's), from the same image encoding the retrieval
+  uses, so the image tower runs once per sample for both; per-finding AUC against
   ``sample.labels`` (uncertain -1 and unlabelled cases left out) with a bootstrap CI, and the macro
   mean over findings that have both classes, with a CI from resampling whole cases.
 - Retrieval: global image and report embeddings (``prepare_images`` + ``encode_image`` with the
@@ -38,6 +39,7 @@ from lrclr.errors import LRCLRError
 from lrclr.explain import Explanation
 from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.prompts import NIH_FINDINGS, finding_phrase
+from lrclr.zero_shot import score_findings
 from train.metrics import (
     FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, iou, macro_auc,
     pointing_game_hit, recall_at_k, roc_curve,
@@ -157,21 +159,27 @@ def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
 
 def _score_batch(model, batch: list[Sample], findings: tuple[str, ...], out: _Collected,
                  missing_as_negative: bool) -> None:
+    """Zero-shot scores and retrieval embeddings from ONE pass of the image tower over the batch.
+
+    ``score_findings`` on these features is exactly what ``model.zero_shot`` computes.
+    """
     missing = 0 if missing_as_negative else UNLABELLED
-    if findings:
-        out.scores.append(model.zero_shot([s.pixels for s in batch], findings).probabilities.astype(np.float64))
-        out.labels.append(np.array([[int(s.labels.get(f, missing)) for f in findings] for s in batch]))
-    paired = [s for s in batch if s.report.strip()]
-    if not paired:
-        return
     device = model.device_info.device
+    paired = [i for i, s in enumerate(batch) if s.report.strip()]
     with torch.inference_mode(), autocast(model.device_info):
-        pixels, letterboxes = prepare_images([s.pixels for s in paired], model.config.image_size)
-        images = model.encode_image(pixels.to(device), letterboxes).global_embedding
-        texts = model.encode_text(model.tokenize([s.report for s in paired]).to(device)).global_embedding
-    out.images.append(images.float().cpu().numpy())
-    out.texts.append(texts.float().cpu().numpy())
-    out.reports.extend(s.report.strip() for s in paired)
+        pixels, letterboxes = prepare_images([s.pixels for s in batch], model.config.image_size)
+        features = model.encode_image(pixels.to(device), letterboxes)
+        if findings:
+            scores = score_findings(model, features, findings).probabilities
+        if paired:
+            texts = model.encode_text(model.tokenize([batch[i].report for i in paired]).to(device)).global_embedding
+    if findings:
+        out.scores.append(scores.astype(np.float64))
+        out.labels.append(np.array([[int(s.labels.get(f, missing)) for f in findings] for s in batch]))
+    if paired:
+        out.images.append(features.global_embedding[paired].float().cpu().numpy())
+        out.texts.append(texts.float().cpu().numpy())
+        out.reports.extend(batch[i].report.strip() for i in paired)
 
 
 def _retrieval(collected: _Collected, ks: Sequence[int]) -> list[RetrievalResult]:
