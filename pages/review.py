@@ -41,12 +41,17 @@ if model is None:
     left.image(base, caption=f"{image.original_size[0]}x{image.original_size[1]} px")
     right.warning("No model is loaded (see the sidebar), so only the image is shown.")
 else:
-    # The image is encoded once per file and model; choosing words or editing the report reuses it.
+    # The image is encoded once per file and model, and the report explained once per text:
+    # choosing a word or toggling the overlay only redraws.
     case_key = (hashlib.sha256(data).hexdigest(), model.model_id, str(model.device_info.device))
     if st.session_state.get("case_key") != case_key:
         st.session_state["case"] = model.encode_case(image)
         st.session_state["case_key"] = case_key
-    explanation = model.explain(st.session_state["case"], report)
+        st.session_state.pop("explanation_key", None)
+    if st.session_state.get("explanation_key") != (case_key, report):
+        st.session_state["explanation"] = model.explain(st.session_state["case"], report)
+        st.session_state["explanation_key"] = (case_key, report)
+    explanation = st.session_state["explanation"]
     words = [f"{w.index + 1}. {w.text}" for w in explanation.words]
     chosen = right.selectbox("Ground a report word", ["(none)", *words])
     shown = base
