@@ -13,6 +13,7 @@ from typing import Iterable, Iterator, Sequence, TextIO
 
 from lrclr.errors import ImageReadError
 from lrclr.imaging import load_image
+from lrclr.reports import read_report_file
 
 # Extensions taken from folders. DICOM files often have none, so extension-less files are tried too;
 # anything else in a folder (reports, notes, CSVs) is not an image and is left alone.
@@ -42,16 +43,6 @@ def collect_image_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def decode_report(data: bytes) -> str:
-    """Reports arrive in whatever encoding their system used; never fail on bytes alone."""
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
-
-
 def _report_labels(image_path: Path, reports_dir: Path | None, findings: Sequence[str]) -> dict[str, int]:
     if reports_dir is None:
         return {}
@@ -60,7 +51,7 @@ def _report_labels(image_path: Path, reports_dir: Path | None, findings: Sequenc
         return {}
     from lrclr.labeler import label_report
 
-    labels = label_report(decode_report(report_path.read_bytes())).labels
+    labels = label_report(read_report_file(report_path)).labels
     return {f: labels[f] for f in findings if f in labels}
 
 

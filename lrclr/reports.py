@@ -291,3 +291,19 @@ def words(text: str) -> list[Word]:
     contractions are one word each; slashes split ("effusion/pneumothorax" is two words);
     punctuation is not a word."""
     return [Word(m.group(0), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+
+
+def decode_report(data: bytes) -> str:
+    """Reports arrive in whatever encoding their system used; never fail on bytes alone."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def read_report_file(path) -> str:
+    """A plain-text report from disk, whatever its encoding."""
+    with open(path, "rb") as handle:
+        return decode_report(handle.read())

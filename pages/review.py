@@ -10,7 +10,7 @@ import streamlit as st
 from lrclr import viz
 from lrclr.errors import ImageReadError
 from lrclr.imaging import load_image
-from lrclr.predict import decode_report
+from lrclr.reports import decode_report
 from pages.shared import current_model
 
 st.title("Review")

@@ -13,7 +13,8 @@ import torch
 
 from lrclr.config import LRCLRConfig, TowerConfig, tiny_config
 from lrclr.model import LRCLRModel
-from lrclr.predict import collect_image_files, decode_report, predict_rows, write_csv
+from lrclr.predict import collect_image_files, predict_rows, write_csv
+from lrclr.reports import decode_report
 from tests.conftest import REPO_ROOT, TEST_DATA, require_shared
 
 

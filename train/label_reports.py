@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lrclr.errors import LRCLRError
 from lrclr.labeler import ALL_FINDINGS, label_report
-from lrclr.reports import ReportReadError, load_openi_reports
+from lrclr.reports import ReportReadError, load_openi_reports, read_report_file
 
 
 def read_reports(path: Path) -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def read_reports(path: Path) -> list[tuple[str, str]]:
     if path.is_dir():
         texts = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if texts and not any(path.rglob("*.xml")):
-            return [(p.stem, p.read_text(encoding="utf-8", errors="replace")) for p in texts]
+            return [(p.stem, read_report_file(p)) for p in texts]
     if not path.exists():
         raise ReportReadError(f"no reports at {path}")
     return [(r.report_id, r.text()) for r in load_openi_reports(path)]

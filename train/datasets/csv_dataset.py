@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrclr.reports import read_report_file
 from train.datasets.base import DatasetError, ImageReportDataset, SampleReadError, read_pixels, read_table
 from train.datasets.label_columns import check_uncertain_policy, finding_columns, row_labels
 from train.sample import Sample
@@ -75,8 +76,8 @@ class CSVDataset(ImageReportDataset):
         if record.report_path:
             path = self.base / record.report_path
             try:
-                report = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
+                report = read_report_file(path)
+            except OSError as error:
                 raise SampleReadError(f"report not readable: {path} ({error})") from error
         return Sample(record.image, record.patient_id, pixels, report.strip(), dict(record.labels),
                       source=f"csv:{self.csv_path.name}")

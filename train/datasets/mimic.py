@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from lrclr.reports import split_sections
+from lrclr.reports import read_report_file, split_sections
 from train.datasets.base import (
     DatasetError, ImageReportDataset, SampleReadError, find_file, read_pixels, read_table,
 )
@@ -118,7 +118,7 @@ class MIMICCXRDataset(ImageReportDataset):
         pixels = read_pixels(image)
         report_path = self.study_folder(record, self.reports_root).with_suffix(".txt")
         try:
-            raw = report_path.read_text(encoding="utf-8")
+            raw = read_report_file(report_path)
         except OSError as error:
             raise SampleReadError(f"MIMIC-CXR report not readable: {report_path} ({error.strerror})") from error
         return Sample(record.dicom_id, record.subject_id, pixels, report_text(raw), self.labels_of(index),
