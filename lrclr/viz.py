@@ -1,9 +1,13 @@
-"""Pure functions that turn results into pictures: no Streamlit, so tests can call them directly."""
+"""Pure functions that turn results into pictures and plotly figures: no Streamlit, so tests can call them."""
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
-from PIL import Image, ImageDraw
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
 
 from lrclr.explain import Explanation, grid_to_image
 from lrclr.preprocess import letterbox_geometry
@@ -11,6 +15,8 @@ from lrclr.preprocess import letterbox_geometry
 # Longest side of what the browser is sent; the full-resolution pixels stay on the server.
 DISPLAY_MAX_SIDE = 1024
 REGION_COLOUR = (255, 196, 0)
+SELECTED_COLOUR = (0, 220, 255)
+MASK_COLOUR = (0, 200, 80)
 
 
 def display_scale(size: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> float:
@@ -46,15 +52,113 @@ def overlay_heatmap(base: Image.Image, grid_map: np.ndarray, original_size: tupl
     return Image.composite(heat_image, base, alpha)
 
 
-def draw_regions(base: Image.Image, explanation: Explanation, ranks: set[int] | None = None) -> Image.Image:
-    """Numbered boxes for the selected regions (original-pixel boxes scaled to the display)."""
-    image = base.copy()
-    draw = ImageDraw.Draw(image)
-    scale = image.width / explanation.image_size[0]
+def draw_regions(base: Image.Image, explanation: Explanation, ranks: set[int] | None = None,
+                 opacity: float = 1.0) -> Image.Image:
+    """Numbered boxes for the selected regions (original-pixel boxes scaled to the display).
+
+    Drawn on a transparent layer and blended, so ``opacity`` fades boxes and numbers together.
+    """
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    scale = base.width / explanation.image_size[0]
+    font = ImageFont.load_default(size=max(12, base.width // 48))
+    alpha = round(255 * min(max(opacity, 0.0), 1.0))
     for region in explanation.regions:
         if ranks is not None and region.rank not in ranks:
             continue
         x0, y0, x1, y1 = (c * scale for c in region.box)
-        draw.rectangle((x0, y0, x1, y1), outline=REGION_COLOUR, width=2)
-        draw.text((x0 + 3, y0 + 2), str(region.rank), fill=REGION_COLOUR)
+        draw.rectangle((x0, y0, x1, y1), outline=(*REGION_COLOUR, alpha), width=2)
+        draw.text((x0 + 3, y0 + 1), str(region.rank), fill=(*REGION_COLOUR, alpha), font=font)
+    return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
+
+
+# ---- viewer ------------------------------------------------------------------------------------
+
+def window_level(pixels: np.ndarray, level: float = 0.5, width: float = 1.0) -> np.ndarray:
+    """Display window over [0, 1] intensities: ``level`` is the centre, ``width`` the span shown.
+
+    Values below the window go black and above it white, as on a PACS viewer; the model always
+    sees the unwindowed pixels.
+    """
+    width = max(float(width), 1e-3)
+    low = float(level) - width / 2
+    return np.clip((pixels - low) / width, 0.0, 1.0).astype(np.float32)
+
+
+def highlight_region(base: Image.Image, explanation: Explanation, rank: int) -> Image.Image:
+    """One region drawn thick in a second colour, for 'choose a region'."""
+    image = base.copy()
+    draw = ImageDraw.Draw(image)
+    scale = image.width / explanation.image_size[0]
+    for region in explanation.regions:
+        if region.rank == rank:
+            draw.rectangle(tuple(c * scale for c in region.box), outline=SELECTED_COLOUR, width=4)
     return image
+
+
+def mask_overlay(base: Image.Image, mask: np.ndarray, opacity: float = 0.45) -> Image.Image:
+    """A ground-truth mask tinted over the displayed image (the mask is in original pixels)."""
+    alpha = Image.fromarray((np.asarray(mask, dtype=bool) * round(255 * opacity)).astype(np.uint8))
+    alpha = alpha.resize(base.size, Image.NEAREST)
+    tint = Image.new("RGB", base.size, MASK_COLOUR)
+    return Image.composite(tint, base, alpha)
+
+
+def png_bytes(image: Image.Image, compress_level: int = 6) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_shown: int = 0,
+                  height: int = 720, view_revision: str = "") -> go.Figure:
+    """The radiograph (with whatever overlay is already drawn in) as a zoomable, pannable figure.
+
+    Region scores appear on hover through invisible markers at the box centres. Only numbers go
+    into hover text: plotly renders hover text as HTML-like markup, and report words are user text.
+    """
+    figure = go.Figure(go.Image(source=_data_uri(image), hoverinfo="skip"))
+    if explanation is not None and regions_shown:
+        scale = image.width / explanation.image_size[0]
+        shown = explanation.regions[:regions_shown]
+        figure.add_trace(go.Scatter(
+            x=[(r.box[0] + r.box[2]) / 2 * scale for r in shown],
+            y=[(r.box[1] + r.box[3]) / 2 * scale for r in shown],
+            mode="markers", marker={"size": 18, "opacity": 0},
+            customdata=[[r.rank, r.score] for r in shown],
+            hovertemplate="region %{customdata[0]}<br>score %{customdata[1]:.3f}<extra></extra>",
+        ))
+    figure.update_xaxes(visible=False, range=[0, image.width])
+    figure.update_yaxes(visible=False, range=[image.height, 0], scaleanchor="x")
+    # The browser keeps the user's zoom across redraws while ``view_revision`` stays the same.
+    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode="pan",
+                         showlegend=False, plot_bgcolor="black", uirevision=view_revision)
+    return figure
+
+
+def findings_bar_figure(findings: list[tuple[str, float, bool]], threshold: float) -> go.Figure:
+    """Horizontal bars, highest first; discordant findings (third item True) in a warning colour."""
+    ordered = sorted(findings, key=lambda row: row[1])
+    figure = go.Figure(go.Bar(
+        x=[p for _, p, _ in ordered], y=[name for name, _, _ in ordered], orientation="h",
+        marker_color=["#d62728" if discordant else "#1f77b4" for _, _, discordant in ordered],
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+    ))
+    figure.add_vline(x=threshold, line_dash="dot", line_color="grey")
+    figure.update_layout(height=28 * len(findings) + 60, margin={"l": 0, "r": 10, "t": 10, "b": 30},
+                         xaxis={"range": [0, 1], "title": "zero-shot probability"})
+    return figure
+
+
+def region_attention_figure(attention: tuple[float, ...]) -> go.Figure:
+    """A word's attention over the selected regions, by rank."""
+    figure = go.Figure(go.Bar(x=[str(rank) for rank in range(1, len(attention) + 1)], y=list(attention),
+                              hovertemplate="region %{x}: %{y:.3f}<extra></extra>"))
+    figure.update_layout(height=220, margin={"l": 0, "r": 0, "t": 10, "b": 30},
+                         xaxis={"title": "region (rank)", "type": "category"}, yaxis={"title": "attention"})
+    return figure
+
+
+def _data_uri(image: Image.Image) -> str:
+    # Fast PNG (lossless: a radiograph is not shown through JPEG artefacts) for every rerun.
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image, compress_level=1)).decode("ascii")

@@ -1,0 +1,101 @@
+"""What the Review page computes beyond the model itself, as pure functions the tests can call.
+
+* Findings beside the report: the zero-shot score of each finding next to what the report states
+  (the rule-based labeler), with the discordant ones marked, because a radiologist reviewing a model
+  looks first where the model and the report disagree.
+* Phrase grounding: one map for a free-text phrase, the mean over its words.
+* The analysis export: everything shown, keyed by hashes, never by names or patient identifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from lrclr.explain import Explanation
+from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN, label_report
+
+DEFAULT_DISCORDANCE_THRESHOLD = 0.5
+REPORT_STATUS_TEXT = {POSITIVE: "present", NEGATIVE: "absent", UNCERTAIN: "uncertain"}
+NOT_MENTIONED = "not mentioned"
+NO_REPORT = "no report"
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them
+# also defuses Streamlit's own ":colour[...]" and ":material/...:" directives.
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    finding: str
+    probability: float
+    report_says: str  # "present", "absent", "uncertain", "not mentioned" or "no report"
+    discordance: str  # why the model and the report disagree; "" when they do not
+
+
+def sha256_hex(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def markdown_literal(text: str) -> str:
+    """User text for a widget label that Streamlit renders as Markdown, shown exactly as typed
+    (no links, images, emphasis or HTML)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def finding_rows(explanation: Explanation, threshold: float = DEFAULT_DISCORDANCE_THRESHOLD) -> list[FindingRow]:
+    """One row per scored finding, in the model's order.
+
+    Discordant: the report states a finding the model scores below ``threshold``, or denies one the
+    model scores at or above it. A hedged or unmentioned finding is never discordant: the report
+    does not commit, so there is nothing to disagree with.
+    """
+    has_report = bool(explanation.report.strip())
+    stated = label_report(explanation.report).labels if has_report else {}
+    rows = []
+    for score in explanation.findings:
+        status = stated.get(score.finding)
+        says = REPORT_STATUS_TEXT[status] if status is not None else (NOT_MENTIONED if has_report else NO_REPORT)
+        discordance = ""
+        if status == POSITIVE and score.probability < threshold:
+            discordance = "report states it; model scores it low"
+        elif status == NEGATIVE and score.probability >= threshold:
+            discordance = "report denies it; model scores it high"
+        rows.append(FindingRow(score.finding, score.probability, says, discordance))
+    return rows
+
+
+def phrase_map(explanation: Explanation) -> np.ndarray:
+    """(rows, cols) map for a whole phrase: the mean of its words' maps.
+
+    With regions, a word's map is its attention placed on the regions' cells; without (the
+    global-only baseline) it is the word's cosine similarity with every patch.
+    """
+    if not explanation.words:
+        return np.zeros(explanation.grid, dtype=np.float32)
+    return np.mean([word_map(explanation, w.index) for w in explanation.words], axis=0).astype(np.float32)
+
+
+def word_map(explanation: Explanation, word_index: int) -> np.ndarray:
+    """The grid map the heatmap shows for one word (see ``phrase_map``)."""
+    if explanation.regions:
+        return explanation.attention_map(word_index)
+    return np.asarray(explanation.words[word_index].patch_similarity, dtype=np.float32)
+
+
+def analysis_record(explanation: Explanation, image_bytes: bytes, case_id: str, model_card: dict,
+                    threshold: float = DEFAULT_DISCORDANCE_THRESHOLD) -> dict:
+    """The JSON export of one review. No file names, DICOM headers or patient identifiers: the case
+    is named by its id (a demo id, or the upload's hash) and the image by its SHA-256."""
+    return {
+        "case_id": case_id,
+        "image_sha256": sha256_hex(image_bytes),
+        "report_sha256": sha256_hex(explanation.report),
+        "model_id": explanation.model_id,
+        "model_code_version": model_card.get("code_version"),
+        "discordance_threshold": threshold,
+        "findings_vs_report": [asdict(row) for row in finding_rows(explanation, threshold)],
+        "explanation": explanation.to_dict(),
+    }

@@ -1,0 +1,147 @@
+"""The Review page's pure parts: findings beside the report, phrase maps, exports and figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrclr import viz
+from lrclr.explain import Explanation, FindingScore, RegionExplanation, WordExplanation
+from lrclr.review import (
+    NO_REPORT,
+    analysis_record,
+    finding_rows,
+    markdown_literal,
+    phrase_map,
+    sha256_hex,
+    word_map,
+)
+
+GRID = (4, 4)
+
+
+def _explanation(report: str, findings: dict[str, float], with_regions: bool = True) -> Explanation:
+    words = report.split()
+    regions = (
+        RegionExplanation(1, 0.9, (0, 0), (0.0, 0.0, 50.0, 50.0), ()),
+        RegionExplanation(2, 0.6, (3, 3), (150.0, 150.0, 200.0, 200.0), ()),
+    ) if with_regions else ()
+    word_results, start = [], 0
+    for i, text in enumerate(words):
+        start = report.index(text, start)
+        similarity = np.zeros(GRID, dtype=np.float32)
+        similarity[1, 2] = 1.0
+        attention = ((1.0, 0.0) if i % 2 == 0 else (0.25, 0.75)) if with_regions else None
+        word_results.append(WordExplanation(i, text, start, start + len(text), attention, similarity))
+        start += len(text)
+    return Explanation("test-model", report, False, (200, 200), GRID,
+                       tuple(FindingScore(n, p) for n, p in findings.items()), regions, tuple(word_results))
+
+
+def test_discordance_marks_only_what_the_report_commits_to():
+    report = "Large right pleural effusion. No pneumothorax. Possible mass in the left upper lobe."
+    rows = {r.finding: r for r in finding_rows(_explanation(report, {
+        "Effusion": 0.30, "Pneumothorax": 0.70, "Mass": 0.90, "Cardiomegaly": 0.80, "Nodule": 0.10,
+    }))}
+    assert rows["Effusion"].report_says == "present"
+    assert rows["Effusion"].discordance == "report states it; model scores it low"
+    assert rows["Pneumothorax"].report_says == "absent"
+    assert rows["Pneumothorax"].discordance == "report denies it; model scores it high"
+    assert (rows["Mass"].report_says, rows["Mass"].discordance) == ("uncertain", "")  # hedged: no conflict
+    assert (rows["Cardiomegaly"].report_says, rows["Cardiomegaly"].discordance) == ("not mentioned", "")
+    assert rows["Nodule"].discordance == ""
+    # The threshold decides: at 0.25 the effusion score no longer counts as low.
+    assert {r.finding: r.discordance for r in finding_rows(_explanation(report, {"Effusion": 0.30}), 0.25)} == {
+        "Effusion": ""}
+
+
+def test_without_a_report_nothing_is_discordant():
+    rows = finding_rows(_explanation("", {"Effusion": 0.9, "Mass": 0.1}))
+    assert [(r.report_says, r.discordance) for r in rows] == [(NO_REPORT, ""), (NO_REPORT, "")]
+
+
+def test_a_phrase_map_is_the_mean_of_its_word_maps():
+    explanation = _explanation("left pleural effusion", {})
+    expected = np.mean([explanation.attention_map(i) for i in range(3)], axis=0)
+    np.testing.assert_allclose(phrase_map(explanation), expected)
+    # Words 0 and 2 put all attention on region 1 (cell 0,0); word 1 splits 0.25 / 0.75.
+    assert phrase_map(explanation)[0, 0] == pytest.approx((1 + 0.25 + 1) / 3)
+    assert phrase_map(explanation)[3, 3] == pytest.approx(0.75 / 3)
+
+
+def test_the_baseline_grounds_words_by_patch_similarity():
+    explanation = _explanation("effusion", {}, with_regions=False)
+    assert word_map(explanation, 0)[1, 2] == 1.0
+    assert phrase_map(_explanation("", {})).shape == GRID
+
+
+def test_markdown_literal_leaves_nothing_for_markdown_to_interpret():
+    hostile = "![x](http://e/i.png) <img src=x onerror=alert(1)> :red[x] **b** `c` a_b \\ [l](javascript:x)"
+    escaped = markdown_literal(hostile)
+    # Every ASCII punctuation character is escaped, so no syntax survives; unescaping restores the text.
+    assert all(escaped[i - 1] == "\\" for i, ch in enumerate(escaped) if ch in "![]()<>:*`_" and i > 0)
+    import re
+    assert re.sub(r"\\(.)", r"\1", escaped) == hostile
+    assert markdown_literal("plain words 123") == "plain words 123"
+
+
+def test_the_analysis_export_is_json_and_names_the_case_only_by_id_and_hashes():
+    report = "Small left pleural effusion."
+    explanation = _explanation(report, {"Effusion": 0.8})
+    record = analysis_record(explanation, b"image bytes", "upload-0123456789ab", {"code_version": "lrclr 0.1.0"})
+    text = json.dumps(record)
+    assert record["image_sha256"] == sha256_hex(b"image bytes")
+    assert record["report_sha256"] == sha256_hex(report)
+    assert record["findings_vs_report"][0]["report_says"] == "present"
+    assert record["explanation"]["words"][0]["text"] == "Small"
+    assert "file_name" not in text and "PatientName" not in text
+
+
+def test_window_level_maps_the_window_onto_black_to_white():
+    pixels = np.array([[0.0, 0.25, 0.5, 0.75, 1.0]], dtype=np.float32)
+    np.testing.assert_allclose(viz.window_level(pixels, 0.5, 1.0), pixels)
+    np.testing.assert_allclose(viz.window_level(pixels, 0.5, 0.5), [[0.0, 0.0, 0.5, 1.0, 1.0]])
+    assert viz.window_level(pixels, 0.5, 0.0).max() == 1.0  # a zero width is clamped, never divides by 0
+
+
+def test_region_boxes_fade_with_opacity_and_a_chosen_region_is_drawn_apart():
+    explanation = _explanation("effusion", {})
+    base = Image.new("RGB", (400, 400), (0, 0, 0))  # display at 2x the 200 px original
+    edge = (0, 50)  # on region 1's left edge (box x0=0 scaled by 2)
+    strong = np.asarray(viz.draw_regions(base, explanation, opacity=1.0))[edge[1], edge[0]]
+    faint = np.asarray(viz.draw_regions(base, explanation, opacity=0.3))[edge[1], edge[0]]
+    assert tuple(strong) == viz.REGION_COLOUR
+    assert 0 < faint[0] < strong[0]
+    only_two = np.asarray(viz.draw_regions(base, explanation, ranks={2}))
+    assert only_two[edge[1], edge[0]].sum() == 0
+    chosen = np.asarray(viz.highlight_region(base, explanation, 2))
+    assert tuple(chosen[300, 301]) == viz.SELECTED_COLOUR  # region 2 spans 300..400 at display scale
+
+
+def test_the_viewer_figure_hovers_numbers_only_and_keeps_zoom_per_revision():
+    explanation = _explanation("<script>alert(1)</script>", {})
+    figure = viz.viewer_figure(Image.new("RGB", (400, 400)), explanation, regions_shown=2, view_revision="case-0")
+    image_trace, markers = figure.data
+    assert image_trace.source.startswith("data:image/png;base64,")
+    assert list(markers.x) == [50.0, 350.0] and list(markers.y) == [50.0, 350.0]
+    assert "script" not in markers.hovertemplate and "script" not in json.dumps(list(markers.customdata))
+    assert figure.layout.uirevision == "case-0"
+    assert len(viz.viewer_figure(Image.new("RGB", (400, 400)), explanation, regions_shown=0).data) == 1
+
+
+def test_a_ground_truth_mask_is_tinted_where_it_is_true():
+    base = Image.new("RGB", (100, 100), (0, 0, 0))
+    mask = np.zeros((50, 50), dtype=bool)
+    mask[:25] = True  # top half of the original -> top half of the display
+    tinted = np.asarray(viz.mask_overlay(base, mask, opacity=1.0))
+    assert tuple(tinted[10, 50]) == viz.MASK_COLOUR and tuple(tinted[90, 50]) == (0, 0, 0)
+
+
+def test_findings_bars_are_sorted_and_discordant_ones_coloured():
+    figure = viz.findings_bar_figure([("Effusion", 0.2, True), ("Mass", 0.9, False)], threshold=0.5)
+    bars = figure.data[0]
+    assert list(bars.y) == ["Effusion", "Mass"]  # ascending, so the highest is drawn on top
+    assert bars.marker.color[0] != bars.marker.color[1]
