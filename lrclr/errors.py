@@ -43,3 +43,7 @@ class ModelLoadError(LRCLRError):
 
 class UnsafeWeightsError(ModelLoadError):
     """A weights file in a format that would need unpickling, which is refused."""
+
+
+class AnnotationStoreError(LRCLRError):
+    """The flag store cannot be opened or read: not a database, a newer schema, a bad import file."""
