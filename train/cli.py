@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("train.finetune", "fine-tune LRCLR (regions + interaction) from a baseline model folder"),
     "export": ("train.export", "turn a training run into a model folder the app loads"),
     "evaluate": ("train.evaluate", "zero-shot AUC with CIs, retrieval and localization for one or more models"),
+    "make-demo": ("train.make_demo", "build the bundled demo gallery in assets/demo from the shared data"),
 }
 
 

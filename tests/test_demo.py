@@ -1,0 +1,145 @@
+"""The bundled demo gallery (assets/demo): complete, loadable, honest about its sources, and
+reproducible from the shared data by ``python -m train make-demo``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from lrclr.demo import DEFAULT_DEMO_DIR, DemoGalleryError, load_gallery
+from lrclr.errors import LRCLRError
+from tests.conftest import REPO_ROOT, require_shared
+
+
+@pytest.fixture(scope="module")
+def gallery():
+    return load_gallery()
+
+
+def _kind(gallery, kind):
+    return [case for case in gallery if case.kind == kind]
+
+
+def test_gallery_has_the_promised_cases(gallery):
+    assert len(_kind(gallery, "nih")) >= 8
+    dicoms = _kind(gallery, "dicom")
+    assert len(dicoms) == 2 and {c.image for c in dicoms} == {"dicom-01-jpeg.dcm", "dicom-02-monochrome1.dcm"}
+    assert len(_kind(gallery, "phantom")) >= 2
+    assert len({case.id for case in gallery}) == len(gallery)
+    assert any("No Finding" in case.labels for case in _kind(gallery, "nih"))
+
+
+def test_every_image_loads_and_is_small(gallery):
+    for case in gallery:
+        image = case.load_image()
+        height, width = image.pixels.shape
+        assert max(height, width) <= 1024, case.id
+        assert image.identifiers == {}, case.id  # hidden unless asked for
+        data = case.image_bytes()
+        assert data[128:132] == b"DICM" if case.kind == "dicom" else data[:4] == b"\x89PNG", case.id
+
+
+def test_dicoms_decode_jpeg_and_monochrome1(gallery):
+    jpeg, mono1 = sorted(_kind(gallery, "dicom"), key=lambda c: c.id)
+    plain, inverted = jpeg.load_image(), mono1.load_image()
+    assert plain.header["Photometric Interpretation"] == "MONOCHROME2"
+    assert inverted.header["Photometric Interpretation"] == "MONOCHROME1"
+    assert "JPEG" in plain.header["Transfer Syntax"]
+    # The MONOCHROME1 file holds the same stored pixels as the MONOCHROME2 one (only the tag differs),
+    # so decoding it correctly gives the inverse image.
+    assert np.corrcoef(plain.pixels.ravel(), inverted.pixels.ravel())[0, 1] < -0.99
+    assert jpeg.report_text() == "" and jpeg.report is None
+
+
+def test_phantom_masks_match_their_images(gallery):
+    for case in _kind(gallery, "phantom"):
+        shape = case.load_image().pixels.shape
+        assert case.mask_findings and set(case.mask_findings) == set(case.labels)
+        for finding in case.mask_findings:
+            mask = case.mask(finding)
+            assert mask.dtype == bool and mask.shape == shape and mask.any(), (case.id, finding)
+        with pytest.raises(KeyError):
+            case.mask("Hernia")
+
+
+def test_reports_are_real_text_with_provenance(gallery):
+    for case in _kind(gallery, "nih") + _kind(gallery, "phantom"):
+        text = case.report_text()
+        assert text and "XXXX" not in text.upper(), case.id
+        assert case.report_provenance, case.id
+
+
+def test_manifest_carries_no_patient_details():
+    manifest = json.loads((DEFAULT_DEMO_DIR / "manifest.json").read_text(encoding="utf-8"))
+    keys = {key.lower() for case in manifest["cases"] for key in case}
+    assert not keys & {"patient_id", "patient", "age", "sex"}
+    assert manifest["version"] == 1 and manifest["generated_by"].startswith("python -m train make-demo")
+    assert (DEFAULT_DEMO_DIR / "SOURCES.md").is_file()
+
+
+def test_altered_file_is_named(tmp_path):
+    copy = tmp_path / "demo"
+    shutil.copytree(DEFAULT_DEMO_DIR, copy)
+    target = copy / "nih-01-cardiomegaly.png"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(DemoGalleryError, match="nih-01-cardiomegaly.png") as caught:
+        load_gallery(copy)
+    assert isinstance(caught.value, LRCLRError)
+    target.unlink()
+    with pytest.raises(DemoGalleryError, match="nih-01-cardiomegaly.png.*missing"):
+        load_gallery(copy)
+
+
+def test_unknown_manifest_version_is_refused(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"version": 99, "cases": []}', encoding="utf-8")
+    with pytest.raises(DemoGalleryError, match="version 99"):
+        load_gallery(tmp_path)
+    with pytest.raises(DemoGalleryError, match="not found"):
+        load_gallery(tmp_path / "absent")
+
+
+def test_nih_cases_come_from_the_test_split(gallery):
+    """The split that ``evaluate --dataset train/configs/nih-test.json --split test`` scores, which is
+    the one the bundled model's training config (lrclr-nih.json) held out."""
+    root = require_shared("nih-cxr14-sample")
+    from train.evaluate import _samples
+    from train.splits import split_dataset
+
+    training = json.loads((REPO_ROOT / "train" / "configs" / "lrclr-nih.json").read_text(encoding="utf-8"))
+    assert (training["split_fractions"], training["split_seed"]) == ([0.8, 0.1, 0.1], 0)  # evaluate's defaults
+    spec = json.loads((REPO_ROOT / "train" / "configs" / "nih-test.json").read_text(encoding="utf-8"))
+    # The split depends on patients and labels only; skipping the composed reports saves seconds.
+    spec.update(root=str(root), reports=None)
+    test = _samples(spec, "test", training["split_fractions"], training["split_seed"], None)
+    test_images = {test.dataset.image_ids()[i] for i in test.indices}
+    splits = split_dataset(test.dataset, training["split_fractions"], training["split_seed"])
+    names = test.dataset.image_ids()
+    held_in = {names[i] for name in ("train", "val") for i in splits[name].indices}
+    for case in _kind(gallery, "nih"):
+        original = case.source.split()[2]  # "NIH ChestX-ray14 <file> ..."
+        assert original in test_images and original not in held_in, (case.id, original)
+
+
+def test_make_demo_reproduces_the_gallery(tmp_path):
+    require_shared("nih-cxr14-sample")
+    require_shared("openi-reports/NLMCXR_reports.tgz")
+    require_shared("dicom")
+    from train.cli import main
+
+    assert main(["make-demo", "--out", str(tmp_path)]) == 0
+    built = sorted(p.name for p in tmp_path.iterdir())
+    assert built == sorted(p.name for p in DEFAULT_DEMO_DIR.iterdir())
+    for name in built:
+        assert (tmp_path / name).read_bytes() == (DEFAULT_DEMO_DIR / name).read_bytes(), name
+
+
+def test_make_demo_without_data_says_so(tmp_path, capsys):
+    from train.cli import main
+
+    code = main(["make-demo", "--out", str(tmp_path / "out"), "--nih", str(tmp_path / "nowhere")])
+    assert code == 2 and "not found" in capsys.readouterr().out
