@@ -280,9 +280,9 @@ class AnnotationStore:
         self._conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # timeout= is SQLite's busy timeout; isolation_level=None: we issue BEGIN/COMMIT ourselves
             self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
                                          isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA busy_timeout = 30000")  # same as BUSY_TIMEOUT_MS
             self._retry(self._setup)
         except (sqlite3.DatabaseError, OSError) as error:
             self.close()
@@ -580,7 +580,7 @@ class AnnotationStore:
             return len(verdicts), len(history)
         try:
             return self._write(body)
-        except sqlite3.IntegrityError as error:
+        except sqlite3.DatabaseError as error:  # a CHECK, UNIQUE or type constraint of the schema
             raise AnnotationStoreError(f"Cannot import {source}: {error}") from error
 
 
