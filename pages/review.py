@@ -1,77 +1,261 @@
-"""Review: open a radiograph (and its report), see finding scores, regions and word grounding."""
+"""Review: open a case, see finding scores, the selected regions and which report words each answers to.
+
+Layout only; everything computed comes from ``lrclr`` (model, review, viz). Encodings are cached so
+that choosing a word, a region or a display setting only redraws.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import json
 
 import pandas as pd
 import streamlit as st
 
 from lrclr import viz
 from lrclr.errors import ImageReadError
-from lrclr.imaging import load_image
-from lrclr.reports import decode_report
+from lrclr.imaging import LoadedImage, load_image
+from lrclr.model import CaseImage, LRCLRModel
+from lrclr.review import analysis_record, finding_rows, markdown_literal, phrase_map, sha256_hex, word_map
+from pages.case_source import CaseInput, choose_case
 from pages.shared import current_model
+
+VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def encode_case(_model: LRCLRModel, model_key: str, image_sha256: str, _image: LoadedImage) -> CaseImage:
+    """Image encodings shared by every session (keyed by model and image hash, never by file name)."""
+    return _model.encode_case(_image)
+
+
+def cached(name: str, key: tuple, compute):
+    """Keep one value per name in the session, recomputed only when its key changes."""
+    if st.session_state.get(f"{name}-key") != key:
+        st.session_state[name] = compute()
+        st.session_state[f"{name}-key"] = key
+    return st.session_state[name]
+
+
+def read_image(case: CaseInput, show_identifiers: bool) -> LoadedImage | None:
+    try:
+        image = cached("image", (sha256_hex(case.data), show_identifiers),
+                       lambda: load_image(case.data, name=case.file_name, include_identifiers=show_identifiers))
+    except ImageReadError as error:
+        st.error(str(error))
+        return None
+    for warning in image.warnings:
+        st.warning(warning)
+    return image
+
+
+def view_controls() -> dict:
+    """Window/level, invert and resolution, with a reset that also refits the zoom."""
+    for name, value in VIEW_DEFAULTS.items():
+        st.session_state.setdefault(f"view-{name}", value)
+    with st.expander("Display", expanded=False):
+        st.slider("Level (window centre, %)", 0, 100, key="view-level")
+        st.slider("Window width (%)", 5, 100, key="view-width")
+        st.checkbox("Invert", key="view-invert")
+        st.checkbox("Full resolution", key="view-full_resolution",
+                    help="Send the image at its stored size instead of at most 1024 px")
+        st.button("Reset display and zoom", on_click=_reset_view)
+    return {name: st.session_state[f"view-{name}"] for name in VIEW_DEFAULTS}
+
+
+def _reset_view() -> None:
+    for name, value in VIEW_DEFAULTS.items():
+        st.session_state[f"view-{name}"] = value
+    st.session_state["view-revision"] = st.session_state.get("view-revision", 0) + 1
+
+
+def base_image(image: LoadedImage, view: dict):
+    pixels = viz.window_level(image.pixels, view["level"] / 100, view["width"] / 100)
+    max_side = max(image.original_size) if view["full_resolution"] else viz.DISPLAY_MAX_SIDE
+    return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"])
+
+
+def findings_panel(explanation) -> None:
+    threshold = st.slider("Discordance threshold", 0.05, 0.95, 0.5, 0.05,
+                          help="A finding the report states but the model scores below this, or one the "
+                               "report denies but the model scores at or above it, is highlighted.")
+    rows = finding_rows(explanation, threshold)
+    table = pd.DataFrame({
+        "finding": [r.finding for r in rows], "model probability": [round(r.probability, 3) for r in rows],
+        "report says": [r.report_says for r in rows], "discordance": [r.discordance for r in rows],
+    }).sort_values("model probability", ascending=False)
+    styled = table.style.apply(
+        lambda row: ["background-color: rgba(214, 39, 40, 0.25)" if row["discordance"] else ""] * len(row), axis=1)
+    st.dataframe(styled, hide_index=True, width="stretch")
+    discordant = sum(bool(r.discordance) for r in rows)
+    st.caption(f"{discordant} discordant finding(s) between the model and the report (labeler)."
+               if explanation.report.strip() else "No report: nothing to compare the scores with.")
+    st.plotly_chart(viz.findings_bar_figure([(r.finding, r.probability, bool(r.discordance)) for r in rows],
+                                            threshold), key="findings-bars")
+
+
+def words_panel(explanation, key: str) -> int | None:
+    if not explanation.words:
+        st.info("No report words to ground. Type a phrase in the Phrase tab instead.")
+        return None
+    words = explanation.words
+    chosen = st.pills("Report words: choose one to see where it looks", list(range(len(words))),
+                      format_func=lambda i: markdown_literal(words[i].text), key=f"word-{key}")
+    if explanation.report_truncated:
+        st.warning("The report is longer than the model reads; words past the limit are not shown.")
+    if chosen is not None and words[chosen].region_attention is not None:
+        st.caption(f"Attention of word {chosen + 1} over the selected regions")
+        st.plotly_chart(viz.region_attention_figure(words[chosen].region_attention), key="word-regions")
+    return chosen
+
+
+def regions_panel(explanation, key: str) -> int | None:
+    if not explanation.regions:
+        st.info("This model has no region selector (global-only baseline): word maps use patch similarity.")
+        return None
+    by_rank = {r.rank: r for r in explanation.regions}
+    rank = st.pills("Regions by rank: choose one to list its words", list(by_rank),
+                    format_func=lambda r: f"{r} ({by_rank[r].score:.2f})", key=f"region-{key}")
+    if rank is not None:
+        region = by_rank[rank]
+        st.caption(f"Region {rank}: selector score {region.score:.3f}, grid cell {region.cell}")
+        if region.top_words:
+            st.dataframe(pd.DataFrame({"word": [w.text for w in region.top_words],
+                                       "position": [w.word_index + 1 for w in region.top_words],
+                                       "attention": [round(w.weight, 3) for w in region.top_words]}),
+                         hide_index=True, width="stretch")
+        else:
+            st.caption("No report words to list.")
+    return rank
+
+
+def phrase_panel(model: LRCLRModel, case_image: CaseImage, case_key: tuple):
+    phrase = st.text_input("Ground a phrase", key=f"phrase-{case_key[1]}", max_chars=500,
+                           placeholder="e.g. left pleural effusion")
+    if not phrase.strip():
+        return None
+    return cached("phrase", (case_key, phrase), lambda: model.explain(case_image, phrase, findings=()))
+
+
+def export_panel(shown, explanation, case: CaseInput, model: LRCLRModel) -> None:
+    st.download_button("Overlay as PNG", data=lambda: viz.png_bytes(shown), file_name=f"{case.case_id}-overlay.png",
+                       mime="image/png", on_click="ignore")
+    record = lambda: json.dumps(analysis_record(explanation, case.data, case.case_id, model.model_card), indent=2)
+    st.download_button("Analysis as JSON", data=record, file_name=f"{case.case_id}-analysis.json",
+                       mime="application/json", on_click="ignore")
+    st.caption("Exports name the case by its id and hashes; no file names or patient identifiers.")
+
+
+def mask_comparison(case: CaseInput, image: LoadedImage, model_view) -> None:
+    if case.demo is None or not case.demo.mask_findings:
+        return
+    finding = st.selectbox("Ground-truth mask (phantom)", ["(none)", *case.demo.mask_findings])
+    if finding == "(none)":
+        return
+    base = viz.to_display_rgb(image.pixels)
+    left, right = st.columns(2)
+    left.image(model_view, caption="Model's map", width="stretch")
+    right.image(viz.mask_overlay(base, case.demo.mask(finding)), caption=f"Ground truth: {finding}", width="stretch")
+
+
+def header_panels(image: LoadedImage, show_identifiers: bool) -> None:
+    if image.source_format != "dicom":
+        return
+    with st.expander("DICOM header (patient identifiers hidden)"):
+        st.checkbox("Show patient identifiers", key="show-identifiers",
+                    help="Off by default; identifiers are never exported or stored.")
+        if image.header:
+            st.table(pd.DataFrame({"field": list(image.header), "value": list(image.header.values())}))
+    if show_identifiers and image.identifiers:
+        with st.expander("Patient identifiers (shown because you asked)", expanded=True):
+            st.table(pd.DataFrame({"field": list(image.identifiers), "value": list(image.identifiers.values())}))
+
+
+def review(model: LRCLRModel | None, case: CaseInput) -> None:
+    show_identifiers = bool(st.session_state.get("show-identifiers", False))
+    image = read_image(case, show_identifiers)
+    if image is None:
+        return
+    viewer, panels = st.columns([3, 2])
+    chart_slot = viewer.container()
+    with viewer:
+        view = view_controls()
+    base = base_image(image, view)
+    if model is None:
+        chart_slot.image(base, caption=f"{image.original_size[0]}x{image.original_size[1]} px")
+        panels.warning("No model is loaded (see the sidebar), so only the image is shown.")
+        header_panels(image, show_identifiers)
+        return
+    image_sha = sha256_hex(case.data)
+    model_key = f"{model.model_id}@{id(model)}"
+    case_key = (model_key, image_sha)
+    with st.spinner("Reading the image and the report…"):
+        case_image = encode_case(model, model_key, image_sha, image)
+        explanation = cached("explanation", (case_key, case.report), lambda: model.explain(case_image, case.report))
+    widget_key = f"{image_sha[:12]}-{sha256_hex(case.report)[:12]}"
+    with panels:
+        findings_tab, words_tab, regions_tab, phrase_tab, export_tab = st.tabs(
+            ["Findings", "Report words", "Regions", "Phrase", "Export"])
+        with findings_tab:
+            findings_panel(explanation)
+        with words_tab:
+            word = words_panel(explanation, widget_key)
+        with regions_tab:
+            rank = regions_panel(explanation, widget_key)
+        with phrase_tab:
+            phrase = phrase_panel(model, case_image, case_key)
+    with viewer:
+        settings = overlay_controls(explanation)
+    shown, what = overlay(base, image, model, explanation, settings, word, rank, phrase)
+    with chart_slot:
+        revision = f"{image_sha}-{st.session_state.get('view-revision', 0)}"
+        regions_drawn = settings["top"] if settings["show_regions"] else 0
+        st.plotly_chart(viz.viewer_figure(shown, explanation, regions_drawn, view_revision=revision),
+                        key="viewer", config={"scrollZoom": True, "displaylogo": False}, theme=None)
+        st.caption(f"{image.original_size[0]}x{image.original_size[1]} px · {what} · scroll to zoom, drag to pan, "
+                   "double-click to fit")
+    with viewer:
+        mask_comparison(case, image, shown)
+    with export_tab:
+        export_panel(shown, explanation, case, model)
+    header_panels(image, show_identifiers)
+
+
+def overlay_controls(explanation) -> dict:
+    with st.expander("Overlay", expanded=False):
+        show_regions = st.checkbox("Region boxes", value=True, key="regions-show", disabled=not explanation.regions)
+        top = len(explanation.regions)
+        if top > 1:
+            top = st.slider("Top regions shown", 1, top, top, key="regions-top")
+        return {"show_regions": show_regions and bool(explanation.regions), "top": top,
+                "box_opacity": st.slider("Box opacity", 0.1, 1.0, 0.9, 0.05),
+                "heat_opacity": st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)}
+
+
+def overlay(base, image: LoadedImage, model: LRCLRModel, explanation, settings: dict, word, rank, phrase):
+    """The displayed picture: heatmap (phrase, else chosen word), region boxes, chosen region."""
+    shown, what = base, "no heatmap (choose a report word or type a phrase)"
+    grid_map = None
+    if phrase is not None:
+        grid_map, what = phrase_map(phrase), "heatmap: the phrase"
+    elif word is not None:
+        grid_map, what = word_map(explanation, word), f"heatmap: word {word + 1}"
+    if grid_map is not None:
+        # The map is stretched to its own range for display; say how wide that range really is.
+        what += f" (map values {grid_map.min():.3f} to {grid_map.max():.3f})"
+        shown = viz.overlay_heatmap(base, grid_map, image.original_size, model.config.image_size,
+                                    settings["heat_opacity"])
+    if settings["show_regions"]:
+        shown = viz.draw_regions(shown, explanation, set(range(1, settings["top"] + 1)),
+                                 opacity=settings["box_opacity"])
+    if rank is not None:
+        shown = viz.highlight_region(shown, explanation, rank)
+    return shown, what
+
 
 st.title("Review")
 st.caption("Research tool for inspecting a model's reasoning. Not a medical device.")
-
-upload = st.file_uploader("Radiograph: PNG, JPEG or DICOM")
-report_file = st.file_uploader("Report (.txt), or paste it below", type=["txt"])
-report = st.text_area("Report", value=decode_report(report_file.getvalue()) if report_file else "", height=120)
-
-if upload is None:
-    st.info("Upload a radiograph to begin.")
-    st.stop()
-
-data = upload.getvalue()
-show_identifiers = st.checkbox("Show patient identifiers (DICOM)", value=False)
-try:
-    image = load_image(data, name=upload.name, include_identifiers=show_identifiers)
-except ImageReadError as error:
-    st.error(str(error))
-    st.stop()
-for warning in image.warnings:
-    st.warning(warning)
-
-model = current_model()
-left, right = st.columns([3, 2])
-base = viz.to_display_rgb(image.pixels, invert=left.checkbox("Invert", value=False))
-if model is None:
-    left.image(base, caption=f"{image.original_size[0]}x{image.original_size[1]} px")
-    right.warning("No model is loaded (see the sidebar), so only the image is shown.")
-else:
-    # The image is encoded once per file and model, and the report explained once per text:
-    # choosing a word or toggling the overlay only redraws.
-    case_key = (hashlib.sha256(data).hexdigest(), model.model_id, str(model.device_info.device))
-    if st.session_state.get("case_key") != case_key:
-        st.session_state["case"] = model.encode_case(image)
-        st.session_state["case_key"] = case_key
-        st.session_state.pop("explanation_key", None)
-    if st.session_state.get("explanation_key") != (case_key, report):
-        st.session_state["explanation"] = model.explain(st.session_state["case"], report)
-        st.session_state["explanation_key"] = (case_key, report)
-    explanation = st.session_state["explanation"]
-    words = [f"{w.index + 1}. {w.text}" for w in explanation.words]
-    chosen = right.selectbox("Ground a report word", ["(none)", *words])
-    shown = base
-    if chosen != "(none)":
-        index = words.index(chosen)
-        grid_map = explanation.attention_map(index) if explanation.regions else explanation.words[index].patch_similarity
-        shown = viz.overlay_heatmap(base, grid_map, image.original_size, model.config.image_size)
-    if right.checkbox("Show selected regions", value=True):
-        shown = viz.draw_regions(shown, explanation)
-    left.image(shown, caption=f"{image.original_size[0]}x{image.original_size[1]} px")
-    scores = pd.DataFrame(
-        {"finding": [f.finding for f in explanation.findings], "probability": [f.probability for f in explanation.findings]}
-    ).sort_values("probability", ascending=False)
-    right.dataframe(scores, hide_index=True, use_container_width=True)
-    if explanation.report_truncated:
-        right.warning("The report is longer than the model reads; words past the limit are not grounded.")
-
-if image.header:
-    with st.expander("Image header"):
-        st.table(pd.DataFrame({"field": list(image.header), "value": list(image.header.values())}))
-if show_identifiers and image.identifiers:
-    with st.expander("Patient identifiers (shown because you asked)", expanded=True):
-        st.table(pd.DataFrame({"field": list(image.identifiers), "value": list(image.identifiers.values())}))
+picker, report_area = st.columns([2, 3])
+with picker:
+    chosen_case = choose_case("review", report_area.container())
+if chosen_case is not None:
+    review(current_model(), chosen_case)

@@ -23,7 +23,9 @@ def test_app_opens_on_the_bundled_model(monkeypatch):
     captions = [c.value for c in app.sidebar.caption]
     assert captions[0].startswith("**lrclr-default** on CPU")
     assert "340 training images" in captions[1]
-    assert [i.value for i in app.info] == ["Upload a radiograph to begin."]
+    # It opens on the first demo case, so a fresh install shows something without any data.
+    assert app.selectbox(key="review-demo").value == "nih-01-cardiomegaly"
+    assert len(app.dataframe[0].value) == 14
 
 
 def test_a_missing_model_folder_is_explained_not_a_traceback(monkeypatch, tmp_path):

@@ -1,0 +1,79 @@
+"""Where a case comes from: the bundled demo gallery or an upload. Shared by Review and Annotate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from lrclr.demo import DemoCase, load_gallery
+from lrclr.errors import LRCLRError
+from lrclr.reports import decode_report
+from lrclr.review import sha256_hex
+
+GALLERY, UPLOAD = "Demo gallery", "Upload"
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    case_id: str  # demo id, or "upload-" + the first 12 hex digits of the file's SHA-256
+    file_name: str  # shown to the user only; never exported or stored
+    data: bytes
+    report: str
+    demo: DemoCase | None
+
+
+@st.cache_resource
+def gallery() -> tuple[DemoCase, ...]:
+    return load_gallery()
+
+
+def choose_case(key: str, report_area) -> CaseInput | None:
+    """Lay out the case picker (the report box goes into ``report_area``); None until an image is chosen."""
+    source = st.radio("Case", [GALLERY, UPLOAD], horizontal=True, key=f"{key}-source")
+    if source == GALLERY:
+        return _gallery_case(key, report_area)
+    return _uploaded_case(key, report_area)
+
+
+def provenance_line(case: DemoCase) -> str:
+    provenance = case.report_provenance or ""
+    if provenance.startswith("openi:"):
+        return f"Report: the real OpenI report {provenance.removeprefix('openi:')}, whose findings the phantom draws."
+    if provenance.startswith("openi-sentences:") or provenance.startswith("CXR"):
+        sentences = provenance.removeprefix("openi-sentences:")
+        return f"Report composed from real OpenI sentences (report#sentence): {sentences}."
+    return f"Report: {provenance}." if provenance else "No report with this case."
+
+
+def _gallery_case(key: str, report_area) -> CaseInput | None:
+    try:
+        cases = gallery()
+    except LRCLRError as error:
+        st.error(f"The demo gallery cannot be read: {error}")
+        return None
+    by_id = {case.id: case for case in cases}
+    chosen = st.selectbox("Demo case", list(by_id), format_func=lambda i: by_id[i].title, key=f"{key}-demo")
+    case = by_id[chosen]
+    st.caption(f"Source: {case.source}. License: {case.license}.")
+    st.caption(provenance_line(case))
+    if case.notes:
+        st.caption(f"Look at: {case.notes}")
+    report = report_area.text_area("Report", value=case.report_text(), height=120, key=f"{key}-report-{case.id}",
+                          help="Edit freely; the model re-reads the report when you change it.")
+    return CaseInput(case.id, case.image, case.image_bytes(), report, case)
+
+
+def _uploaded_case(key: str, report_area) -> CaseInput | None:
+    upload = st.file_uploader("Radiograph: PNG, JPEG or DICOM", key=f"{key}-image")
+    report_file = report_area.file_uploader("Report (.txt), or paste it below", type=["txt"],
+                                            key=f"{key}-report-file")
+    uploaded_report = decode_report(report_file.getvalue()) if report_file else ""
+    # Keyed by the report file so that uploading a new one replaces what the box shows.
+    report = report_area.text_area("Report", value=uploaded_report, height=120,
+                          key=f"{key}-report-{sha256_hex(uploaded_report)[:12]}")
+    if upload is None:
+        st.info("Upload a radiograph to begin, or choose the demo gallery.")
+        return None
+    data = upload.getvalue()
+    return CaseInput(f"upload-{sha256_hex(data)[:12]}", upload.name, data, report, None)

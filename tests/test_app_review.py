@@ -1,0 +1,147 @@
+"""The Review page's flows with Streamlit's AppTest, on the bundled model and the bundled demo cases."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from lrclr.demo import load_gallery
+from tests.conftest import REPO_ROOT
+
+PATIENT_ID = "16d7f894-55d7-4d95-8957-d18987f0e981"  # PatientName/PatientID in the bundled DICOMs
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path) -> AppTest:
+    monkeypatch.delenv("LRCLR_MODEL", raising=False)
+    monkeypatch.setenv("LRCLR_DATA_DIR", str(tmp_path / "data"))
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def _demo(kind: str):
+    return next(case for case in load_gallery() if case.kind == kind)
+
+
+def _upload(app: AppTest, name: str, data: bytes, report: str | None = None) -> AppTest:
+    app.radio(key="review-source").set_value("Upload").run()
+    app.file_uploader(key="review-image").set_value((name, data, "application/octet-stream")).run()
+    if report is not None:
+        next(t for t in app.text_area if t.label == "Report").set_value(report).run()
+    assert not app.exception
+    return app
+
+
+def _pills(app: AppTest, label_start: str):
+    return next(p for p in app.pills if p.label.startswith(label_start))
+
+
+def _all_text(app: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "text") for e in getattr(app, kind)]
+    parts += [str(table.value) for table in app.table] + [str(frame.value) for frame in app.dataframe]
+    return "\n".join(str(p) for p in parts)
+
+
+def _viewer_caption(app: AppTest) -> str:
+    return next(c.value for c in app.caption if " px · " in c.value)
+
+
+def test_a_demo_case_shows_scores_regions_and_grounds_a_chosen_word(app):
+    findings = app.dataframe[0].value
+    assert len(findings) == 14 and findings["model probability"].between(0, 1).all()
+    assert set(findings["report says"]) <= {"present", "absent", "uncertain", "not mentioned"}
+    assert "no heatmap" in _viewer_caption(app)
+    regions = _pills(app, "Regions by rank")
+    assert len(regions.options) == 16
+    words = _pills(app, "Report words")
+    words.set_value(2).run()
+    assert not app.exception
+    assert "heatmap: word 3" in _viewer_caption(app)
+    regions = _pills(app, "Regions by rank")
+    regions.set_value(1).run()
+    top_words = app.dataframe[1].value
+    assert list(top_words.columns) == ["word", "position", "attention"] and len(top_words) >= 1
+
+
+def test_every_demo_case_opens(app):
+    for case_id in [c.id for c in load_gallery()]:
+        app.selectbox(key="review-demo").set_value(case_id).run()
+        assert not app.exception, case_id
+        assert not app.error, (case_id, [e.value for e in app.error])
+
+
+def test_a_phantom_shows_its_ground_truth_mask_beside_the_model_map(app):
+    phantom = _demo("phantom")
+    app.selectbox(key="review-demo").set_value(phantom.id).run()
+    mask_picker = next(s for s in app.selectbox if s.label.startswith("Ground-truth mask"))
+    mask_picker.set_value(phantom.mask_findings[0]).run()
+    assert not app.exception
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert captions == ["Model's map", f"Ground truth: {phantom.mask_findings[0]}"]
+
+
+def test_an_uploaded_png_with_a_pasted_report(app):
+    pixels = (np.random.default_rng(0).random((300, 240)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    _upload(app, "scan.png", buffer.getvalue(), "Small right pleural effusion. No pneumothorax.")
+    assert "240x300 px" in _viewer_caption(app)
+    findings = app.dataframe[0].value.set_index("finding")
+    assert findings.loc["Effusion", "report says"] == "present"
+    assert findings.loc["Pneumothorax", "report says"] == "absent"
+
+
+@pytest.mark.parametrize("case_id", ["dicom-02-monochrome1", "dicom-01-jpeg"])
+def test_uploaded_dicoms_monochrome1_and_jpeg_compressed_hide_identifiers(app, case_id):
+    case = next(c for c in load_gallery() if c.id == case_id)
+    _upload(app, "study.dcm", case.image_bytes())
+    assert "1024x1024 px" in _viewer_caption(app)
+    assert not app.error
+    text = _all_text(app)
+    assert "MONOCHROME" in text  # the header panel is there
+    assert PATIENT_ID not in text  # ... without identifiers
+    next(c for c in app.checkbox if c.label.startswith("Show patient identifiers")).check().run()
+    assert PATIENT_ID in _all_text(app)  # shown only because the user asked
+
+
+def test_the_monochrome1_demo_decodes_to_the_negative_of_its_monochrome2_twin():
+    # The two bundled files hold the same stored pixels, one tagged MONOCHROME1 (see the manifest).
+    cases = {c.id: c for c in load_gallery() if c.kind == "dicom"}
+    inverted = cases["dicom-02-monochrome1"].load_image().pixels
+    plain = cases["dicom-01-jpeg"].load_image().pixels
+    np.testing.assert_allclose(inverted, 1.0 - plain, atol=1e-6)
+
+
+def test_no_report_still_scores_findings_and_grounds_a_phrase(app):
+    dicom = _demo("dicom")
+    _upload(app, "study.dcm", dicom.image_bytes(), report="")
+    assert len(app.dataframe[0].value) == 14
+    assert any("No report: nothing to compare" in c.value for c in app.caption)
+    assert any("No report words to ground" in i.value for i in app.info)
+    app.text_input(key="phrase-" + next(iter(_case_keys(app)))).set_value("right pneumothorax").run()
+    assert not app.exception
+    assert "heatmap: the phrase" in _viewer_caption(app)
+
+
+def _case_keys(app: AppTest):
+    return [t.key.removeprefix("phrase-") for t in app.text_input if t.key and t.key.startswith("phrase-")]
+
+
+def test_a_bad_upload_gives_a_clear_message_not_a_traceback(app):
+    _upload(app, "notes.png", b"this is a text file, not an image")
+    assert not app.exception
+    assert "not a PNG, JPEG or DICOM" in app.error[0].value
+
+
+def test_a_truncated_png_gives_a_clear_message(app):
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buffer, format="PNG")
+    _upload(app, "cut.png", buffer.getvalue()[:60])
+    assert not app.exception
+    assert app.error and "cut.png" in app.error[0].value
