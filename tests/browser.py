@@ -1,0 +1,122 @@
+"""Run the real app (``streamlit run app.py``) and drive it with Debian chromium through Playwright.
+
+Playwright's own browser download does not work on these machines, so the system chromium is used.
+Outside CI a machine without it skips the browser tests with the reason; ``.ci/run`` installs it and
+sets ``LRCLR_REQUIRE_BROWSER=1`` so that a missing browser fails there instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO_ROOT
+
+CHROMIUM = Path(os.environ.get("LRCLR_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(os.environ.get("LRCLR_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "browser"
+STARTUP_TIMEOUT_S = 120
+
+
+def require_browser():
+    """The Playwright module, or a skip (a failure under ``LRCLR_REQUIRE_BROWSER=1``)."""
+    problem = None
+    try:
+        from playwright import sync_api
+    except ImportError:
+        problem = "the playwright package is not installed (pip install -r requirements.txt)"
+    if problem is None and not CHROMIUM.exists():
+        problem = f"no chromium at {CHROMIUM} (apt-get install chromium, or set LRCLR_CHROMIUM)"
+    if problem:
+        if os.environ.get("LRCLR_REQUIRE_BROWSER") == "1":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return sync_api
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(data_dir: Path, extra_env: dict[str, str] | None = None):
+    """Start the app on a free port; yield its URL; stop it (its log is kept beside the screenshots)."""
+    port = free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LRCLR_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+    env.pop("LRCLR_MODEL", None)
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1",
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(ARTIFACTS / "streamlit.log", "w") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}; see {ARTIFACTS / 'streamlit.log'}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"streamlit did not answer on {url} within {STARTUP_TIMEOUT_S} s")
+
+
+@contextmanager
+def chromium_page(sync_api, width: int = 1600, height: int = 1200):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_until_idle(page, settle_ms: int = 300) -> None:
+    """Wait for Streamlit's script run to finish: its 'Running' status widget goes away."""
+    page.wait_for_timeout(settle_ms)
+    page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
+    page.wait_for_timeout(settle_ms)
+
+
+def screenshot_array(locator, path: Path, attempts: int = 5) -> np.ndarray:
+    """An element's pixels. Streamlit may replace the element while its figure re-renders after a
+    run, so a screenshot of a detached element is retried on the new one."""
+    for attempt in range(attempts):
+        try:
+            locator.screenshot(path=str(path))
+            break
+        except Exception as error:  # playwright's Error: "Element is not attached to the DOM"
+            if "not attached" not in str(error) or attempt == attempts - 1:
+                raise
+            locator.page.wait_for_timeout(500)
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)

@@ -1,0 +1,97 @@
+"""The real app in a real browser: Debian chromium driven by Playwright (see tests/browser.py).
+
+Screenshots are written to test-artifacts/browser/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from lrclr.demo import load_gallery
+from tests.browser import (
+    ARTIFACTS,
+    chromium_page,
+    require_browser,
+    running_app,
+    screenshot_array,
+    wait_until_idle,
+)
+
+HOSTILE_REPORT = ('Small effusion. <script>window.__xss = 1</script> '
+                  '<img src=x onerror="window.__xss = 2"> **bold** [link](javascript:alert(1))')
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    sync_api = require_browser()
+    with running_app(tmp_path_factory.mktemp("lrclr-data")) as url:
+        yield sync_api, url
+
+
+@pytest.fixture
+def page(app_url):
+    sync_api, url = app_url
+    with chromium_page(sync_api) as page:
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(url)
+        page.wait_for_selector("[data-testid='stPlotlyChart']")
+        wait_until_idle(page)
+        page.dialogs = dialogs
+        yield page
+
+
+def _viewer(page):
+    return page.locator("[data-testid='stPlotlyChart']").first
+
+
+def _pill(page, text: str):
+    """A word or region button (st.pills), by its exact visible text."""
+    return page.locator("[data-testid='stButtonGroup'] button").filter(
+        has_text=re.compile(f"^{re.escape(text)}$")).first
+
+
+def _open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(200)
+
+
+def test_a_demo_case_opens_and_choosing_a_word_changes_the_heatmap(page):
+    case = load_gallery()[1]  # not the one the page opens on, so the test really opens a case
+    page.get_by_role("combobox", name="Demo case").click()
+    page.get_by_role("option", name=case.title).click()
+    wait_until_idle(page)
+    assert page.get_by_role("textbox", name="Report").input_value() == case.report_text()
+    before = screenshot_array(_viewer(page), ARTIFACTS / "review-1-demo-case.png")
+    _open_tab(page, "Report words")
+    word = next(w for w in case.report_text().split() if w.isalpha() and len(w) > 4)
+    _pill(page, word).click()
+    page.get_by_text("heatmap: word").first.wait_for()
+    wait_until_idle(page)
+    after = screenshot_array(_viewer(page), ARTIFACTS / "review-2-word-heatmap.png")
+    page.screenshot(path=str(ARTIFACTS / "review-3-page.png"))
+    assert before.shape == after.shape
+    changed = np.abs(after - before).max(axis=-1) > 30
+    # The heatmap colours a real part of the radiograph, not a few anti-aliased pixels.
+    assert changed.mean() > 0.02, f"only {changed.mean():.2%} of the viewer changed"
+
+
+def test_a_report_with_script_and_img_tags_is_shown_as_literal_text(page):
+    box = page.get_by_role("textbox", name="Report")
+    box.fill(HOSTILE_REPORT)
+    box.press("Control+Enter")
+    wait_until_idle(page)
+    _open_tab(page, "Report words")
+    page.screenshot(path=str(ARTIFACTS / "review-4-hostile-report.png"))
+    assert page.evaluate("window.__xss") is None
+    assert page.dialogs == []
+    app = page.locator("[data-testid='stMain']")
+    assert app.locator("img[src='x']").count() == 0 and app.locator("script:has-text('__xss')").count() == 0
+    assert app.locator("a[href^='javascript']").count() == 0
+    assert app.locator("strong:has-text('bold')").count() == 0  # markdown was not interpreted either
+    # The report's words are buttons with plain text (punctuation is not a word); the box keeps it all.
+    assert _pill(page, "script").count() == 1 and _pill(page, "bold").count() == 1
+    assert box.input_value() == HOSTILE_REPORT
