@@ -95,3 +95,28 @@ def test_a_report_with_script_and_img_tags_is_shown_as_literal_text(page):
     # The report's words are buttons with plain text (punctuation is not a word); the box keeps it all.
     assert _pill(page, "script").count() == 1 and _pill(page, "bold").count() == 1
     assert box.input_value() == HOSTILE_REPORT
+
+
+def test_a_verdict_given_with_a_keyboard_shortcut_appears_on_the_quality_page(page):
+    page.get_by_role("link", name="Annotate").click()
+    wait_until_idle(page)
+    name = page.get_by_role("textbox", name="Your name or ID")
+    name.fill("reader-kbd")
+    name.press("Enter")
+    page.get_by_role("button", name="Bad match").wait_for()
+    wait_until_idle(page, settle_ms=1000)  # the shortcut listens once the button is mounted
+    shown_sentence = page.get_by_text("in its sentence").first.inner_text()
+    page.locator("h1").first.click()  # focus leaves the text box, so the key goes to the shortcut
+    page.keyboard.press("b")
+    page.get_by_text("This case: 1 of 30 pairs judged").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "annotate-1-after-shortcut.png"))
+    assert shown_sentence.startswith("Word ")
+    page.get_by_role("link", name="Quality").click()
+    page.get_by_text("Latest verdicts").wait_for()
+    wait_until_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "quality-1-verdict.png"))
+    table = page.get_by_test_id("stDataFrame").first
+    table.wait_for()
+    # Glide data grid draws cells on a canvas; its accessible table mirror holds the text.
+    cells = table.locator("[role='gridcell']").all_inner_texts()
+    assert "reader-kbd" in cells and "bad match" in cells

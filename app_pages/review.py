@@ -16,24 +16,10 @@ from lrclr.errors import ImageReadError
 from lrclr.imaging import LoadedImage, load_image
 from lrclr.model import CaseImage, LRCLRModel
 from lrclr.review import analysis_record, finding_rows, markdown_literal, phrase_map, sha256_hex, word_map
-from pages.case_source import CaseInput, choose_case
-from pages.shared import current_model
+from app_pages.case_source import CaseInput, choose_case
+from app_pages.shared import cached, current_model, encode_case, model_key
 
 VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def encode_case(_model: LRCLRModel, model_key: str, image_sha256: str, _image: LoadedImage) -> CaseImage:
-    """Image encodings shared by every session (keyed by model and image hash, never by file name)."""
-    return _model.encode_case(_image)
-
-
-def cached(name: str, key: tuple, compute):
-    """Keep one value per name in the session, recomputed only when its key changes."""
-    if st.session_state.get(f"{name}-key") != key:
-        st.session_state[name] = compute()
-        st.session_state[f"{name}-key"] = key
-    return st.session_state[name]
 
 
 def read_image(case: CaseInput, show_identifiers: bool) -> LoadedImage | None:
@@ -186,10 +172,9 @@ def review(model: LRCLRModel | None, case: CaseInput) -> None:
         header_panels(image, show_identifiers)
         return
     image_sha = sha256_hex(case.data)
-    model_key = f"{model.model_id}@{id(model)}"
-    case_key = (model_key, image_sha)
+    case_key = (model_key(model), image_sha)
     with st.spinner("Reading the image and the report…"):
-        case_image = encode_case(model, model_key, image_sha, image)
+        case_image = encode_case(model, case_key[0], image_sha, image)
         explanation = cached("explanation", (case_key, case.report), lambda: model.explain(case_image, case.report))
     widget_key = f"{image_sha[:12]}-{sha256_hex(case.report)[:12]}"
     with panels:

@@ -1,0 +1,153 @@
+"""Annotate: judge the model's region-word matches of a case, one pair at a time, from the keyboard.
+
+Layout only: the queue comes from ``lrclr.annotation_queue``, verdicts go to ``lrclr.annotations``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lrclr import viz
+from lrclr.annotation_queue import DEFAULT_QUEUE_LENGTH, QueueItem, build_queue
+from lrclr.annotations import VERDICTS, AnnotationStore, PairKey
+from lrclr.errors import ImageReadError, LRCLRError
+from lrclr.imaging import load_image
+from lrclr.review import markdown_literal, sha256_hex
+from app_pages.case_source import CaseInput, choose_case
+from app_pages.shared import cached, current_annotator, current_model, current_store, encode_case, model_key
+
+SHORTCUTS = {"bad match": "B", "good match": "G", "unsure": "U"}
+
+
+def pair_key(item: QueueItem, case: CaseInput, explanation) -> PairKey:
+    return PairKey.from_explanation(explanation.model_id, case.case_id, sha256_hex(case.data),
+                                    sha256_hex(explanation.report), item.word, item.region)
+
+
+def record(store: AnnotationStore, annotator: str, pair: PairKey, verdict: str, comment_key: str) -> None:
+    """Button callback: store the verdict; the comment box empties for the next pair."""
+    try:
+        store.record(annotator, pair, verdict, st.session_state.get(comment_key, ""))
+    except (LRCLRError, ValueError) as error:
+        st.session_state["annotate-error"] = str(error)
+        return
+    st.session_state[comment_key] = ""
+
+
+def undo(store: AnnotationStore, annotator: str) -> None:
+    entry = store.undo_last(annotator)
+    st.session_state["annotate-notice"] = "Nothing to undo." if entry is None else "Last change undone."
+
+
+def skip(skipped_key: str, identity: tuple) -> None:
+    st.session_state.setdefault(skipped_key, set()).add(identity)
+
+
+def sentence_markdown(item: QueueItem) -> str:
+    """The sentence with the word in bold; all report text escaped so only our bold is markup."""
+    start, end = item.word_in_sentence
+    text = item.sentence
+    return f"{markdown_literal(text[:start])}**{markdown_literal(text[start:end])}**{markdown_literal(text[end:])}"
+
+
+def verdict_buttons(store, annotator, pair, comment_key, skipped_key) -> None:
+    for column, verdict in zip(st.columns(3), VERDICTS):
+        column.button(verdict.capitalize(), shortcut=SHORTCUTS[verdict], width="stretch",
+                      on_click=record, args=(store, annotator, pair, verdict, comment_key),
+                      type="primary" if verdict == "bad match" else "secondary")
+    left, right, _ = st.columns(3)
+    left.button("Skip", shortcut="S", width="stretch", on_click=skip, args=(skipped_key, pair.identity))
+    right.button("Undo last", shortcut="Z", width="stretch", on_click=undo, args=(store, annotator))
+
+
+def show_pair(image, explanation, item: QueueItem, model):
+    """The region on the image beside the word in its sentence; returns the details column."""
+    picture, details = st.columns([1, 1])
+    base = viz.to_display_rgb(image.pixels)
+    heat = viz.overlay_heatmap(base, explanation.attention_map(item.word.index), image.original_size,
+                               model.config.image_size, opacity=0.35)
+    picture.image(viz.highlight_region(heat, explanation, item.region.rank),
+                  caption=f"Region {item.region.rank} (cyan box) over the word's attention map", width="stretch")
+    details.markdown(f"Word {item.word.index + 1} in its sentence:")
+    details.markdown(sentence_markdown(item))
+    details.caption(f"Attention of this word on region {item.region.rank}: {item.attention:.3f} "
+                    f"(uniform would be {1 / len(explanation.regions):.3f}); region selector score "
+                    f"{item.region.score:.2f}.")
+    return details
+
+
+def progress(store: AnnotationStore, annotator: str, queue_length: int, done: int) -> None:
+    st.progress(done / queue_length, text=f"This case: {done} of {queue_length} pairs judged")
+    total = sum(store.counts("annotator").get(annotator, {}).values())
+    cases = sum(1 for counts in store.counts("case_id").values() if counts)
+    st.caption(f"You have judged {total} pair(s) overall; the store holds verdicts on {cases} case(s).")
+
+
+def judged_table(verdicts) -> None:
+    if not verdicts:
+        return
+    st.dataframe(pd.DataFrame({
+        "word": [v.pair.word for v in verdicts], "region": [v.pair.region_rank for v in verdicts],
+        "verdict": [v.verdict for v in verdicts], "comment": [v.comment for v in verdicts],
+        "updated (UTC)": [v.updated_at for v in verdicts]}), hide_index=True, width="stretch")
+
+
+def annotate(model, store: AnnotationStore, annotator: str, case: CaseInput) -> None:
+    try:
+        image = cached("annotate-image", (sha256_hex(case.data),), lambda: load_image(case.data, name=case.file_name))
+    except ImageReadError as error:
+        st.error(str(error))
+        return
+    image_sha = sha256_hex(case.data)
+    case_image = encode_case(model, model_key(model), image_sha, image)
+    explanation = cached("annotate-explanation", (model_key(model), image_sha, case.report),
+                         lambda: model.explain(case_image, case.report, findings=()))
+    if not explanation.regions:
+        st.info("This model selects no regions (global-only baseline): there are no region-word pairs to judge.")
+        return
+    length = st.slider("Pairs per case", 5, 100, DEFAULT_QUEUE_LENGTH, 5)
+    queue = build_queue(explanation, length)
+    if not queue:
+        st.info("The report has no words to judge (type or paste a report above).")
+        return
+    pairs = [pair_key(item, case, explanation) for item in queue]
+    mine = store.verdicts(annotator=annotator, model_id=explanation.model_id, case_id=case.case_id,
+                          image_sha256=image_sha, report_sha256=sha256_hex(explanation.report))
+    judged = {v.pair.identity for v in mine} & {pair.identity for pair in pairs}
+    skipped_key = f"annotate-skipped-{image_sha[:12]}"
+    skipped = st.session_state.get(skipped_key, set())
+    progress(store, annotator, len(queue), len(judged))
+    pending = [(item, pair) for item, pair in zip(queue, pairs) if pair.identity not in judged | skipped]
+    if not pending:
+        st.success("Every pair in this case's queue is judged or skipped. Choose another case, or lengthen the queue.")
+        if skipped and st.button("Show skipped pairs again"):
+            st.session_state[skipped_key] = set()
+            st.rerun()
+    else:
+        item, pair = pending[0]
+        details = show_pair(image, explanation, item, model)
+        comment_key = f"annotate-comment-{sha256_hex(repr(pair.identity))[:16]}"
+        details.text_input("Comment (optional)", key=comment_key, max_chars=5000)
+        with details:
+            verdict_buttons(store, annotator, pair, comment_key, skipped_key)
+            st.caption("Keys: B bad match · G good match · U unsure · S skip · Z undo last")
+    judged_table(mine)
+
+
+st.title("Annotate")
+st.caption("Judge where the model says each report word looks. Verdicts are stored with your name, never "
+           "with patient identifiers.")
+for name, show in (("annotate-error", st.error), ("annotate-notice", st.info)):
+    if st.session_state.get(name):
+        show(st.session_state.pop(name))
+annotator_name, flag_store, loaded_model = current_annotator(), current_store(), current_model()
+picker, report_area = st.columns([2, 3])
+with picker:
+    chosen_case = choose_case("annotate", report_area.container())
+if not annotator_name:
+    st.warning("Enter your name or ID in the sidebar first: every verdict records who gave it.")
+elif flag_store is None or loaded_model is None:
+    st.warning("A model and a flag store are needed (see the sidebar).")
+elif chosen_case is not None:
+    annotate(loaded_model, flag_store, annotator_name, chosen_case)

@@ -1,0 +1,105 @@
+"""What every page shares: the cached model, flag store and encodings, and the sidebar.
+
+Streamlit-side only; logic is in lrclr/.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lrclr.annotations import AnnotationStore, default_data_dir
+from lrclr.errors import LRCLRError
+from lrclr.imaging import LoadedImage
+from lrclr.model import CaseImage, LRCLRModel
+from lrclr.weights import DEFAULT_MODEL_DIR
+
+MODEL_KEY = "model"
+STORE_KEY = "flag-store"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_model(folder: str, device: str) -> LRCLRModel:
+    """Once per process and (folder, device): every session shares the same weights."""
+    return LRCLRModel.from_pretrained(folder, device=device)
+
+
+@st.cache_resource(show_spinner=False)
+def open_store(folder: str) -> AnnotationStore:
+    """One store (one SQLite connection, locked per call) per folder and process."""
+    return AnnotationStore.open(folder)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def encode_case(_model: LRCLRModel, model_key: str, image_sha256: str, _image: LoadedImage) -> CaseImage:
+    """Image encodings shared by every session (keyed by model and image hash, never by file name)."""
+    return _model.encode_case(_image)
+
+
+def model_key(model: LRCLRModel) -> str:
+    return f"{model.model_id}@{id(model)}"
+
+
+def cached(name: str, key: tuple, compute):
+    """Keep one value per name in the session, recomputed only when its key changes."""
+    if st.session_state.get(f"{name}-key") != key:
+        st.session_state[name] = compute()
+        st.session_state[f"{name}-key"] = key
+    return st.session_state[name]
+
+
+def render_sidebar() -> None:
+    """Model folder, device, annotator and flag store; leaves the model and store (or None) in session state."""
+    with st.sidebar:
+        st.header("Model")
+        default = os.environ.get("LRCLR_MODEL", str(DEFAULT_MODEL_DIR))
+        folder = st.text_input("Model folder", value=default, help="config.json + model.safetensors")
+        device = st.radio("Device", ["auto", "cpu"], horizontal=True, help="auto: CUDA > MPS > CPU")
+        st.session_state[MODEL_KEY] = None
+        try:
+            model = load_model(str(Path(folder).expanduser()), device)
+        except LRCLRError as error:
+            st.error(str(error))
+        else:
+            st.session_state[MODEL_KEY] = model
+            st.caption(f"**{model.model_id}** on {model.device_info.name}")
+            trained_on = training_data_summary(model.model_card.get("training_data"))
+            if trained_on:
+                st.caption(f"Trained on: {trained_on}")
+        st.header("Annotator")
+        # Re-assigned each run so the name survives pages that do not draw this widget.
+        st.session_state["annotator"] = st.session_state.get("annotator", "")
+        st.text_input("Your name or ID", key="annotator", help="Recorded with the verdicts you give",
+                      max_chars=200)
+        folder = st.text_input("Flag store folder", value=os.environ.get("LRCLR_DATA_DIR", str(default_data_dir())),
+                               help="Where verdicts are kept (SQLite); set LRCLR_DATA_DIR to change the default")
+        st.session_state[STORE_KEY] = None
+        try:
+            st.session_state[STORE_KEY] = open_store(str(Path(folder).expanduser()))
+        except (LRCLRError, OSError) as error:
+            st.error(f"The flag store cannot be opened: {error}")
+
+
+def training_data_summary(training_data) -> str:
+    """One line for the sidebar; the Model page (issue #7) shows the card in full."""
+    if isinstance(training_data, dict) and isinstance(training_data.get("spec"), dict):
+        kind = training_data["spec"].get("kind", "?")
+        reports = training_data["spec"].get("reports")
+        train = training_data.get("split_sizes", {}).get("train")
+        details = ", ".join(x for x in (f"{reports} reports" if reports else "", f"{train} training images" if train else "") if x)
+        return f"{kind} dataset" + (f" ({details})" if details else "")
+    return str(training_data or "")
+
+
+def current_model() -> LRCLRModel | None:
+    return st.session_state.get(MODEL_KEY)
+
+
+def current_store() -> AnnotationStore | None:
+    return st.session_state.get(STORE_KEY)
+
+
+def current_annotator() -> str:
+    return str(st.session_state.get("annotator", "")).strip()

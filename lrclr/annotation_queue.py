@@ -1,0 +1,47 @@
+"""The Annotate page's queue: which region-word pairs of a case an annotator judges, in what order.
+
+Highest attention first, because the pairs the model leans on most are the ones whose mistakes
+matter. Function words ("the", "is") are left out: nobody can say where "the" should look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lrclr.explain import Explanation, RegionExplanation, WordExplanation
+from lrclr.reports import split_sentences
+
+DEFAULT_QUEUE_LENGTH = 30
+# Words whose grounding has no meaning; kept short on purpose: negations and laterality stay in.
+FUNCTION_WORDS = frozenset(
+    "a an and are as at be been by for from has have in is it its of on or than that the there this "
+    "to was were which with".split()
+)
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    word: WordExplanation
+    region: RegionExplanation
+    attention: float  # the word's attention on this region (its attention over regions sums to 1)
+    sentence: str  # the report sentence holding the word
+    word_in_sentence: tuple[int, int]  # the word's span inside ``sentence``
+
+
+def build_queue(explanation: Explanation, length: int = DEFAULT_QUEUE_LENGTH) -> list[QueueItem]:
+    """Up to ``length`` pairs over the whole report, highest attention first; empty without regions."""
+    if not explanation.regions:
+        return []
+    sentences = split_sentences(explanation.report)
+    items = []
+    for word in explanation.words:
+        if word.region_attention is None or word.text.lower() in FUNCTION_WORDS or not word.text.isalpha():
+            continue
+        sentence = next((s for s in sentences if s.start <= word.start and word.end <= s.end), None)
+        text, offset = (sentence.text, sentence.start) if sentence else (word.text, word.start)
+        for region, attention in zip(explanation.regions, word.region_attention):
+            items.append(QueueItem(word, region, float(attention), text,
+                                   (word.start - offset, word.end - offset)))
+    # Ties broken by report order, then rank, so the queue is stable between reruns.
+    items.sort(key=lambda item: (-item.attention, item.word.index, item.region.rank))
+    return items[:length]
