@@ -65,6 +65,8 @@ def render_sidebar() -> None:
         else:
             st.session_state[MODEL_KEY] = model
             st.caption(f"**{model.model_id}** on {model.device_info.name}")
+            if model.fallback_notice:
+                st.warning(model.fallback_notice)
             trained_on = training_data_summary(model.model_card.get("training_data"))
             if trained_on:
                 st.caption(f"Trained on: {trained_on}")

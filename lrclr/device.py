@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -43,3 +44,17 @@ def autocast(info: DeviceInfo):
     if info.autocast_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=info.device.type, dtype=info.autocast_dtype)
+
+
+def move_to(value, device: torch.device):
+    """``value`` with every tensor inside it (dataclasses, tuples, lists, dicts) moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: move_to(getattr(value, f.name), device)
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(move_to(item, device) for item in value)
+    if isinstance(value, dict):
+        return {key: move_to(item, device) for key, item in value.items()}
+    return value

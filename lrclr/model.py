@@ -26,7 +26,7 @@ from torch import nn
 from lrclr import explain as ex
 from lrclr import weights as weights_io
 from lrclr.config import LRCLRConfig
-from lrclr.device import DeviceInfo, autocast, pick_device
+from lrclr.device import DeviceInfo, autocast, move_to, pick_device
 from lrclr.encoders import build_image_tower, build_text_tower
 from lrclr.errors import ModelLoadError
 from lrclr.interaction import CrossModalInteraction
@@ -96,6 +96,7 @@ class LRCLRModel(nn.Module):
         self.device_info: DeviceInfo = pick_device("cpu")
         self.prompt_cache = PromptCache()
         self._lock = threading.Lock()
+        self.fallback_notice = ""  # set when a GPU out-of-memory error moved the model to the CPU
 
     # ---- encoders -------------------------------------------------------------------------------
 
@@ -184,26 +185,57 @@ class LRCLRModel(nn.Module):
         self.prompt_cache.clear()
         return self.to(self.device_info.device)
 
-    @torch.inference_mode()
+    def _on_cpu_if_gpu_runs_out(self, run, *inputs):
+        """Run ``run(*inputs)``; if the GPU runs out of memory, move to the CPU for good and retry.
+
+        A radiologist's session should slow down, not fail, when another job fills the GPU. The
+        switch is kept (and said in ``fallback_notice``) because retrying the GPU on every call
+        would stall each request on the same error.
+        """
+        try:
+            return run(*inputs)
+        except torch.OutOfMemoryError:
+            if self.device_info.device.type == "cpu":
+                raise
+            with self._lock:  # sessions share the model: one of them moves it
+                if self.device_info.device.type != "cpu":
+                    previous = self.device_info.name
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    self.to_device("cpu")
+                    self.fallback_notice = (f"{previous} ran out of memory, so the model now runs on the CPU "
+                                            "(slower). Restart the app to use the GPU again.")
+            return run(*(move_to(value, self.device_info.device) for value in inputs))
+
     def encode_case(self, image) -> CaseImage:
         """Encode one image (a LoadedImage or a 2-D array in [0, 1]) for repeated explanation."""
+        return self._on_cpu_if_gpu_runs_out(self._encode_case, image)
+
+    @torch.inference_mode()
+    def _encode_case(self, image) -> CaseImage:
         pixels, letterboxes = prepare_images([image], self.config.image_size)
         with autocast(self.device_info):
             features = self.encode_image(pixels.to(self.device_info.device), letterboxes)
         return CaseImage(features, letterboxes[0])
 
-    @torch.inference_mode()
     def zero_shot(self, images, findings: Sequence[str] = NIH_FINDINGS) -> ZeroShotScores:
         """Probabilities (len(images), len(findings)) for arbitrary finding names."""
+        return self._on_cpu_if_gpu_runs_out(self._zero_shot, images, findings)
+
+    @torch.inference_mode()
+    def _zero_shot(self, images, findings: Sequence[str]) -> ZeroShotScores:
         pixels, letterboxes = prepare_images(images, self.config.image_size)
         with autocast(self.device_info):
             features = self.encode_image(pixels.to(self.device_info.device), letterboxes)
             return score_findings(self, features, findings)
 
-    @torch.inference_mode()
     def explain(self, image, report: str | None = None, findings: Sequence[str] = NIH_FINDINGS) -> ex.Explanation:
         """Everything the app shows for one case. ``image`` may be a ``CaseImage`` already encoded."""
         case = image if isinstance(image, CaseImage) else self.encode_case(image)
+        return self._on_cpu_if_gpu_runs_out(self._explain, case, report, findings)
+
+    @torch.inference_mode()
+    def _explain(self, case: CaseImage, report: str | None, findings: Sequence[str]) -> ex.Explanation:
         report = report or ""
         with autocast(self.device_info):
             scores = score_findings(self, case.features, findings) if findings else None
