@@ -1,0 +1,153 @@
+"""How long a radiologist waits in the Review page, measured in a real browser.
+
+    python -m benchmarks.app_latency --repeats 2 --words 5 --out-json docs/benchmarks/app_latency.json
+
+Starts ``streamlit run app.py`` with the bundled model, drives Debian chromium with Playwright and
+times, from the click to the moment the browser holds the new overlay image:
+
+* cold start: from launching the server to the first demo case's overlay on screen (model load and
+  the first encoding included);
+* opening a demo case: first visit (the image is encoded) and revisit (the encoding is cached);
+* choosing a report word: the heatmap redraw.
+
+The floor, measured in the same run and process-free of the browser, is the model's own work for a
+case: ``encode_case`` + ``explain`` on the same images. The app's ratio to it is what the page adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from lrclr.demo import load_gallery
+from lrclr.model import LRCLRModel
+from lrclr.weights import DEFAULT_MODEL_DIR
+from tests.browser import chromium_page, require_browser, running_app, wait_until_idle
+
+# A short signature of the viewer's image (length + sampled characters of its data URI): it changes
+# exactly when the browser has received and placed a new overlay.
+_SIGNATURE_JS = """() => {
+  const image = document.querySelector("[data-testid='stPlotlyChart'] image");
+  if (!image) return "";
+  const href = image.getAttribute("href") || "";
+  let hash = 0;
+  for (let i = 0; i < href.length; i += 61) hash = (hash * 31 + href.charCodeAt(i)) | 0;
+  return href.length + ":" + hash;
+}"""
+
+
+def _signature(page) -> str:
+    return page.evaluate(_SIGNATURE_JS)
+
+
+def _timed_until_new_overlay(page, action) -> float:
+    before = _signature(page)
+    start = time.perf_counter()
+    action()
+    page.wait_for_function(f"(before) => ({_SIGNATURE_JS})() !== before && ({_SIGNATURE_JS})() !== ''",
+                           arg=before, timeout=120_000)
+    elapsed = time.perf_counter() - start
+    wait_until_idle(page, settle_ms=100)
+    return elapsed
+
+
+def _open_case(page, title: str) -> None:
+    page.get_by_role("combobox", name="Demo case").click()
+    page.get_by_role("option", name=title, exact=True).click()
+
+
+def _click_word(page, index: int) -> None:
+    page.get_by_role("tab", name="Report words").click()
+    page.locator("[data-testid='stButtonGroup']").first.locator("button").nth(index).click()
+
+
+def measure_app(cases, words_per_case: int) -> dict:
+    sync_api = require_browser()
+    with tempfile.TemporaryDirectory() as data_dir:
+        start = time.perf_counter()
+        with running_app(Path(data_dir)) as url, chromium_page(sync_api) as page:
+            page.goto(url)
+            page.wait_for_function(f"() => ({_SIGNATURE_JS})() !== ''", timeout=300_000)
+            cold_start = time.perf_counter() - start
+            wait_until_idle(page)
+            first, revisit, word = [], [], []
+            # The page opens on the first case (encoded during the cold start): first visits are
+            # the others; the revisits then go round all of them.
+            for visit, order in ((first, cases[1:]), (revisit, cases)):
+                for case in order:
+                    visit.append(_timed_until_new_overlay(page, lambda: _open_case(page, case.title)))
+                    if visit is first:
+                        for index in range(words_per_case):
+                            word.append(_timed_until_new_overlay(page, lambda: _click_word(page, index)))
+    return {"cold_start_s": cold_start, "open_case_first_visit_s": first, "open_case_revisit_s": revisit,
+            "choose_word_s": word}
+
+
+def measure_floor(cases, repeats: int) -> list[float]:
+    """encode_case + explain for each case, warm (after one untimed pass)."""
+    model = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR)
+    images = [(case.load_image(), case.report_text()) for case in cases]
+    for image, report in images:
+        model.explain(model.encode_case(image), report)
+    times = []
+    for _ in range(repeats):
+        for image, report in images:
+            start = time.perf_counter()
+            model.explain(model.encode_case(image), report)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def summary(values: list[float]) -> dict:
+    ordered = sorted(values)
+    return {"n": len(values), "median_s": statistics.median(values),
+            "p90_s": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))], "max_s": ordered[-1]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="floor passes over the cases")
+    parser.add_argument("--words", type=int, default=5, help="report words clicked per case")
+    parser.add_argument("--cases", type=int, default=0, help="first N demo cases (0: all)")
+    parser.add_argument("--out-json", type=Path)
+    args = parser.parse_args(argv)
+    cases = [c for c in load_gallery() if c.report_text()]
+    cases = cases[: args.cases] if args.cases else cases
+    app = measure_app(cases, args.words)
+    floor = summary(measure_floor(cases, args.repeats))
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "cases": len(cases),
+        "command": "python -m benchmarks.app_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "cold_start_s": app["cold_start_s"], "floor_encode_and_explain": floor,
+        **{name: summary(app[name]) for name in ("open_case_first_visit_s", "open_case_revisit_s", "choose_word_s")},
+    }
+    for name in ("open_case_first_visit_s", "open_case_revisit_s", "choose_word_s"):
+        result[name]["ratio_to_floor_median"] = result[name]["median_s"] / floor["median_s"]
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out_json:
+        args.out_json.parent.mkdir(parents=True, exist_ok=True)
+        args.out_json.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
