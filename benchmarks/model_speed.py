@@ -1,0 +1,169 @@
+"""Model speed against its floor: what LRCLR's regions and interaction cost on top of the towers.
+
+    python -m benchmarks.model_speed --repeats 20 --out-json docs/benchmarks/model_speed.json
+
+Measured in one process, on one case (a bundled demo radiograph and its report), warm:
+
+* floor: the image tower's and the text tower's forward pass alone, on already prepared inputs;
+* ``explain`` of the bundled LRCLR model (decode-free: preprocessing, both towers, projections,
+  region selection, interaction, 14 zero-shot findings, word spans), and its ratio to the floor;
+* the same for the bundled global-only baseline, and LRCLR/baseline;
+* batch zero-shot throughput (images/s) at batch 1, 8 and 32 against the image tower alone on the
+  same batch (the throughput floor);
+* cold model load in a fresh process; peak resident memory of this process.
+
+Medians of ``--repeats`` runs; every ratio compares numbers taken in the same run, since these
+machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lrclr.demo import load_gallery
+from lrclr.device import autocast
+from lrclr.model import LRCLRModel
+from lrclr.preprocess import prepare_images
+from lrclr.weights import DEFAULT_MODEL_DIR
+
+BASELINE_DIR = DEFAULT_MODEL_DIR.parent / "baseline-default"
+BATCH_SIZES = (1, 8, 32)
+DEFAULT_CASE = "nih-02-effusion"
+
+
+def median_seconds(run, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def tower_floor(model: LRCLRModel, image, report: str, repeats: int) -> float:
+    """Both towers' forward alone: the cost no design built on these towers can avoid."""
+    pixels, _ = prepare_images([image], model.config.image_size)
+    pixels = pixels.to(model.device_info.device)
+    batch = model.tokenize([report], 512).to(model.device_info.device)
+
+    @torch.inference_mode()
+    def run():
+        with autocast(model.device_info):
+            model.image_tower(pixels)
+            model.text_tower(batch.input_ids, batch.attention_mask)
+        _synchronize(model)
+
+    return median_seconds(run, repeats)
+
+
+def explain_time(model: LRCLRModel, image, report: str, repeats: int) -> float:
+    def run():
+        model.explain(image, report)
+        _synchronize(model)
+    return median_seconds(run, repeats)
+
+
+def throughput(model: LRCLRModel, images: list, batch_size: int, repeats: int) -> dict:
+    """Images/s of ``zero_shot`` (preprocessing included) and of the image tower alone."""
+    batch = (images * (batch_size // len(images) + 1))[:batch_size]
+    pixels, _ = prepare_images(batch, model.config.image_size)
+    pixels = pixels.to(model.device_info.device)
+
+    @torch.inference_mode()
+    def tower():
+        with autocast(model.device_info):
+            model.image_tower(pixels)
+        _synchronize(model)
+
+    def zero_shot():
+        model.zero_shot(batch)
+        _synchronize(model)
+
+    runs = max(3, repeats // batch_size)
+    tower_s, zero_shot_s = median_seconds(tower, runs, 1), median_seconds(zero_shot, runs, 1)
+    return {"batch": batch_size, "zero_shot_images_per_s": batch_size / zero_shot_s,
+            "image_tower_images_per_s": batch_size / tower_s, "ratio_to_tower": tower_s / zero_shot_s}
+
+
+def cold_load_seconds(folder: Path, device: str) -> dict:
+    """A fresh interpreter: imports, then ``from_pretrained`` (timed separately)."""
+    code = ("import time; t0 = time.perf_counter(); from lrclr.model import LRCLRModel; t1 = time.perf_counter(); "
+            f"LRCLRModel.from_pretrained({str(folder)!r}, device={device!r}); t2 = time.perf_counter(); "
+            "print(t1 - t0, t2 - t1)")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    return {"process_total_s": time.perf_counter() - start, "imports_s": float(out[0]),
+            "from_pretrained_s": float(out[1])}
+
+
+def _synchronize(model: LRCLRModel) -> None:
+    if model.device_info.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(device: str, repeats: int, case_id: str) -> dict:
+    cases = {case.id: case for case in load_gallery()}
+    case = cases[case_id]
+    image, report = case.load_image(), case.report_text()
+    lrclr = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device=device)
+    baseline = LRCLRModel.from_pretrained(BASELINE_DIR, device=device)
+    floor = tower_floor(lrclr, image, report, repeats)
+    explain = explain_time(lrclr, image, report, repeats)
+    baseline_explain = explain_time(baseline, image, report, repeats)
+    batch_images = [c.load_image() for c in cases.values()]
+    batch_sizes = BATCH_SIZES + ((64,) if lrclr.device_info.device.type == "cuda" else ())
+    return {
+        "device": lrclr.device_info.name, "case": case_id, "repeats": repeats,
+        "autocast": str(lrclr.device_info.autocast_dtype),
+        "floor_towers_s": floor, "explain_s": explain, "explain_ratio_to_floor": explain / floor,
+        "baseline_explain_s": baseline_explain, "lrclr_to_baseline_ratio": explain / baseline_explain,
+        "throughput": [throughput(lrclr, batch_images, size, repeats) for size in batch_sizes],
+        "cold_load": cold_load_seconds(DEFAULT_MODEL_DIR, device),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cuda or cpu")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--case", default=DEFAULT_CASE, help="demo case id")
+    parser.add_argument("--out-json", type=Path)
+    args = parser.parse_args(argv)
+    result = {
+        "command": "python -m benchmarks.model_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d"), "commit": _commit(),
+        **measure(args.device, args.repeats, args.case),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out_json:
+        args.out_json.parent.mkdir(parents=True, exist_ok=True)
+        args.out_json.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
