@@ -15,7 +15,15 @@ from lrclr import viz
 from lrclr.errors import ImageReadError
 from lrclr.imaging import LoadedImage, load_image
 from lrclr.model import CaseImage, LRCLRModel
-from lrclr.review import analysis_record, finding_rows, markdown_literal, phrase_map, sha256_hex, word_map
+from lrclr.review import (
+    analysis_record,
+    distinct_labels,
+    finding_rows,
+    markdown_literal,
+    phrase_map,
+    sha256_hex,
+    word_map,
+)
 from app_pages.case_source import CaseInput, choose_case
 from app_pages.shared import cached, current_model, encode_case, model_key
 
@@ -84,8 +92,9 @@ def words_panel(explanation, key: str) -> int | None:
         st.info("No report words to ground. Type a phrase in the Phrase tab instead.")
         return None
     words = explanation.words
+    labels = distinct_labels([markdown_literal(w.text) for w in words])
     chosen = st.pills("Report words: choose one to see where it looks", list(range(len(words))),
-                      format_func=lambda i: markdown_literal(words[i].text), key=f"word-{key}")
+                      format_func=lambda i: labels[i], key=f"word-{key}")
     if explanation.report_truncated:
         st.warning("The report is longer than the model reads; words past the limit are not shown.")
     if chosen is not None and words[chosen].region_attention is not None:

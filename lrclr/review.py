@@ -45,6 +45,19 @@ def markdown_literal(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+def distinct_labels(texts: list[str]) -> list[str]:
+    """Labels that look like ``texts`` but are all different, for widgets that identify an option by
+    its label (Streamlit's pills do): the k-th repeat of a word gets k zero-width spaces appended,
+    so clicking the second "is" of a report chooses that "is" and not the first."""
+    seen: dict[str, int] = {}
+    labels = []
+    for text in texts:
+        repeat = seen.get(text, 0)
+        seen[text] = repeat + 1
+        labels.append(text + "\u200b" * repeat)
+    return labels
+
+
 def finding_rows(explanation: Explanation, threshold: float = DEFAULT_DISCORDANCE_THRESHOLD) -> list[FindingRow]:
     """One row per scored finding, in the model's order.
 

@@ -145,3 +145,11 @@ def test_findings_bars_are_sorted_and_discordant_ones_coloured():
     bars = figure.data[0]
     assert list(bars.y) == ["Effusion", "Mass"]  # ascending, so the highest is drawn on top
     assert bars.marker.color[0] != bars.marker.color[1]
+
+
+def test_repeated_words_get_distinct_labels_that_read_the_same():
+    from lrclr.review import distinct_labels
+    labels = distinct_labels(["There", "is", "no", "effusion", "there", "is", "is"])
+    assert len(set(labels)) == len(labels)
+    assert [label.replace("\u200b", "") for label in labels] == ["There", "is", "no", "effusion", "there", "is", "is"]
+    assert labels[1] == "is"  # the first occurrence is untouched
