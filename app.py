@@ -1,14 +1,19 @@
-"""LRCLR Review: ``streamlit run app.py``. Navigation and the shared sidebar; pages do the rest."""
+"""LRCLR Review: ``streamlit run app.py``. Navigation, the shared sidebar and the demo tour; pages do the rest."""
 
 import streamlit as st
 
 from app_pages.shared import render_sidebar
+from app_pages.tour import render_tour
 
 st.set_page_config(page_title="LRCLR Review", layout="wide")
+tour_slot = st.sidebar.container()  # the tour sits above the model and annotator settings
 render_sidebar()
 navigation = st.navigation([
     st.Page("app_pages/review.py", title="Review", default=True),
     st.Page("app_pages/annotate.py", title="Annotate"),
     st.Page("app_pages/quality.py", title="Quality"),
+    st.Page("app_pages/batch.py", title="Batch"),
+    st.Page("app_pages/model_card.py", title="Model"),
 ])
+render_tour(tour_slot)
 navigation.run()

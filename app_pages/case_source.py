@@ -66,12 +66,17 @@ def _gallery_case(key: str, report_area) -> CaseInput | None:
 
 def _uploaded_case(key: str, report_area) -> CaseInput | None:
     upload = st.file_uploader("Radiograph: PNG, JPEG or DICOM", key=f"{key}-image")
+    # A CaseInput another page left here (Batch's "Open in Review"); an upload replaces it.
+    handed = st.session_state.get(f"{key}-handoff") if upload is None else None
     report_file = report_area.file_uploader("Report (.txt), or paste it below", type=["txt"],
                                             key=f"{key}-report-file")
-    uploaded_report = decode_report(report_file.getvalue()) if report_file else ""
+    uploaded_report = decode_report(report_file.getvalue()) if report_file else handed.report if handed else ""
     # Keyed by the report file so that uploading a new one replaces what the box shows.
     report = report_area.text_area("Report", value=uploaded_report, height=120,
                           key=f"{key}-report-{sha256_hex(uploaded_report)[:12]}")
+    if handed is not None:
+        st.text(f"Opened from the Batch page: {handed.file_name}")
+        return CaseInput(handed.case_id, handed.file_name, handed.data, report, None)
     if upload is None:
         st.info("Upload a radiograph to begin, or choose the demo gallery.")
         return None

@@ -20,40 +20,57 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score PNG/JPEG/DICOM files (or folders of them). Unreadable files get a row "
         "with the reason in the 'error' column; the rest are still scored.",
     )
-    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="image files or folders, or one ZIP archive (read member by member, never extracted)")
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
                          help=f"model folder (default: the bundled model, {DEFAULT_MODEL_DIR})")
     predict.add_argument("--findings", default=",".join(NIH_FINDINGS),
                          help="comma-separated finding names; any name works (default: the 14 NIH findings)")
     predict.add_argument("--reports", type=Path, default=None,
-                         help="folder of same-named .txt reports; adds the report labeler's status per finding")
+                         help="folder of same-named .txt reports; adds the report labeler's status per finding "
+                         "(in a ZIP archive, same-named .txt members beside the images are read instead)")
     predict.add_argument("--out", type=Path, required=True, help="CSV file to write ('-' for standard output)")
     predict.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cuda, mps or cpu")
-    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--batch-size", type=int, default=None,
+                         help="images per model batch (default: 32 on CUDA, 16 on MPS, 8 on a CPU)")
     return parser
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from lrclr.batch import BatchRun, open_source
     from lrclr.model import LRCLRModel
-    from lrclr.predict import collect_image_files, predict_rows, write_csv
+    from lrclr.predict import write_csv
 
     findings = parse_finding_list(args.findings)
     if args.reports is not None and not args.reports.is_dir():
         raise LRCLRError(f"--reports {args.reports} is not a folder")
-    files = collect_image_files(args.paths)
-    if not files:
-        raise LRCLRError(f"no image files found in {' '.join(map(str, args.paths))}")
-    model = LRCLRModel.from_pretrained(args.model, device=args.device)
-    print(f"model {model.model_id} on {model.device_info.name}; {len(files)} files", file=sys.stderr)
-    rows = predict_rows(model, files, findings, args.reports, args.batch_size)
-    if str(args.out) == "-":
-        scored, failed = write_csv(rows, sys.stdout, findings, args.reports is not None)
-    else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="", encoding="utf-8") as out:
-            scored, failed = write_csv(rows, out, findings, args.reports is not None)
+    source = open_source(args.paths, args.reports)
+    try:
+        if not source.inputs:
+            raise LRCLRError(f"no image files found in {' '.join(map(str, args.paths))}")
+        model = LRCLRModel.from_pretrained(args.model, device=args.device)
+        run = BatchRun(model, source, findings, args.batch_size)
+        print(f"model {model.model_id} on {model.device_info.name}; {run.total} files, "
+              f"{run.batch_size} per batch", file=sys.stderr)
+        rows = (result.row for chunk in _with_progress(run) for result in chunk)
+        if str(args.out) == "-":
+            scored, failed = write_csv(rows, sys.stdout, findings, source.with_reports)
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "w", newline="", encoding="utf-8") as out:
+                scored, failed = write_csv(rows, out, findings, source.with_reports)
+    finally:
+        source.close()
     print(f"{scored} scored, {failed} failed -> {args.out}", file=sys.stderr)
     return 0 if scored else 1
+
+
+def _with_progress(run):
+    """The run's chunks; on a terminal, a progress line ("n / total · ETA") after each."""
+    for chunk in run:
+        yield chunk
+        if sys.stderr.isatty():
+            print(f"\r{run.progress_text()}   ", end="" if run.active else "\n", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,247 @@
+"""The Batch and Model pages and the demo tour, with Streamlit's AppTest.
+
+The Model page runs on the bundled models (its card must be shown exactly as model_card.json holds
+it); the Batch page runs on a tiny random model so that many files score in seconds, and its CSV is
+compared byte for byte with ``python -m lrclr predict`` on the same files and model.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+from lrclr.config import tiny_config
+from lrclr.model import LRCLRModel
+from lrclr.weights import DEFAULT_MODEL_DIR
+from tests.conftest import REPO_ROOT, TEST_DATA
+
+BUNDLED = DEFAULT_MODEL_DIR.parent
+GOOD = ("nih_00000075_128_gray8.png", "nih_00000075_128_gray16.png", "nih_00000075_128_rgba.png",
+        "siim_pneumothorax_example.dcm", "monochrome1_example.dcm")
+BAD = {"empty.png": "the file is empty", "notes.png": "not a PNG, JPEG or DICOM",
+       "truncated_siim_20k.dcm": "truncated or damaged"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    return LRCLRModel(tiny_config()).save_pretrained(tmp_path_factory.mktemp("models") / "tiny-model")
+
+
+def _app(monkeypatch, tmp_path, model_dir=None, page: str | None = None) -> AppTest:
+    if model_dir is None:
+        monkeypatch.delenv("LRCLR_MODEL", raising=False)
+    else:
+        monkeypatch.setenv("LRCLR_MODEL", str(model_dir))
+    monkeypatch.setenv("LRCLR_DATA_DIR", str(tmp_path / "flags"))
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=300)
+    app.run()
+    if page is not None:
+        app.switch_page(page).run()
+    assert not app.exception
+    return app
+
+
+def _button(app: AppTest, label: str):
+    return next(b for b in app.button if b.label == label)
+
+
+def _figures(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+# ---- Model page ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shown, other", [("lrclr-default", "baseline-default"), ("baseline-default", "lrclr-default")])
+def test_the_model_page_shows_the_cards_tables_and_roc_curves_of_the_loaded_model(monkeypatch, tmp_path, shown, other):
+    app = _app(monkeypatch, tmp_path, BUNDLED / shown, "app_pages/model_card.py")
+    card = json.loads((BUNDLED / shown / "model_card.json").read_text(encoding="utf-8"))
+    other_card = json.loads((BUNDLED / other / "model_card.json").read_text(encoding="utf-8"))
+    assert [json.loads(element.value) for element in app.json] == [card]  # exactly the file, nothing added
+    facts = dict(zip(*app.dataframe[0].value.T.values))
+    assert facts["model id"] == shown and facts["code version"] == card["code_version"]
+    assert facts["saved"] == card["saved"] and facts["image tower"] == "efficientnet-lite0 (package)"
+    codes = [c.value for c in app.code]
+    assert card["training_command"] in codes and card["metrics"]["nih_test_split"]["command"] in codes
+    # Per-finding AUC beside the other bundled model's, from both cards.
+    auc = app.dataframe[1].value.set_index("finding")
+    label = lambda c: f"{c['model_id']} ({'LRCLR' if c['metrics']['nih_test_split']['result']['uses_regions'] else 'baseline'})"
+    for source in (card, other_card):
+        result = source["metrics"]["nih_test_split"]["result"]
+        for item in result["findings"]:
+            assert auc.loc[item["finding"], f"AUC · {label(source)}"] == pytest.approx(item["auc"])
+        assert auc.loc["Macro mean", f"AUC · {label(source)}"] == pytest.approx(result["macro"]["auc"])
+    # The ROC plot draws the card's own points (first finding, both models, then chance).
+    roc = next(f for f in _figures(app) if f["layout"].get("title", {}).get("text", "").startswith("ROC"))
+    first = card["metrics"]["nih_test_split"]["result"]["findings"][0]["finding"]
+    points = card["metrics"]["nih_test_split"]["result"]["roc"][first]
+    assert roc["data"][0]["x"] == points["fpr"] and roc["data"][0]["y"] == points["tpr"]
+    assert [t["name"] for t in roc["data"]][-1] == "chance" and len(roc["data"]) == 3
+    assert any("Localization examples" == h.value for h in app.header)
+    assert any("not a medical device" in m.value.lower() for m in app.markdown)
+
+
+def test_the_roc_finding_can_be_changed(monkeypatch, tmp_path):
+    app = _app(monkeypatch, tmp_path, None, "app_pages/model_card.py")
+    app.selectbox(key="roc-nih_test_split").set_value("Edema").run()
+    assert not app.exception
+    titles = [f["layout"]["title"]["text"] for f in _figures(app) if "title" in f["layout"]]
+    assert "ROC: Edema" in titles
+
+
+def test_a_users_model_without_evaluations_shows_its_card_and_says_so(monkeypatch, tmp_path, tiny_model_dir):
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/model_card.py")
+    card = json.loads((tiny_model_dir / "model_card.json").read_text(encoding="utf-8"))
+    assert [json.loads(element.value) for element in app.json] == [card]
+    assert any("holds no evaluation" in i.value for i in app.info)
+    # The localization example still runs this model on the phantom.
+    assert any("ground-truth" in c.value for c in app.caption)
+
+
+# ---- Batch page ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def study(tmp_path):
+    folder = tmp_path / "study"
+    (folder / "more").mkdir(parents=True)
+    for name in (*GOOD, *BAD):
+        shutil.copy(TEST_DATA / name, folder / name)
+    for index in range(4):  # a subfolder: read recursively
+        shutil.copy(TEST_DATA / GOOD[0], folder / "more" / f"copy{index}.png")
+    return folder
+
+
+def _captured_downloads(monkeypatch) -> dict:
+    """The download buttons' data callables by file name (AppTest never clicks them)."""
+    captured = {}
+    original = MediaFileManager.add_deferred
+
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        captured[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    return captured
+
+
+def _run_to_the_end(app: AppTest, limit: int = 50) -> list[str]:
+    progress = []
+    for _ in range(limit):
+        run = app.session_state["batch-run"]
+        if not run.active:
+            app.run()  # in the browser, the progress fragment's timer triggers this last rerun
+            return progress
+        progress += [p.proto.text for p in app.progress]
+        app.run()
+        assert not app.exception
+    raise AssertionError("the batch did not finish")
+
+
+def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeypatch, tmp_path, tiny_model_dir, study):
+    downloads = _captured_downloads(monkeypatch)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app.text_input(key="batch-folder").set_value(str(study)).run()
+    _button(app, "Start").click().run()
+    progress = _run_to_the_end(app)
+    assert progress and all(" / 12 · " in text for text in progress)
+    assert any("ETA" in text for text in progress)
+    assert [p.proto.text for p in app.progress] == ["Finished: 12 / 12"]
+    results, errors = app.dataframe[0].value, app.dataframe[1].value
+    assert len(results) == 9 and sorted(results["file"]) == sorted([*GOOD, *(f"more/copy{i}.png" for i in range(4))])
+    assert results["image"].str.startswith("data:image/jpeg;base64,").all()
+    assert dict(zip(errors["file"], errors["reason"])).keys() == BAD.keys()
+    for name, reason in zip(errors["file"], errors["reason"]):
+        assert BAD[name] in reason
+    out = tmp_path / "cli.csv"
+    cli = subprocess.run([sys.executable, "-m", "lrclr", "predict", str(study), "--model", str(tiny_model_dir),
+                          "--device", "cpu", "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert downloads["predictions.csv"]() == out.read_bytes()
+
+
+def test_the_results_filter_by_finding_and_threshold(monkeypatch, tmp_path, tiny_model_dir, study):
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app.text_input(key="batch-folder").set_value(str(study)).run()
+    _button(app, "Start").click().run()
+    _run_to_the_end(app)
+    app.selectbox(key="batch-filter-finding").set_value("Effusion").run()
+    everything = app.dataframe[0].value
+    assert list(everything["Effusion"]) == sorted(everything["Effusion"], reverse=True)
+    low, high = everything["Effusion"].min(), everything["Effusion"].max()
+    app.slider(key="batch-threshold").set_value(round(float(low), 2)).run()  # at or below every score
+    assert len(app.dataframe[0].value) == len(everything)
+    app.slider(key="batch-threshold").set_value(round(float(high), 2) + 0.01).run()  # above every score
+    assert app.dataframe[0].value.empty
+    assert any(c.value.startswith(f"0 of {len(everything)} scored studies shown") for c in app.caption)
+
+
+def test_a_zip_batch_refuses_unsafe_members_and_cancel_stops_it(monkeypatch, tmp_path, tiny_model_dir):
+    image = (TEST_DATA / GOOD[0]).read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(20):
+            archive.writestr(f"studies/case{index:02d}.png", image)
+        archive.writestr("../../etc/escape.png", image)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app.radio(key="batch-kind").set_value("ZIP upload").run()
+    app.file_uploader(key="batch-zip").set_value(("studies.zip", buffer.getvalue(), "application/zip")).run()
+    _button(app, "Start").click().run()  # the first chunk (8 files) is scored in this run
+    assert app.session_state["batch-run"].position == 8
+    _button(app, "Cancel").click().run()
+    assert not app.exception
+    assert [p.proto.text for p in app.progress] == ["Cancelled: 8 / 21"]
+    assert len(app.dataframe[0].value) == 7  # the refused member sorts first and is an error
+    errors = app.dataframe[1].value
+    assert list(errors["file"]) == ["../../etc/escape.png"] and "climbs out of the archive" in errors["reason"][0]
+
+
+def test_open_in_review_hands_the_chosen_file_to_the_review_page(monkeypatch, tmp_path, tiny_model_dir, study):
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app.text_input(key="batch-folder").set_value(str(study)).run()
+    _button(app, "Start").click().run()
+    _run_to_the_end(app)
+    results = app.session_state["batch-results"]
+    index = next(i for i, r in enumerate(results) if r.row.image == "siim_pneumothorax_example.dcm")
+    app.selectbox(key="batch-open-choice").set_value(index).run()
+    _button(app, "Open in Review").click().run()
+    assert not app.exception
+    assert app.title[0].value == "Review"
+    assert "Opened from the Batch page: siim_pneumothorax_example.dcm" in [t.value for t in app.text]
+    assert len(app.dataframe[0].value) == 14  # the Review page scored the handed-over DICOM
+
+
+# ---- the demo tour -------------------------------------------------------------------------------
+
+
+def test_the_tour_steps_open_cases_and_can_be_dismissed_and_reopened(monkeypatch, tmp_path, tiny_model_dir):
+    app = _app(monkeypatch, tmp_path, tiny_model_dir)
+    tour = lambda: [m.value for m in app.sidebar.markdown if m.value.startswith("**Demo tour")]
+    assert tour() == ["**Demo tour · 1 of 6: Scores beside the report**"]
+    _button(app, "Next").click().run()
+    _button(app, "Next").click().run()
+    assert tour() == ["**Demo tour · 3 of 6: Model map against ground truth**"]
+    _button(app, "Open this case").click().run()
+    assert not app.exception
+    assert app.selectbox(key="review-demo").value == "phantom-01-cardiomegaly-edema"
+    app.switch_page("app_pages/batch.py").run()
+    assert tour()[0].startswith("**Demo tour · 3 of 6")  # the tour follows the user across pages
+    _button(app, "Dismiss").click().run()
+    assert tour() == [] and _button(app, "Show the demo tour")
+    _button(app, "Show the demo tour").click().run()
+    assert tour()[0].startswith("**Demo tour · 3 of 6")
+    for _ in range(3):
+        _button(app, "Next").click().run()
+    _button(app, "Open the Model page").click().run()
+    assert app.title[0].value == "Model"
