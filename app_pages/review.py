@@ -33,7 +33,8 @@ VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": 
 def read_image(case: CaseInput, show_identifiers: bool) -> LoadedImage | None:
     try:
         image = cached("image", (sha256_hex(case.data), show_identifiers),
-                       lambda: load_image(case.data, name=case.file_name, include_identifiers=show_identifiers))
+                       lambda: load_image(case.data, name=case.file_name, include_identifiers=show_identifiers),
+                       keep=4)
     except ImageReadError as error:
         st.error(str(error))
         return None
@@ -50,8 +51,9 @@ def view_controls() -> dict:
         st.slider("Level (window centre, %)", 0, 100, key="view-level")
         st.slider("Window width (%)", 5, 100, key="view-width")
         st.checkbox("Invert", key="view-invert")
-        st.checkbox("Full resolution", key="view-full_resolution",
-                    help="Send the image at its stored size instead of at most 1024 px")
+        st.checkbox("Full resolution, lossless", key="view-full_resolution",
+                    help="Send the image at its stored size as PNG, instead of at most 1024 px as JPEG "
+                         "(quality 95), which redraws faster")
         st.button("Reset display and zoom", on_click=_reset_view)
     return {name: st.session_state[f"view-{name}"] for name in VIEW_DEFAULTS}
 
@@ -184,7 +186,8 @@ def review(model: LRCLRModel | None, case: CaseInput) -> None:
     case_key = (model_key(model), image_sha)
     with st.spinner("Reading the image and the report…"):
         case_image = encode_case(model, case_key[0], image_sha, image)
-        explanation = cached("explanation", (case_key, case.report), lambda: model.explain(case_image, case.report))
+        explanation = cached("explanation", (case_key, case.report), lambda: model.explain(case_image, case.report),
+                             keep=16)
     widget_key = f"{image_sha[:12]}-{sha256_hex(case.report)[:12]}"
     with panels:
         findings_tab, words_tab, regions_tab, phrase_tab, export_tab = st.tabs(
@@ -203,7 +206,8 @@ def review(model: LRCLRModel | None, case: CaseInput) -> None:
     with chart_slot:
         revision = f"{image_sha}-{st.session_state.get('view-revision', 0)}"
         regions_drawn = settings["top"] if settings["show_regions"] else 0
-        st.plotly_chart(viz.viewer_figure(shown, explanation, regions_drawn, view_revision=revision),
+        st.plotly_chart(viz.viewer_figure(shown, explanation, regions_drawn, view_revision=revision,
+                                          lossless=view["full_resolution"]),
                         key="viewer", config={"scrollZoom": True, "displaylogo": False}, theme=None)
         st.caption(f"{image.original_size[0]}x{image.original_size[1]} px · {what} · scroll to zoom, drag to pan, "
                    "double-click to fit")

@@ -42,12 +42,19 @@ def model_key(model: LRCLRModel) -> str:
     return f"{model.model_id}@{id(model)}"
 
 
-def cached(name: str, key: tuple, compute):
-    """Keep one value per name in the session, recomputed only when its key changes."""
-    if st.session_state.get(f"{name}-key") != key:
-        st.session_state[name] = compute()
-        st.session_state[f"{name}-key"] = key
-    return st.session_state[name]
+def cached(name: str, key: tuple, compute, keep: int = 1):
+    """Keep up to ``keep`` values per name in the session (most recent first); compute on a miss.
+
+    Going back to a case the user just looked at then costs nothing.
+    """
+    entries: dict = st.session_state.setdefault(f"{name}-cache", {})
+    if key in entries:
+        entries[key] = entries.pop(key)  # most recently used last
+    else:
+        entries[key] = compute()
+        while len(entries) > keep:
+            entries.pop(next(iter(entries)))
+    return entries[key]
 
 
 def render_sidebar() -> None:

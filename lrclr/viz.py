@@ -111,13 +111,13 @@ def png_bytes(image: Image.Image, compress_level: int = 6) -> bytes:
 
 
 def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_shown: int = 0,
-                  height: int = 720, view_revision: str = "") -> go.Figure:
+                  height: int = 720, view_revision: str = "", lossless: bool = False) -> go.Figure:
     """The radiograph (with whatever overlay is already drawn in) as a zoomable, pannable figure.
 
     Region scores appear on hover through invisible markers at the box centres. Only numbers go
     into hover text: plotly renders hover text as HTML-like markup, and report words are user text.
     """
-    figure = go.Figure(go.Image(source=_data_uri(image), hoverinfo="skip"))
+    figure = go.Figure(go.Image(source=_data_uri(image, lossless), hoverinfo="skip"))
     if explanation is not None and regions_shown:
         scale = image.width / explanation.image_size[0]
         shown = explanation.regions[:regions_shown]
@@ -159,6 +159,15 @@ def region_attention_figure(attention: tuple[float, ...]) -> go.Figure:
     return figure
 
 
-def _data_uri(image: Image.Image) -> str:
-    # Fast PNG (lossless: a radiograph is not shown through JPEG artefacts) for every rerun.
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image, compress_level=1)).decode("ascii")
+def _data_uri(image: Image.Image, lossless: bool) -> str:
+    """The picture as the browser receives it on every redraw.
+
+    JPEG at quality 95 by default: a 512 px overlay is ~40 KB instead of ~200 KB as PNG and encodes
+    ~20x faster, which is most of a redraw's server time; windowing is applied before encoding, on
+    the full-precision pixels. ``lossless`` sends PNG for a pixel-exact look.
+    """
+    if lossless:
+        return "data:image/png;base64," + base64.b64encode(png_bytes(image, compress_level=1)).decode("ascii")
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=95)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -125,7 +125,9 @@ def test_the_viewer_figure_hovers_numbers_only_and_keeps_zoom_per_revision():
     explanation = _explanation("<script>alert(1)</script>", {})
     figure = viz.viewer_figure(Image.new("RGB", (400, 400)), explanation, regions_shown=2, view_revision="case-0")
     image_trace, markers = figure.data
-    assert image_trace.source.startswith("data:image/png;base64,")
+    assert image_trace.source.startswith("data:image/jpeg;base64,")  # fast redraws by default
+    lossless = viz.viewer_figure(Image.new("RGB", (400, 400)), explanation, lossless=True)
+    assert lossless.data[0].source.startswith("data:image/png;base64,")
     assert list(markers.x) == [50.0, 350.0] and list(markers.y) == [50.0, 350.0]
     assert "script" not in markers.hovertemplate and "script" not in json.dumps(list(markers.customdata))
     assert figure.layout.uirevision == "case-0"
