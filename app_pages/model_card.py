@@ -227,9 +227,13 @@ def evaluation_tab(model: LRCLRModel, name: str, entries: list[tuple[str, dict]]
             f"{dataset.get('n_samples', '?')} images. Compared: {', '.join(label for label, _ in entries)}.")
     st.subheader("Zero-shot AUC with 95% bootstrap intervals")
     frame = auc_frame(entries)
-    st.dataframe(frame, hide_index=True, width="stretch",
+    undefined = frame["finding"][frame[[f"AUC · {label}" for label, _ in entries]].isna().all(axis=1)].tolist()
+    st.dataframe(frame[~frame["finding"].isin(undefined)], hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in frame.columns
                                 if c.startswith("AUC")})
+    if undefined:
+        st.caption(markdown_literal(f"No AUC for {', '.join(undefined)}: these images hold no positive "
+                                    "(or no negative) case of it."))
     st.subheader("ROC curves")
     findings = [str(f.get("finding")) for f in entries[0][1].get("findings") or []]
     finding = st.selectbox("Finding", findings, key=f"roc-{name}") if findings else None
