@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("train.export", "turn a training run into a model folder the app loads"),
     "evaluate": ("train.evaluate", "zero-shot AUC with CIs, retrieval and localization for one or more models"),
     "make-demo": ("train.make_demo", "build the bundled demo gallery in assets/demo from the shared data"),
+    "simulate-flags": ("train.simulate_flags", "rule-based simulated annotator's flags, written to a new store"),
+    "flag-effect": ("train.flag_effect", "flagged pairs' attention and held-out AUC before vs after learning from flags"),
 }
 
 

@@ -58,7 +58,13 @@ def run_training(config: TrainConfig, command: str, resume: bool = True, device:
         dataset = build_dataset(config.dataset)
         splits = split_dataset(dataset, config.split_fractions, config.split_seed)
         torch_device = _device(device, context)
-        trainer = Trainer(config, splits["train"], splits["val"], context, torch_device, resume=resume)
+        feedback = None
+        if config.flags:
+            from train.flag_loss import FlagFeedback
+
+            feedback = FlagFeedback(config, dataset, context.is_main)
+        trainer = Trainer(config, splits["train"], splits["val"], context, torch_device, resume=resume,
+                          feedback=feedback)
         if context.is_main:
             _write_run_info(config, command, splits, torch_device, context)
         trainer.fit()

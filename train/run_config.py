@@ -42,6 +42,21 @@ class TrainConfig:
     # Fine-tune only the image tower's last N blocks and head (EfficientNet towers); the frozen
     # early blocks' output is what gets cached. 0: the image tower follows ``freeze``.
     image_tower_tail_blocks: int = 0
+    # Learning from annotators' flags (train.flag_loss): the flag store to read; each step adds
+    # flag_weight x the feedback term on flag_batch_size flagged pairs; flag_images: folders to find
+    # flagged images and .txt reports in ([]: the demo gallery + the dataset's images); good matches
+    # pull with flag_good_weight; flags_any_model keeps flags made on other models than init_from.
+    # flag_local_only: the term trains only the region selector and interaction layer (towers and
+    # projections learn from the contrastive loss alone); flag_moves_selector: the term may lower a
+    # cell's selection score (see train/flag_loss.py).
+    flags: str | None = None
+    flag_weight: float = 1.0
+    flag_batch_size: int = 16
+    flag_images: list[str] = field(default_factory=list)
+    flag_good_weight: float = 0.5
+    flags_any_model: bool = False
+    flag_local_only: bool = True
+    flag_moves_selector: bool = True
     # Bookkeeping
     seed: int = 0
     output_dir: str = "runs/lrclr"

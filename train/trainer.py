@@ -88,8 +88,10 @@ def build_model(config: TrainConfig) -> LRCLRModel:
 
 class Trainer:
     def __init__(self, config: TrainConfig, train_set, val_set, context: DistributedContext | None = None,
-                 device: torch.device | None = None, resume: bool = True, show_progress: bool = True):
+                 device: torch.device | None = None, resume: bool = True, show_progress: bool = True,
+                 feedback=None):
         self.config = config
+        self.feedback = feedback  # train.flag_loss.FlagFeedback: learning from annotators' flags
         self.context = context or DistributedContext(0, 1, 0)
         self.device = device or torch.device("cpu")
         self.run_dir = Path(config.output_dir)
@@ -251,6 +253,7 @@ class Trainer:
         # Training time includes building the feature cache: it is part of what a run costs.
         started = time.perf_counter() - self.state.elapsed_seconds
         self._build_caches()
+        self._prepare_feedback()
         stream = self._micro_batches()
         progress = self._progress()
         while self.state.step < last_step:
@@ -271,15 +274,40 @@ class Trainer:
             progress.close()
         return self.state
 
+    def _prepare_feedback(self) -> None:
+        if self.feedback is None or self.feedback.pairs is not None:
+            return
+        # Frozen parts of the towers are computed once for the flag images, as for the training set.
+        fixed = self.config.unfreeze_at_step is None
+        tail = self.config.image_tower_tail_blocks if "image_tower" not in self.frozen else 0
+        if not fixed:
+            image = "none"
+        elif "image_tower" in self.frozen:
+            image = "grid"
+        else:
+            image = "prefix" if tail else "none"
+        self.feedback.prepare(self.model, self.device, image, tail, fixed and "text_tower" in self.frozen)
+
     def _step(self, stream) -> dict:
         self._train_mode()
+        accum = self.config.grad_accum_steps
         totals = {"loss": 0.0, "global_loss": 0.0, "local_loss": 0.0}
-        for _ in range(self.config.grad_accum_steps):
+        if self.feedback is not None:
+            totals["flag_loss"] = 0.0
+        for micro in range(accum):
             output = self._loss(next(stream))
-            (output.loss / self.config.grad_accum_steps).backward()
-            for key in totals:
+            loss = output.loss
+            if self.feedback is not None:
+                # Computed on the unwrapped model: under DDP its parameters are a subset of those the
+                # contrastive forward used, so the one backward below still syncs every gradient once.
+                with self._autocast():
+                    flag = self.feedback.loss(self.model, self.state.step * accum + micro, self.context.rank)
+                loss = loss + self.config.flag_weight * flag
+                totals["flag_loss"] += float(flag.detach()) / accum
+            (loss / accum).backward()
+            for key in ("loss", "global_loss", "local_loss"):
                 value = getattr(output, key)
-                totals[key] += 0.0 if value is None else float(value.detach()) / self.config.grad_accum_steps
+                totals[key] += 0.0 if value is None else float(value.detach()) / accum
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         torch.nn.utils.clip_grad_norm_(trainable, self.config.grad_clip)
         self.optimizer.step()
