@@ -83,3 +83,25 @@ def test_torchrun_two_gloo_processes_match_one_process(tmp_path):
     assert distributed[0]["loss"] == pytest.approx(single[0]["loss"], rel=1e-4)
     # The optimizer step after it uses gradients averaged across ranks: the second loss agrees too.
     assert distributed[1]["loss"] == pytest.approx(single[1]["loss"], rel=1e-3)
+
+
+def test_export_keeps_a_frozen_tower_that_the_starting_model_had_fine_tuned(tmp_path):
+    import json
+
+    from train.export import frozen_towers
+
+    def run_with(freeze, init_from=None):
+        run = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+        run.mkdir()
+        (run / "train_config.json").write_text(json.dumps({"freeze": freeze, "init_from": init_from}))
+        return run
+
+    start = tmp_path / "start"
+    start.mkdir()
+    (start / "config.json").write_text(json.dumps({"image_tower": {"store_weights": True},
+                                                   "text_tower": {"store_weights": False}}))
+    both = ["image_tower", "text_tower"]
+    assert frozen_towers(run_with(both)) == set(both)  # from the packages: both are their package's weights
+    # Started from a model whose image tower was fine-tuned: only the text tower is the package's.
+    assert frozen_towers(run_with(both, str(start))) == {"text_tower"}
+    assert frozen_towers(run_with(both, str(tmp_path / "missing"))) == set()  # unknown start: keep all

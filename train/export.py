@@ -40,11 +40,20 @@ def source_folder(run_dir: Path, which: str) -> Path:
 
 
 def frozen_towers(run_dir: Path) -> set[str]:
-    """Towers frozen from the first step to the last: identical to their pretrained source."""
+    """Towers identical to their pretrained source: frozen from the first step to the last, and,
+    when the run started from a model folder (``init_from``), not stored there either. A tower that
+    an earlier run fine-tuned is not its package's weights, however long it stays frozen now."""
     train_config = json.loads((run_dir / "train_config.json").read_text(encoding="utf-8"))
     if train_config.get("unfreeze_at_step") is not None:
         return set()
-    return {name for name in train_config.get("freeze", []) if name in ("image_tower", "text_tower")}
+    frozen = {name for name in train_config.get("freeze", []) if name in ("image_tower", "text_tower")}
+    if train_config.get("init_from"):
+        start = Path(train_config["init_from"]) / "config.json"
+        if not start.is_file():  # cannot tell what the start held: keep every tower's weights
+            return set()
+        start_config = json.loads(start.read_text(encoding="utf-8"))
+        frozen = {name for name in frozen if start_config.get(name, {}).get("store_weights") is False}
+    return frozen
 
 
 def model_card(run_dir: Path, source: Path, metrics: dict[str, Any] | None, model_id: str) -> dict[str, Any]:
