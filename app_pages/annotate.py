@@ -40,6 +40,10 @@ def undo(store: AnnotationStore, annotator: str) -> None:
     st.session_state["annotate-notice"] = "Nothing to undo." if entry is None else "Last change undone."
 
 
+def choose_known_annotator() -> None:
+    st.session_state["annotator"] = st.session_state["annotate-known"]
+
+
 def skip(skipped_key: str, identity: tuple) -> None:
     st.session_state.setdefault(skipped_key, set()).add(identity)
 
@@ -147,6 +151,10 @@ with picker:
     chosen_case = choose_case("annotate", report_area.container())
 if not annotator_name:
     st.warning("Enter your name or ID in the sidebar first: every verdict records who gave it.")
+    known = list(flag_store.counts("annotator")) if flag_store is not None else []
+    if known:
+        st.selectbox("Or continue as an annotator already in this store", known, index=None,
+                     key="annotate-known", on_change=choose_known_annotator)
 elif flag_store is None or loaded_model is None:
     st.warning("A model and a flag store are needed (see the sidebar).")
 elif chosen_case is not None:

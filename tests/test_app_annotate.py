@@ -107,3 +107,13 @@ def test_quality_shows_counts_agreement_and_opens_the_worst_case_in_review(data_
 def test_quality_with_an_empty_store_says_what_to_do(data_dir):
     app = _page("app_pages/quality.py")
     assert "No verdicts yet" in app.info[0].value
+
+
+def test_an_annotator_already_in_the_store_can_be_chosen_instead_of_typed(data_dir):
+    with AnnotationStore.open(data_dir) as store:
+        store.record("dr-known", _pair("nih-01-cardiomegaly", "heart", 0, 1), "good match", "")
+    app = _page("app_pages/annotate.py")
+    app.selectbox(key="annotate-known").set_value("dr-known").run()
+    assert not app.exception
+    assert app.sidebar.text_input(key="annotator").value == "dr-known"
+    assert _progress_text(app).startswith("This case: 0 of 30")
