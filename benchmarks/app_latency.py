@@ -17,10 +17,8 @@ case: ``encode_case`` + ``explain`` on the same images. The app's ratio to it is
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
 from lrclr.model import LRCLRModel
 from lrclr.weights import DEFAULT_MODEL_DIR
@@ -126,27 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     floor = summary(measure_floor(cases, args.repeats))
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "cases": len(cases),
+        "date": time.strftime("%Y-%m-%d"), "commit": git_commit(), "cases": len(cases),
         "command": "python -m benchmarks.app_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
         "cold_start_s": app["cold_start_s"], "floor_encode_and_explain": floor,
         **{name: summary(app[name]) for name in ("open_case_first_visit_s", "open_case_revisit_s", "choose_word_s")},
     }
     for name in ("open_case_first_visit_s", "open_case_revisit_s", "choose_word_s"):
         result[name]["ratio_to_floor_median"] = result[name]["median_s"] / floor["median_s"]
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out_json:
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out_json)
     return 0
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

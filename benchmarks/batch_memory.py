@@ -146,25 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "python -m benchmarks.batch_memory " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "date": time.strftime("%Y-%m-%d"), "commit": _commit(), "model": model_dir,
+        "date": time.strftime("%Y-%m-%d"), "commit": git_commit(), "model": model_dir,
         "batches": batches,
         "peak_rss_ratio_largest_to_smallest": largest["peak_rss_mb"] / smallest["peak_rss_mb"],
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out_json:
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out_json)
     ok = all(b["csv_equal_to_cli"] and b["broken_files_reported"] for b in batches.values())
     return 0 if ok and result["peak_rss_ratio_largest_to_smallest"] <= 1.5 else 1
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=REPO_ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
 from lrclr.device import autocast
 from lrclr.model import LRCLRModel
@@ -146,23 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "python -m benchmarks.model_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d"), "commit": _commit(),
+        "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
         **measure(args.device, args.repeats, args.case),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out_json:
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out_json)
     return 0
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

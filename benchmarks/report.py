@@ -1,0 +1,27 @@
+"""What every benchmark writes beside its numbers: the commit measured, and the JSON result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=REPO_ROOT).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def emit(result: dict, out_json: Path | None) -> None:
+    """Print the result and, when asked, write it to ``out_json``."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out_json:
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(text + "\n", encoding="utf-8")
