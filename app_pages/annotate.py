@@ -20,9 +20,9 @@ from app_pages.shared import cached, current_annotator, current_model, current_s
 SHORTCUTS = {"bad match": "B", "good match": "G", "unsure": "U"}
 
 
-def pair_key(item: QueueItem, case: CaseInput, explanation) -> PairKey:
-    return PairKey.from_explanation(explanation.model_id, case.case_id, sha256_hex(case.data),
-                                    sha256_hex(explanation.report), item.word, item.region)
+def pair_key(item: QueueItem, case: CaseInput, explanation, image_sha: str, report_sha: str) -> PairKey:
+    return PairKey.from_explanation(explanation.model_id, case.case_id, image_sha, report_sha,
+                                    item.word, item.region)
 
 
 def record(store: AnnotationStore, annotator: str, pair: PairKey, verdict: str, comment_key: str) -> None:
@@ -98,12 +98,12 @@ def judged_table(verdicts) -> None:
 
 
 def annotate(model, store: AnnotationStore, annotator: str, case: CaseInput) -> None:
+    image_sha = sha256_hex(case.data)  # once per run: images are megabytes, the queue has dozens of pairs
     try:
-        image = cached("annotate-image", (sha256_hex(case.data),), lambda: load_image(case.data, name=case.file_name))
+        image = cached("annotate-image", (image_sha,), lambda: load_image(case.data, name=case.file_name))
     except ImageReadError as error:
         st.error(str(error))
         return
-    image_sha = sha256_hex(case.data)
     case_image = encode_case(model, model_key(model), image_sha, image)
     explanation = cached("annotate-explanation", (model_key(model), image_sha, case.report),
                          lambda: model.explain(case_image, case.report, findings=()))
@@ -115,9 +115,10 @@ def annotate(model, store: AnnotationStore, annotator: str, case: CaseInput) -> 
     if not queue:
         st.info("The report has no words to judge (type or paste a report above).")
         return
-    pairs = [pair_key(item, case, explanation) for item in queue]
+    report_sha = sha256_hex(explanation.report)
+    pairs = [pair_key(item, case, explanation, image_sha, report_sha) for item in queue]
     mine = store.verdicts(annotator=annotator, model_id=explanation.model_id, case_id=case.case_id,
-                          image_sha256=image_sha, report_sha256=sha256_hex(explanation.report))
+                          image_sha256=image_sha, report_sha256=report_sha)
     judged = {v.pair.identity for v in mine} & {pair.identity for pair in pairs}
     skipped_key = f"annotate-skipped-{image_sha[:12]}"
     skipped = st.session_state.get(skipped_key, set())
