@@ -10,7 +10,9 @@ Measured in one process, on one case (a bundled demo radiograph and its report),
 * the same for the bundled global-only baseline, and LRCLR/baseline;
 * batch zero-shot throughput (images/s) at batch 1, 8 and 32 against the image tower alone on the
   same batch (the throughput floor);
-* cold model load in a fresh process; peak resident memory of this process.
+* cold model load in a fresh process; peak resident memory of this process;
+* on a GPU, also batch 64, and how far its reduced-precision (autocast) explanation is from the
+  float32 CPU one of the same case.
 
 Medians of ``--repeats`` runs; every ratio compares numbers taken in the same run, since these
 machines are shared and noisy.
@@ -27,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.report import emit, git_commit
@@ -109,6 +112,23 @@ def cold_load_seconds(folder: Path, device: str) -> dict:
             "from_pretrained_s": float(out[1])}
 
 
+def agreement_with_cpu(gpu_explanation, cpu_explanation) -> dict:
+    """How far a reduced-precision GPU explanation is from the float32 CPU one of the same case."""
+    gpu_p = np.array([f.probability for f in gpu_explanation.findings])
+    cpu_p = np.array([f.probability for f in cpu_explanation.findings])
+    gpu_cells = {r.cell for r in gpu_explanation.regions}
+    cpu_cells = {r.cell for r in cpu_explanation.regions}
+    attention_diffs = [np.abs(np.array(g.region_attention) - np.array(c.region_attention)).max()
+                       for g, c in zip(gpu_explanation.words, cpu_explanation.words)
+                       if g.region_attention is not None and c.region_attention is not None]
+    return {
+        "max_abs_probability_diff": float(np.abs(gpu_p - cpu_p).max()),
+        "findings_rank_order_equal": bool((np.argsort(-gpu_p) == np.argsort(-cpu_p)).all()),
+        "shared_region_cells": len(gpu_cells & cpu_cells), "regions": len(cpu_cells),
+        "max_abs_word_attention_diff": float(max(attention_diffs)) if attention_diffs else None,
+    }
+
+
 def _synchronize(model: LRCLRModel) -> None:
     if model.device_info.device.type == "cuda":
         torch.cuda.synchronize()
@@ -124,7 +144,13 @@ def measure(device: str, repeats: int, case_id: str) -> dict:
     explain = explain_time(lrclr, image, report, repeats)
     baseline_explain = explain_time(baseline, image, report, repeats)
     batch_images = [c.load_image() for c in cases.values()]
-    batch_sizes = BATCH_SIZES + ((64,) if lrclr.device_info.device.type == "cuda" else ())
+    on_gpu = lrclr.device_info.device.type != "cpu"
+    batch_sizes = BATCH_SIZES + ((64,) if on_gpu else ())
+    agreement = None
+    if on_gpu:
+        cpu_model = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device="cpu")
+        agreement = agreement_with_cpu(lrclr.explain(image, report), cpu_model.explain(image, report))
+        del cpu_model
     return {
         "device": lrclr.device_info.name, "case": case_id, "repeats": repeats,
         "autocast": str(lrclr.device_info.autocast_dtype),
@@ -132,7 +158,9 @@ def measure(device: str, repeats: int, case_id: str) -> dict:
         "baseline_explain_s": baseline_explain, "lrclr_to_baseline_ratio": explain / baseline_explain,
         "throughput": [throughput(lrclr, batch_images, size, repeats) for size in batch_sizes],
         "cold_load": cold_load_seconds(DEFAULT_MODEL_DIR, device),
+        "agreement_with_cpu_float32": agreement,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if lrclr.device_info.device.type == "cuda" else None,
     }
 
 

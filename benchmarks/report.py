@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def git_commit() -> str:
+    """The checkout's short commit; ``LRCLR_COMMIT`` names it where the code was copied without .git."""
+    if os.environ.get("LRCLR_COMMIT"):
+        return os.environ["LRCLR_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               check=True, cwd=REPO_ROOT).stdout.strip()

@@ -24,13 +24,18 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def setup_distributed() -> DistributedContext:
-    """Read torchrun's environment; start the process group when there is more than one rank."""
+def setup_distributed(use_cuda: bool) -> DistributedContext:
+    """Read torchrun's environment; start the process group when there is more than one rank.
+
+    The backend follows the training device, not the machine: ``--device cpu`` on a GPU machine
+    must use gloo, since nccl only moves CUDA tensors and would bind rank N to a GPU N that a
+    one-GPU machine does not have.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if use_cuda else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)

@@ -42,10 +42,12 @@ def hardware_description(device: torch.device, context: DistributedContext) -> s
     return f"{what}; torch {torch.__version__}"
 
 
+def _wants_cuda(preference: str) -> bool:
+    return preference == "cuda" or (preference == "auto" and torch.cuda.is_available())
+
+
 def _device(preference: str, context: DistributedContext) -> torch.device:
-    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", context.local_rank)
+    return torch.device("cuda", context.local_rank) if _wants_cuda(preference) else torch.device("cpu")
 
 
 def run_training(config: TrainConfig, command: str, resume: bool = True, device: str = "auto") -> Path:
@@ -53,7 +55,7 @@ def run_training(config: TrainConfig, command: str, resume: bool = True, device:
     from train.splits import split_dataset
     from train.trainer import Trainer
 
-    context = setup_distributed()
+    context = setup_distributed(use_cuda=_wants_cuda(device))
     try:
         dataset = build_dataset(config.dataset)
         splits = split_dataset(dataset, config.split_fractions, config.split_seed)
