@@ -264,7 +264,8 @@ class LRCLRModel(nn.Module):
                 features.regions.indices[0].cpu(), features.regions.scores[0].cpu(),
                 None if region_words is None else region_words.cpu(), words, grid, case.letterbox,
             )
-        similarity = patch_similarity.cpu().numpy().reshape(len(words), *grid)
+        # Under GPU autocast the map comes out in bf16/fp16, which numpy cannot hold.
+        similarity = patch_similarity.float().cpu().numpy().reshape(len(words), *grid)
         attention = None if word_attention is None else word_attention.cpu().tolist()
         word_results = tuple(
             ex.WordExplanation(

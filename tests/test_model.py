@@ -184,3 +184,25 @@ def test_all_pairs_fast_path_equals_scoring_each_pair():
     assert torch.all(fast[:, 2] == 0)
     deeper = CrossModalInteraction(dim=16, heads=2, layers=2, gamma=5.0)
     assert deeper.pairwise_scores(regions, logits, words, word_mask).shape == (3, 5)
+
+
+def test_explain_under_bf16_autocast_returns_float_maps():
+    """The CUDA path runs under bf16 autocast; CPU autocast takes the same dtypes, so CI checks it.
+
+    A bf16 word-patch map once reached ``.numpy()`` and failed every explanation on a GPU.
+    """
+    from lrclr.device import DeviceInfo
+
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config()).eval()
+    image = _phantom_batch(1)[0]
+    reference = model.explain(image, "small left pleural effusion")
+    model.device_info = DeviceInfo(torch.device("cpu"), "CPU under bf16 autocast (test)", torch.bfloat16)
+    explanation = model.explain(image, "small left pleural effusion")
+    assert [w.text for w in explanation.words] == [w.text for w in reference.words]
+    for word, expected in zip(explanation.words, reference.words):
+        assert word.patch_similarity.dtype == np.float32
+        np.testing.assert_allclose(word.patch_similarity, expected.patch_similarity, atol=0.05)
+        np.testing.assert_allclose(word.region_attention, expected.region_attention, atol=0.05)
+    np.testing.assert_allclose([f.probability for f in explanation.findings],
+                               [f.probability for f in reference.findings], atol=0.05)
