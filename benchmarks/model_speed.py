@@ -34,7 +34,7 @@ import torch
 
 from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
-from lrclr.device import autocast
+from lrclr.device import PRECISIONS, autocast
 from lrclr.model import LRCLRModel
 from lrclr.preprocess import prepare_images
 from lrclr.weights import DEFAULT_MODEL_DIR
@@ -57,8 +57,7 @@ def median_seconds(run, repeats: int, warmup: int = 2) -> float:
 
 def tower_floor(model: LRCLRModel, image, report: str, repeats: int) -> float:
     """Both towers' forward alone: the cost no design built on these towers can avoid."""
-    pixels, _ = prepare_images([image], model.config.image_size)
-    pixels = pixels.to(model.device_info.device)
+    pixels, _ = prepare_images([image], model.config.image_size, model.device_info.device)
     batch = model.tokenize([report], 512).to(model.device_info.device)
 
     @torch.inference_mode()
@@ -81,8 +80,7 @@ def explain_time(model: LRCLRModel, image, report: str, repeats: int) -> float:
 def throughput(model: LRCLRModel, images: list, batch_size: int, repeats: int) -> dict:
     """Images/s of ``zero_shot`` (preprocessing included) and of the image tower alone."""
     batch = (images * (batch_size // len(images) + 1))[:batch_size]
-    pixels, _ = prepare_images(batch, model.config.image_size)
-    pixels = pixels.to(model.device_info.device)
+    pixels, _ = prepare_images(batch, model.config.image_size, model.device_info.device)
 
     @torch.inference_mode()
     def tower():
@@ -134,12 +132,12 @@ def _synchronize(model: LRCLRModel) -> None:
         torch.cuda.synchronize()
 
 
-def measure(device: str, repeats: int, case_id: str) -> dict:
+def measure(device: str, precision: str, repeats: int, case_id: str) -> dict:
     cases = {case.id: case for case in load_gallery()}
     case = cases[case_id]
     image, report = case.load_image(), case.report_text()
-    lrclr = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device=device)
-    baseline = LRCLRModel.from_pretrained(BASELINE_DIR, device=device)
+    lrclr = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device=device, precision=precision)
+    baseline = LRCLRModel.from_pretrained(BASELINE_DIR, device=device, precision=precision)
     floor = tower_floor(lrclr, image, report, repeats)
     explain = explain_time(lrclr, image, report, repeats)
     baseline_explain = explain_time(baseline, image, report, repeats)
@@ -150,10 +148,13 @@ def measure(device: str, repeats: int, case_id: str) -> dict:
     if on_gpu:
         cpu_model = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device="cpu")
         agreement = agreement_with_cpu(lrclr.explain(image, report), cpu_model.explain(image, report))
+        gpu_scores = lrclr.zero_shot(batch_images).probabilities
+        agreement["zero_shot_max_abs_probability_diff_over_gallery"] = float(
+            np.abs(gpu_scores - cpu_model.zero_shot(batch_images).probabilities).max())
         del cpu_model
     return {
         "device": lrclr.device_info.name, "case": case_id, "repeats": repeats,
-        "autocast": str(lrclr.device_info.autocast_dtype),
+        "precision": precision, "autocast": str(lrclr.device_info.autocast_dtype),
         "floor_towers_s": floor, "explain_s": explain, "explain_ratio_to_floor": explain / floor,
         "baseline_explain_s": baseline_explain, "lrclr_to_baseline_ratio": explain / baseline_explain,
         "throughput": [throughput(lrclr, batch_images, size, repeats) for size in batch_sizes],
@@ -167,6 +168,8 @@ def measure(device: str, repeats: int, case_id: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cuda or cpu")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="bf16: autocast on a GPU (the CPU always runs float32)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--case", default=DEFAULT_CASE, help="demo case id")
     parser.add_argument("--out-json", type=Path)
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.model_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
-        **measure(args.device, args.repeats, args.case),
+        **measure(args.device, args.precision, args.repeats, args.case),
     }
     emit(result, args.out_json)
     return 0

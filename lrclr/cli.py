@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lrclr.device import PRECISIONS
 from lrclr.errors import LRCLRError
 from lrclr.prompts import NIH_FINDINGS, parse_finding_list
 from lrclr.weights import DEFAULT_MODEL_DIR
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(in a ZIP archive, same-named .txt members beside the images are read instead)")
     predict.add_argument("--out", type=Path, required=True, help="CSV file to write ('-' for standard output)")
     predict.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cuda, mps or cpu")
+    predict.add_argument("--precision", default="float32", choices=PRECISIONS,
+                         help="bf16: autocast on a GPU for throughput; probabilities then differ from "
+                              "float32 by up to about 0.1 (BENCHMARKS.md). The CPU always runs float32")
     predict.add_argument("--batch-size", type=int, default=None,
                          help="images per model batch (default: 32 on CUDA, 16 on MPS, 8 on a CPU)")
     return parser
@@ -48,7 +52,7 @@ def run_predict(args: argparse.Namespace) -> int:
     try:
         if not source.inputs:
             raise LRCLRError(f"no image files found in {' '.join(map(str, args.paths))}")
-        model = LRCLRModel.from_pretrained(args.model, device=args.device)
+        model = LRCLRModel.from_pretrained(args.model, device=args.device, precision=args.precision)
         run = BatchRun(model, source, findings, args.batch_size)
         print(f"model {model.model_id} on {model.device_info.name}; {run.total} files, "
               f"{run.batch_size} per batch", file=sys.stderr)

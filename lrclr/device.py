@@ -16,8 +16,19 @@ class DeviceInfo:
     autocast_dtype: torch.dtype | None  # None: run in float32
 
 
-def pick_device(preference: str = "auto") -> DeviceInfo:
-    """``preference`` is ``"auto"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``."""
+PRECISIONS = ("float32", "bf16")
+
+
+def pick_device(preference: str = "auto", precision: str = "float32") -> DeviceInfo:
+    """``preference`` is ``"auto"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``.
+
+    ``precision`` is ``"float32"`` (the default: a GPU gives the CPU's numbers) or ``"bf16"``
+    (autocast on GPUs, for throughput; fp16 where a GPU lacks bf16). On an H200, bf16 moved the
+    bundled model's probabilities by up to 0.12 against float32 (BENCHMARKS.md), enough to change
+    what a radiologist sees, so it is opt-in. The CPU always runs float32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     preference = preference.lower()
     if preference == "auto":
         if torch.cuda.is_available():
@@ -31,11 +42,18 @@ def pick_device(preference: str = "auto") -> DeviceInfo:
         if not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA GPU is available")
         index = device.index if device.index is not None else torch.cuda.current_device()
+        name = f"CUDA: {torch.cuda.get_device_name(index)}"
+        if precision == "float32":
+            # cuDNN runs float32 convolutions in TF32 (10-bit mantissa) unless told not to; float32
+            # here means the CPU's numbers. Process-wide: every float32 model in it means the same.
+            torch.backends.cudnn.allow_tf32 = False
+            return DeviceInfo(device, name, None)
         # bf16 keeps float32's range, so no loss scaling is needed; older GPUs fall back to fp16.
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return DeviceInfo(device, f"CUDA: {torch.cuda.get_device_name(index)}", dtype)
+        return DeviceInfo(device, f"{name} ({'bf16' if dtype == torch.bfloat16 else 'fp16'})", dtype)
     if device.type == "mps":
-        return DeviceInfo(device, "Apple MPS", torch.float16)
+        return DeviceInfo(device, "Apple MPS" + (" (fp16)" if precision != "float32" else ""),
+                          None if precision == "float32" else torch.float16)
     return DeviceInfo(device, f"CPU ({torch.get_num_threads()} threads)", None)
 
 

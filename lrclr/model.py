@@ -180,8 +180,9 @@ class LRCLRModel(nn.Module):
 
     # ---- inference ------------------------------------------------------------------------------
 
-    def to_device(self, preference: str = "auto") -> "LRCLRModel":
-        self.device_info = pick_device(preference)
+    def to_device(self, preference: str = "auto", precision: str = "float32") -> "LRCLRModel":
+        """Move to ``preference`` (see ``pick_device``) and run there at ``precision``."""
+        self.device_info = pick_device(preference, precision)
         self.prompt_cache.clear()
         return self.to(self.device_info.device)
 
@@ -213,9 +214,9 @@ class LRCLRModel(nn.Module):
 
     @torch.inference_mode()
     def _encode_case(self, image) -> CaseImage:
-        pixels, letterboxes = prepare_images([image], self.config.image_size)
+        pixels, letterboxes = prepare_images([image], self.config.image_size, self.device_info.device)
         with autocast(self.device_info):
-            features = self.encode_image(pixels.to(self.device_info.device), letterboxes)
+            features = self.encode_image(pixels, letterboxes)
         return CaseImage(features, letterboxes[0])
 
     def zero_shot(self, images, findings: Sequence[str] = NIH_FINDINGS) -> ZeroShotScores:
@@ -224,9 +225,9 @@ class LRCLRModel(nn.Module):
 
     @torch.inference_mode()
     def _zero_shot(self, images, findings: Sequence[str]) -> ZeroShotScores:
-        pixels, letterboxes = prepare_images(images, self.config.image_size)
+        pixels, letterboxes = prepare_images(images, self.config.image_size, self.device_info.device)
         with autocast(self.device_info):
-            features = self.encode_image(pixels.to(self.device_info.device), letterboxes)
+            features = self.encode_image(pixels, letterboxes)
             return score_findings(self, features, findings)
 
     def explain(self, image, report: str | None = None, findings: Sequence[str] = NIH_FINDINGS) -> ex.Explanation:
@@ -298,13 +299,13 @@ class LRCLRModel(nn.Module):
         return weights_io.save_folder(folder, self.config, state, card, weights_dtype)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> "LRCLRModel":
+    def from_pretrained(cls, folder: str | Path, device: str = "cpu", precision: str = "float32") -> "LRCLRModel":
         config, state, card = weights_io.read_folder(folder)
         card.setdefault("model_id", Path(folder).name)
         model = cls(config, card, pretrained_towers=False)
         model._load_weights(state, folder)
         model.eval()
-        return model.to_device(device)
+        return model.to_device(device, precision)
 
     def _unstored_prefixes(self) -> tuple[str, ...]:
         towers = (("image_tower.", self.config.image_tower), ("text_tower.", self.config.text_tower))

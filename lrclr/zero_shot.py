@@ -100,7 +100,14 @@ def _stack_padded(tensors: list[torch.Tensor], value) -> torch.Tensor:
 
 
 def score_findings(model: "LRCLRModel", image: "ImageFeatures", findings: Sequence[str]) -> ZeroShotScores:
-    findings = tuple(findings)
+    # The scores are a softmax over cosines times a large logit scale, which magnifies rounding;
+    # these matmuls cost microseconds, so they run in float32 even inside a bf16 autocast (where
+    # CPU autocast would also hand numpy a bf16 softmax it cannot hold).
+    with torch.autocast(image.global_embedding.device.type, enabled=False):
+        return _score_findings(model, image, tuple(findings))
+
+
+def _score_findings(model: "LRCLRModel", image: "ImageFeatures", findings: tuple[str, ...]) -> ZeroShotScores:
     prompts = model.prompt_cache.get(model, findings)
     images = image.global_embedding.float()
     sim_pos = images @ torch.stack([p.global_positive for p in prompts]).float().T  # (B, F)
@@ -119,7 +126,8 @@ def _local_similarities(model, image, prompts: list[PromptFeatures]):
     tokens = _stack_padded([p.tokens for p in prompts], 0.0)
     masks = _stack_padded([p.word_mask for p in prompts], False)
     regions = image.regions
-    scores = pairwise_local_scores(model.interaction, regions.embeddings, regions.scores, tokens, masks).float()
+    scores = pairwise_local_scores(model.interaction, regions.embeddings.float(), regions.scores.float(),
+                                   tokens.float(), masks).float()
     per_template = scores.view(scores.shape[0], len(prompts), -1)  # (B, F, T)
     n_positive = prompts[0].n_positive  # every finding uses the same templates
     return per_template[..., :n_positive].mean(-1), per_template[..., n_positive:].mean(-1)

@@ -28,24 +28,39 @@ def _demo_case(case_id: str = "nih-02-effusion"):
     return case.load_image(), case.report_text()
 
 
-def test_autocast_on_cuda_is_bf16_where_the_gpu_supports_it():
+def test_float32_by_default_and_bf16_when_asked():
     info = pick_device("auto")
-    assert info.device.type == "cuda" and info.name.startswith("CUDA: ")
+    assert info.device.type == "cuda" and info.name.startswith("CUDA: ") and info.autocast_dtype is None
+    assert not torch.backends.cudnn.allow_tf32  # float32 means float32, not cuDNN's TF32
+    reduced = pick_device("auto", "bf16")
     expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    assert info.autocast_dtype == expected
+    assert reduced.autocast_dtype == expected and reduced.name.endswith(("(bf16)", "(fp16)"))
 
 
-def test_bundled_model_on_cuda_agrees_with_float32_on_the_cpu():
+def _agreement(precision: str) -> dict:
     image, report = _demo_case()
-    gpu = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device="cuda")
+    gpu = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device="cuda", precision=precision)
     cpu = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device="cpu")
     agreement = agreement_with_cpu(gpu.explain(image, report), cpu.explain(image, report))
-    print(json.dumps(agreement))
-    # bf16 keeps ~3 significant digits: scores may move by a few hundredths, and a region whose
-    # selector score ties with its neighbour's may swap, but the picture must stay the same.
-    assert agreement["max_abs_probability_diff"] < 0.05
-    assert agreement["shared_region_cells"] >= agreement["regions"] - 3
-    assert agreement["max_abs_word_attention_diff"] < 0.1
+    print(precision, json.dumps(agreement))
+    return agreement
+
+
+def test_bundled_model_in_float32_on_cuda_gives_the_cpu_numbers():
+    agreement = _agreement("float32")
+    assert agreement["max_abs_probability_diff"] < 1e-3
+    assert agreement["findings_rank_order_equal"]
+    assert agreement["shared_region_cells"] == agreement["regions"]
+    assert agreement["max_abs_word_attention_diff"] < 1e-3
+
+
+def test_bundled_model_in_bf16_on_cuda_stays_close_to_float32():
+    # bf16 keeps ~3 significant digits and the logit scale magnifies them: on an H200 the
+    # probabilities moved by up to 0.12 (BENCHMARKS.md). This bounds the damage, not the noise.
+    agreement = _agreement("bf16")
+    assert agreement["max_abs_probability_diff"] < 0.2
+    assert agreement["shared_region_cells"] >= agreement["regions"] - 4
+    assert agreement["max_abs_word_attention_diff"] < 0.05
 
 
 def test_a_real_cuda_out_of_memory_error_moves_the_model_to_the_cpu():
