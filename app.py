@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from app_pages.shared import render_sidebar
+from app_pages.shared import render_sidebar, show_model_status
 from app_pages.tour import render_tour
 
 st.set_page_config(page_title="LRCLR Review", layout="wide")
 tour_slot = st.sidebar.container()  # the tour sits above the model and annotator settings
-render_sidebar()
+model_status = render_sidebar()
 navigation = st.navigation([
     st.Page("app_pages/review.py", title="Review", default=True),
     st.Page("app_pages/annotate.py", title="Annotate"),
@@ -17,3 +17,4 @@ navigation = st.navigation([
 ])
 render_tour(tour_slot)
 navigation.run()
+show_model_status(model_status)

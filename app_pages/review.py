@@ -25,7 +25,7 @@ from lrclr.review import (
     word_map,
 )
 from app_pages.case_source import CaseInput, choose_case
-from app_pages.shared import cached, current_model, encode_case, model_key
+from app_pages.shared import cached, current_model, encode_case, model_is_loading, model_key
 
 VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
 
@@ -167,16 +167,23 @@ def header_panels(image: LoadedImage, show_identifiers: bool) -> None:
             st.table(pd.DataFrame({"field": list(image.identifiers), "value": list(image.identifiers.values())}))
 
 
-def review(model: LRCLRModel | None, case: CaseInput) -> None:
+def review(case: CaseInput) -> None:
     show_identifiers = bool(st.session_state.get("show-identifiers", False))
     image = read_image(case, show_identifiers)
     if image is None:
         return
     viewer, panels = st.columns([3, 2])
-    chart_slot = viewer.container()
+    chart_slot = viewer.empty()
     with viewer:
         view = view_controls()
     base = base_image(image, view)
+    if model_is_loading():
+        # The radiograph can be read while the weights load; the overlay replaces it when they are in.
+        with chart_slot.container():
+            st.plotly_chart(viz.viewer_figure(base, None), config={"scrollZoom": True, "displaylogo": False},
+                            theme=None)
+            st.caption(f"{image.original_size[0]}x{image.original_size[1]} px · loading the model…")
+    model = current_model()
     if model is None:
         chart_slot.image(base, caption=f"{image.original_size[0]}x{image.original_size[1]} px")
         panels.warning("No model is loaded (see the sidebar), so only the image is shown.")
@@ -203,7 +210,7 @@ def review(model: LRCLRModel | None, case: CaseInput) -> None:
     with viewer:
         settings = overlay_controls(explanation)
     shown, what = overlay(base, image, model, explanation, settings, word, rank, phrase)
-    with chart_slot:
+    with chart_slot.container():
         revision = f"{image_sha}-{st.session_state.get('view-revision', 0)}"
         regions_drawn = settings["top"] if settings["show_regions"] else 0
         st.plotly_chart(viz.viewer_figure(shown, explanation, regions_drawn, view_revision=revision,
@@ -256,4 +263,4 @@ picker, report_area = st.columns([2, 3])
 with picker:
     chosen_case = choose_case("review", report_area.container())
 if chosen_case is not None:
-    review(current_model(), chosen_case)
+    review(chosen_case)

@@ -3,10 +3,11 @@
     python -m benchmarks.app_latency --repeats 2 --words 5 --out-json docs/benchmarks/app_latency.json
 
 Starts ``streamlit run app.py`` with the bundled model, drives Debian chromium with Playwright and
-times, from the click to the moment the browser holds the new overlay image:
+times, from the click to the moment the browser holds the new overlay image (the click on a case in
+the open list, or on a word):
 
 * cold start: from launching the server to the first demo case's overlay on screen (model load and
-  the first encoding included);
+  the first encoding included; the browser is already running, as a user's would be);
 * opening a demo case: first visit (the image is encoded) and revisit (the encoding is cached);
 * choosing a report word: the heatmap redraw.
 
@@ -44,11 +45,21 @@ _SIGNATURE_JS = """() => {
 }"""
 
 
+# While the model loads, the viewer already shows the plain radiograph ("loading the model…"); the
+# cold start ends when the model's overlay and its caption have replaced it.
+_OVERLAY_SHOWN_JS = f"""() => ({_SIGNATURE_JS})() !== '' &&
+  [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
+    .some(c => c.innerText.includes("no heatmap"))"""
+
+
 def _signature(page) -> str:
     return page.evaluate(_SIGNATURE_JS)
 
 
-def _timed_until_new_overlay(page, action) -> float:
+def _timed_until_new_overlay(page, action, prepare=None) -> float:
+    """Seconds from ``action`` (a click) to the new overlay; ``prepare`` runs untimed before it."""
+    if prepare is not None:
+        prepare()
     before = _signature(page)
     start = time.perf_counter()
     action()
@@ -59,23 +70,31 @@ def _timed_until_new_overlay(page, action) -> float:
     return elapsed
 
 
-def _open_case(page, title: str) -> None:
+def _open_dropdown(page) -> None:
     page.get_by_role("combobox", name="Demo case").click()
+
+
+def _choose_case(page, title: str) -> None:
     page.get_by_role("option", name=title, exact=True).click()
 
 
-def _click_word(page, index: int) -> None:
+def _open_words_tab(page) -> None:
     page.get_by_role("tab", name="Report words").click()
+
+
+def _click_word(page, index: int) -> None:
     page.locator("[data-testid='stButtonGroup']").first.locator("button").nth(index).click()
 
 
 def measure_app(cases, words_per_case: int) -> dict:
     sync_api = require_browser()
-    with tempfile.TemporaryDirectory() as data_dir:
+    launch = time.perf_counter()
+    with tempfile.TemporaryDirectory() as data_dir, chromium_page(sync_api) as page:
+        browser_launch = time.perf_counter() - launch
         start = time.perf_counter()
-        with running_app(Path(data_dir)) as url, chromium_page(sync_api) as page:
+        with running_app(Path(data_dir)) as url:
             page.goto(url)
-            page.wait_for_function(f"() => ({_SIGNATURE_JS})() !== ''", timeout=300_000)
+            page.wait_for_function(_OVERLAY_SHOWN_JS, timeout=300_000)
             cold_start = time.perf_counter() - start
             wait_until_idle(page)
             first, revisit, word = [], [], []
@@ -83,11 +102,15 @@ def measure_app(cases, words_per_case: int) -> dict:
             # the others; the revisits then go round all of them.
             for visit, order in ((first, cases[1:]), (revisit, cases)):
                 for case in order:
-                    visit.append(_timed_until_new_overlay(page, lambda: _open_case(page, case.title)))
+                    # Timed from the click on the case: opening the list is the user's own gesture.
+                    visit.append(_timed_until_new_overlay(page, lambda: _choose_case(page, case.title),
+                                                          prepare=lambda: _open_dropdown(page)))
                     if visit is first:
                         for index in range(words_per_case):
-                            word.append(_timed_until_new_overlay(page, lambda: _click_word(page, index)))
-    return {"cold_start_s": cold_start, "open_case_first_visit_s": first, "open_case_revisit_s": revisit,
+                            word.append(_timed_until_new_overlay(page, lambda: _click_word(page, index),
+                                                                       prepare=lambda: _open_words_tab(page)))
+    return {"cold_start_s": cold_start, "browser_launch_s": browser_launch,
+            "open_case_first_visit_s": first, "open_case_revisit_s": revisit,
             "choose_word_s": word}
 
 
@@ -127,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
         "date": time.strftime("%Y-%m-%d"), "commit": git_commit(), "cases": len(cases),
         "command": "python -m benchmarks.app_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "cold_start_s": app["cold_start_s"], "floor_encode_and_explain": floor,
+        "cold_start_s": app["cold_start_s"], "browser_launch_s": app["browser_launch_s"],
+        "floor_encode_and_explain": floor,
         **{name: summary(app[name]) for name in ("open_case_first_visit_s", "open_case_revisit_s", "choose_word_s")},
     }
     for name in ("open_case_first_visit_s", "open_case_revisit_s", "choose_word_s"):

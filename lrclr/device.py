@@ -54,7 +54,8 @@ def pick_device(preference: str = "auto", precision: str = "float32") -> DeviceI
     if device.type == "mps":
         return DeviceInfo(device, "Apple MPS" + (" (fp16)" if precision != "float32" else ""),
                           None if precision == "float32" else torch.float16)
-    return DeviceInfo(device, f"CPU ({torch.get_num_threads()} threads)", None)
+    threads = torch.get_num_threads()
+    return DeviceInfo(device, f"CPU ({threads} thread{'' if threads == 1 else 's'})", None)
 
 
 def autocast(info: DeviceInfo):

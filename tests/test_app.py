@@ -32,3 +32,19 @@ def test_a_missing_model_folder_is_explained_not_a_traceback(monkeypatch, tmp_pa
     app = _app(monkeypatch, tmp_path / "no-model-here")
     assert not app.exception
     assert "does not exist" in app.sidebar.error[0].value
+
+
+def test_a_model_folder_fixed_after_a_failed_load_is_loaded_on_the_next_run(monkeypatch, tmp_path):
+    """A failed load is not cached: once the user puts the model in place, the next run loads it."""
+    import shutil
+
+    from lrclr.weights import DEFAULT_MODEL_DIR
+
+    folder = tmp_path / "model"
+    app = _app(monkeypatch, folder)
+    assert "does not exist" in app.sidebar.error[0].value
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    app.run()
+    assert not app.exception and not app.sidebar.error
+    assert app.sidebar.caption[0].value.startswith("**lrclr-default** on CPU")
+    assert len(app.dataframe[0].value) == 14
