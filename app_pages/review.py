@@ -70,8 +70,23 @@ def base_image(image: LoadedImage, view: dict):
     return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"])
 
 
+REVIEW_TABS = ("Findings", "Report words", "Regions", "Phrase", "Export")
+
+
+def kept(key: str):
+    """The value of a widget whose tab is closed in this run (None if never set).
+
+    Streamlit forgets the state of widgets a run does not draw; writing it back keeps the user's
+    chosen word, region or phrase, and so the overlay, while another tab is open.
+    """
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]
+    return st.session_state.get(key)
+
+
 def findings_panel(explanation) -> None:
-    threshold = st.slider("Discordance threshold", 0.05, 0.95, 0.5, 0.05,
+    st.session_state.setdefault("findings-threshold", 0.5)
+    threshold = st.slider("Discordance threshold", 0.05, 0.95, step=0.05, key="findings-threshold",
                           help="A finding the report states but the model scores below this, or one the "
                                "report denies but the model scores at or above it, is highlighted.")
     rows = finding_rows(explanation, threshold)
@@ -97,8 +112,6 @@ def words_panel(explanation, key: str) -> int | None:
     labels = distinct_labels([markdown_literal(w.text) for w in words])
     chosen = st.pills("Report words: choose one to see where it looks", list(range(len(words))),
                       format_func=lambda i: labels[i], key=f"word-{key}")
-    if explanation.report_truncated:
-        st.warning("The report is longer than the model reads; words past the limit are not shown.")
     if chosen is not None and words[chosen].region_attention is not None:
         st.caption(f"Attention of word {chosen + 1} over the selected regions")
         st.plotly_chart(viz.region_attention_figure(words[chosen].region_attention), key="word-regions")
@@ -125,10 +138,13 @@ def regions_panel(explanation, key: str) -> int | None:
     return rank
 
 
-def phrase_panel(model: LRCLRModel, case_image: CaseImage, case_key: tuple):
-    phrase = st.text_input("Ground a phrase", key=f"phrase-{case_key[1]}", max_chars=500,
-                           placeholder="e.g. left pleural effusion")
-    if not phrase.strip():
+def phrase_panel(case_key: tuple) -> str:
+    return st.text_input("Ground a phrase", key=f"phrase-{case_key[1]}", max_chars=500,
+                         placeholder="e.g. left pleural effusion")
+
+
+def phrase_explanation(model: LRCLRModel, case_image: CaseImage, case_key: tuple, phrase: str | None):
+    if not phrase or not phrase.strip():
         return None
     return cached("phrase", (case_key, phrase), lambda: model.explain(case_image, phrase, findings=()))
 
@@ -197,16 +213,21 @@ def review(case: CaseInput) -> None:
                              keep=16)
     widget_key = f"{image_sha[:12]}-{sha256_hex(case.report)[:12]}"
     with panels:
-        findings_tab, words_tab, regions_tab, phrase_tab, export_tab = st.tabs(
-            ["Findings", "Report words", "Regions", "Phrase", "Export"])
-        with findings_tab:
-            findings_panel(explanation)
-        with words_tab:
-            word = words_panel(explanation, widget_key)
-        with regions_tab:
-            rank = regions_panel(explanation, widget_key)
-        with phrase_tab:
-            phrase = phrase_panel(model, case_image, case_key)
+        if explanation.report_truncated:
+            st.warning("The report is longer than the model reads; words past the limit are not grounded.")
+        # Only the open tab is drawn (choosing a tab reruns the page): a report's word and region
+        # buttons cost the browser more than the rest of a new case together (BENCHMARKS.md).
+        tabs = dict(zip(REVIEW_TABS, st.tabs(REVIEW_TABS, key="review-tab", on_change="rerun")))
+        with tabs["Findings"]:
+            if tabs["Findings"].open:
+                findings_panel(explanation)
+        with tabs["Report words"]:
+            word = words_panel(explanation, widget_key) if tabs["Report words"].open else kept(f"word-{widget_key}")
+        with tabs["Regions"]:
+            rank = regions_panel(explanation, widget_key) if tabs["Regions"].open else kept(f"region-{widget_key}")
+        with tabs["Phrase"]:
+            text = phrase_panel(case_key) if tabs["Phrase"].open else kept(f"phrase-{case_key[1]}")
+            phrase = phrase_explanation(model, case_image, case_key, text)
     with viewer:
         settings = overlay_controls(explanation)
     shown, what = overlay(base, image, model, explanation, settings, word, rank, phrase)
@@ -220,8 +241,9 @@ def review(case: CaseInput) -> None:
                    "double-click to fit")
     with viewer:
         mask_comparison(case, image, shown)
-    with export_tab:
-        export_panel(shown, explanation, case, model)
+    with tabs["Export"]:
+        if tabs["Export"].open:
+            export_panel(shown, explanation, case, model)
     header_panels(image, show_identifiers)
 
 

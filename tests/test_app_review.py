@@ -38,6 +38,12 @@ def _upload(app: AppTest, name: str, data: bytes, report: str | None = None) -> 
     return app
 
 
+def _open_tab(app: AppTest, name: str) -> AppTest:
+    """Choose a Review tab (only the open tab is drawn); AppTest has no tab clicks."""
+    app.session_state["review-tab"] = name
+    return app.run()
+
+
 def _pills(app: AppTest, label_start: str):
     return next(p for p in app.pills if p.label.startswith(label_start))
 
@@ -57,16 +63,24 @@ def test_a_demo_case_shows_scores_regions_and_grounds_a_chosen_word(app):
     assert len(findings) == 14 and findings["model probability"].between(0, 1).all()
     assert set(findings["report says"]) <= {"present", "absent", "uncertain", "not mentioned"}
     assert "no heatmap" in _viewer_caption(app)
-    regions = _pills(app, "Regions by rank")
-    assert len(regions.options) == 16
+    assert not app.pills  # only the open tab (Findings) is drawn
+    _open_tab(app, "Report words")
     words = _pills(app, "Report words")
     words.set_value(2).run()
     assert not app.exception
     assert "heatmap: word 3" in _viewer_caption(app)
+    _open_tab(app, "Regions")
     regions = _pills(app, "Regions by rank")
+    assert len(regions.options) == 16
     regions.set_value(1).run()
-    top_words = app.dataframe[1].value
+    top_words = app.dataframe[0].value
     assert list(top_words.columns) == ["word", "position", "attention"] and len(top_words) >= 1
+    # The word chosen in its (now closed) tab still drives the heatmap.
+    assert "heatmap: word 3" in _viewer_caption(app)
+    _open_tab(app, "Findings")
+    assert "heatmap: word 3" in _viewer_caption(app) and len(app.dataframe[0].value) == 14
+    _open_tab(app, "Report words")
+    assert _pills(app, "Report words").value == 2
 
 
 def test_every_demo_case_opens(app):
@@ -123,7 +137,9 @@ def test_no_report_still_scores_findings_and_grounds_a_phrase(app):
     _upload(app, "study.dcm", dicom.image_bytes(), report="")
     assert len(app.dataframe[0].value) == 14
     assert any("No report: nothing to compare" in c.value for c in app.caption)
+    _open_tab(app, "Report words")
     assert any("No report words to ground" in i.value for i in app.info)
+    _open_tab(app, "Phrase")
     app.text_input(key="phrase-" + next(iter(_case_keys(app)))).set_value("right pneumothorax").run()
     assert not app.exception
     assert "heatmap: the phrase" in _viewer_caption(app)

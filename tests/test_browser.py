@@ -55,8 +55,9 @@ def _pill(page, text: str):
 
 
 def _open_tab(page, name: str) -> None:
+    """Choosing a tab reruns the page, which draws only the open tab: wait for that run."""
     page.get_by_role("tab", name=name).click()
-    page.wait_for_timeout(200)
+    wait_until_idle(page)
 
 
 def test_a_demo_case_opens_and_choosing_a_word_changes_the_heatmap(page):

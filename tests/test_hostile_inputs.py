@@ -93,6 +93,9 @@ def test_hostile_report_in_the_app(review, name):
     assert len(review.dataframe[0].value) == 14
     if name == "100k-characters":
         assert any("longer than the model reads" in w.value for w in review.warning)
+    review.session_state["review-tab"] = "Report words"  # its word buttons carry the report's text
+    review.run()
+    assert not review.exception
 
 
 def test_hostile_reports_in_the_cli(tmp_path):
