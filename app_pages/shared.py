@@ -35,12 +35,20 @@ def start_loading_model(folder: str, device: str) -> Future:
     return loading
 
 
+def app_thread_count() -> int:
+    """Torch threads for the app: ``OMP_NUM_THREADS`` if set, else every core but one.
+
+    The spare core is for the web server and a browser on the same machine: with torch's threads
+    on both cores of a 2-core machine, encoding a new case took ~0.45 s instead of ~0.15 s while
+    the browser was redrawing, because torch's threads wait on each other when one is descheduled.
+    """
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return int(os.environ["OMP_NUM_THREADS"])
+    return max(1, len(os.sched_getaffinity(0)) - 1)
+
+
 def _load_model(folder: str, device: str) -> LRCLRModel:
-    # Leave a core to the web server and to a browser on the same machine: with torch's threads
-    # on both cores of a 2-core machine, encoding a new case took ~0.45 s instead of ~0.15 s while
-    # the browser was redrawing, because torch's threads wait on each other when one is descheduled.
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - 1))
+    torch.set_num_threads(app_thread_count())
     return LRCLRModel.from_pretrained(folder, device=device)
 
 

@@ -8,6 +8,7 @@ compared byte for byte with ``python -m lrclr predict`` on the same files and mo
 from __future__ import annotations
 
 import io
+import os
 import json
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 from lrclr.config import tiny_config
 from lrclr.model import LRCLRModel
 from lrclr.weights import DEFAULT_MODEL_DIR
+from app_pages.shared import app_thread_count
 from tests.conftest import REPO_ROOT, TEST_DATA
 
 BUNDLED = DEFAULT_MODEL_DIR.parent
@@ -164,9 +166,11 @@ def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeyp
     for name, reason in zip(errors["file"], errors["reason"]):
         assert BAD[name] in reason
     out = tmp_path / "cli.csv"
+    # The same torch thread count as the app's: sums split across threads round differently.
+    env = {**os.environ, "OMP_NUM_THREADS": str(app_thread_count())}
     cli = subprocess.run([sys.executable, "-m", "lrclr", "predict", str(study), "--model", str(tiny_model_dir),
                           "--device", "cpu", "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, env=env)
     assert cli.returncode == 0, cli.stderr
     assert downloads["predictions.csv"]() == out.read_bytes()
 
