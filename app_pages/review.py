@@ -95,7 +95,8 @@ def findings_panel(explanation) -> None:
         "report says": [r.report_says for r in rows], "discordance": [r.discordance for r in rows],
     }).sort_values("model probability", ascending=False)
     styled = table.style.apply(
-        lambda row: ["background-color: rgba(214, 39, 40, 0.25)" if row["discordance"] else ""] * len(row), axis=1)
+        lambda row: ["background-color: rgba(214, 39, 40, 0.25)" if row["discordance"] else ""] * len(row), axis=1
+    ).format({"model probability": "{:.3f}"})
     st.dataframe(styled, hide_index=True, width="stretch")
     discordant = sum(bool(r.discordance) for r in rows)
     st.caption(f"{discordant} discordant finding(s) between the model and the report (labeler)."
