@@ -30,9 +30,9 @@ from app_pages.shared import cached, current_model, encode_case, model_is_loadin
 VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
 
 
-def read_image(case: CaseInput, show_identifiers: bool) -> LoadedImage | None:
+def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> LoadedImage | None:
     try:
-        image = cached("image", (sha256_hex(case.data), show_identifiers),
+        image = cached("image", (image_sha, show_identifiers),
                        lambda: load_image(case.data, name=case.file_name, include_identifiers=show_identifiers),
                        keep=4)
     except ImageReadError as error:
@@ -186,7 +186,8 @@ def header_panels(image: LoadedImage, show_identifiers: bool) -> None:
 
 def review(case: CaseInput) -> None:
     show_identifiers = bool(st.session_state.get("show-identifiers", False))
-    image = read_image(case, show_identifiers)
+    image_sha = sha256_hex(case.data)  # once per run: a DICOM can be megabytes
+    image = read_image(case, image_sha, show_identifiers)
     if image is None:
         return
     viewer, panels = st.columns([3, 2])
@@ -206,7 +207,6 @@ def review(case: CaseInput) -> None:
         panels.warning("No model is loaded (see the sidebar), so only the image is shown.")
         header_panels(image, show_identifiers)
         return
-    image_sha = sha256_hex(case.data)
     case_key = (model_key(model), image_sha)
     with st.spinner("Reading the image and the report…"):
         case_image = encode_case(model, case_key[0], image_sha, image)

@@ -31,7 +31,7 @@ from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
 from lrclr.model import LRCLRModel
 from lrclr.weights import DEFAULT_MODEL_DIR
-from tests.browser import chromium_page, require_browser, running_app, wait_until_idle
+from tests.browser import chromium_page, open_review_tab, require_browser, running_app, wait_until_idle
 
 # A short signature of the viewer's image (length + sampled characters of its data URI): it changes
 # exactly when the browser has received and placed a new overlay.
@@ -78,14 +78,6 @@ def _choose_case(page, title: str) -> None:
     page.get_by_role("option", name=title, exact=True).click()
 
 
-def _open_tab(page, name: str) -> None:
-    """Choosing a tab reruns the page (only the open tab is drawn); wait for that run to end."""
-    tab = page.get_by_role("tab", name=name)
-    if tab.get_attribute("aria-selected") != "true":
-        tab.click()
-        wait_until_idle(page, settle_ms=100)
-
-
 def _click_word(page, index: int) -> None:
     page.locator("[data-testid='stButtonGroup']").first.locator("button").nth(index).click()
 
@@ -111,11 +103,11 @@ def measure_app(cases, words_per_case: int) -> dict:
                     # Timed from the click on the case: opening the list is the user's own gesture.
                     visit.append(_timed_until_new_overlay(
                         page, lambda: _choose_case(page, case.title),
-                        prepare=lambda: (_open_tab(page, tab), _open_dropdown(page))))
+                        prepare=lambda: (open_review_tab(page, tab), _open_dropdown(page))))
                     if visit is first:
                         for index in range(words_per_case):
                             word.append(_timed_until_new_overlay(page, lambda: _click_word(page, index),
-                                                                       prepare=lambda: _open_tab(page, "Report words")))
+                                                                       prepare=lambda: open_review_tab(page, "Report words")))
     return {"cold_start_s": cold_start, "browser_launch_s": browser_launch,
             "open_case_first_visit_s": first, "open_case_revisit_s": revisit,
             "choose_word_s": word}

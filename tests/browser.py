@@ -120,3 +120,11 @@ def screenshot_array(locator, path: Path, attempts: int = 5) -> np.ndarray:
                 raise
             locator.page.wait_for_timeout(500)
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+
+
+def open_review_tab(page, name: str) -> None:
+    """Choose a Review tab; choosing one reruns the page, which draws only the open tab."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.get_attribute("aria-selected") != "true":
+        tab.click()
+        wait_until_idle(page, settle_ms=100)

@@ -14,6 +14,7 @@ from lrclr.demo import load_gallery
 from tests.browser import (
     ARTIFACTS,
     chromium_page,
+    open_review_tab,
     require_browser,
     running_app,
     screenshot_array,
@@ -54,12 +55,6 @@ def _pill(page, text: str):
         has_text=re.compile(f"^{re.escape(text)}$")).first
 
 
-def _open_tab(page, name: str) -> None:
-    """Choosing a tab reruns the page, which draws only the open tab: wait for that run."""
-    page.get_by_role("tab", name=name).click()
-    wait_until_idle(page)
-
-
 def test_a_demo_case_opens_and_choosing_a_word_changes_the_heatmap(page):
     case = load_gallery()[1]  # not the one the page opens on, so the test really opens a case
     page.get_by_role("combobox", name="Demo case").click()
@@ -67,7 +62,7 @@ def test_a_demo_case_opens_and_choosing_a_word_changes_the_heatmap(page):
     wait_until_idle(page)
     assert page.get_by_role("textbox", name="Report").input_value() == case.report_text()
     before = screenshot_array(_viewer(page), ARTIFACTS / "review-1-demo-case.png")
-    _open_tab(page, "Report words")
+    open_review_tab(page, "Report words")
     word = next(w for w in case.report_text().split() if w.isalpha() and len(w) > 4)
     _pill(page, word).click()
     page.get_by_text("heatmap: word").first.wait_for()
@@ -85,7 +80,7 @@ def test_a_report_with_script_and_img_tags_is_shown_as_literal_text(page):
     box.fill(HOSTILE_REPORT)
     box.press("Control+Enter")
     wait_until_idle(page)
-    _open_tab(page, "Report words")
+    open_review_tab(page, "Report words")
     page.screenshot(path=str(ARTIFACTS / "review-4-hostile-report.png"))
     assert page.evaluate("window.__xss") is None
     assert page.dialogs == []
