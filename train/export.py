@@ -68,6 +68,7 @@ def model_card(run_dir: Path, source: Path, metrics: dict[str, Any] | None, mode
     card = {
         "model_id": model_id,
         "training_data": info.get("training_data", train_config.get("dataset")),
+        "extra_training_data": info.get("extra_training_data"),
         "training_command": info.get("command"),
         "training_config": train_config,
         "seed": train_config.get("seed"),

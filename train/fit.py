@@ -52,6 +52,7 @@ def _device(preference: str, context: DistributedContext) -> torch.device:
 
 def run_training(config: TrainConfig, command: str, resume: bool = True, device: str = "auto") -> Path:
     from train.datasets import build_dataset
+    from train.mixed import with_extra_training_data
     from train.splits import split_dataset
     from train.trainer import Trainer
 
@@ -59,29 +60,33 @@ def run_training(config: TrainConfig, command: str, resume: bool = True, device:
     try:
         dataset = build_dataset(config.dataset)
         splits = split_dataset(dataset, config.split_fractions, config.split_seed)
+        train_set = with_extra_training_data(splits["train"], config.extra_train)
         torch_device = _device(device, context)
         feedback = None
         if config.flags:
             from train.flag_loss import FlagFeedback
 
             feedback = FlagFeedback(config, dataset, context.is_main)
-        trainer = Trainer(config, splits["train"], splits["val"], context, torch_device, resume=resume,
+        trainer = Trainer(config, train_set, splits["val"], context, torch_device, resume=resume,
                           feedback=feedback)
         if context.is_main:
-            _write_run_info(config, command, splits, torch_device, context)
+            _write_run_info(config, command, splits, train_set, torch_device, context)
         trainer.fit()
     finally:
         teardown_distributed()
     return Path(config.output_dir)
 
 
-def _write_run_info(config: TrainConfig, command: str, splits, device: torch.device, context: DistributedContext) -> None:
+def _write_run_info(config: TrainConfig, command: str, splits, train_set, device: torch.device,
+                    context: DistributedContext) -> None:
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     info = {
         "command": command,
         "training_data": {"spec": config.dataset, "split_sizes": {k: len(v) for k, v in splits.items()},
                           "split_fractions": list(config.split_fractions), "split_seed": config.split_seed},
+        "extra_training_data": ({"specs": config.extra_train, "sizes": train_set.sizes()}
+                                if config.extra_train else None),
         "hardware": hardware_description(device, context),
         "code_version": code_version(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

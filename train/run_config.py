@@ -24,6 +24,9 @@ class TrainConfig:
     dataset: dict[str, Any] = field(default_factory=dict)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_seed: int = 0
+    # More dataset specs that join the training split whole and never reach validation or test
+    # (e.g. phantoms mixed into NIH training; see train/mixed.py).
+    extra_train: list[dict[str, Any]] = field(default_factory=list)
     # Optimisation
     batch_size: int = 16
     grad_accum_steps: int = 1
