@@ -90,6 +90,15 @@ def save_folder(
     return folder
 
 
+def record_metrics(folder: str | Path, key: str, metrics: dict[str, Any]) -> None:
+    """Put one evaluation's results into a model folder's card under ``metrics[key]``, atomically;
+    the weights and config are not touched."""
+    path = Path(folder) / CARD_FILE
+    card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    card.setdefault("metrics", {})[key] = metrics
+    _write_atomically(path, lambda p: p.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+
+
 def check_not_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UnsafeWeightsError(

@@ -19,7 +19,7 @@ from lrclr.preprocess import letterbox_geometry
 from train import cli
 from train.evaluate import (
     ATTENTION, SIMILARITY, EvaluationResult, LocalizationCase, compare, content_cells, evaluate_model,
-    localize_sample, peak_heatmap, summarise_localization, top_cell_boxes,
+    localize_sample, paired_differences, peak_heatmap, summarise_localization, top_cell_boxes,
 )
 from train.sample import Sample
 
@@ -124,6 +124,21 @@ def test_compare_markdown_and_json_round_trip(results):
         assert EvaluationResult.from_dict(data["models"][name]).to_dict() == result.to_dict()
 
 
+def test_paired_differences_first_model_minus_each_other(results):
+    differences = paired_differences(results)
+    assert list(differences) == ["LRCLR - baseline"]
+    rows = {row.finding: row for row in differences["LRCLR - baseline"]}
+    for item in results["LRCLR"].findings:  # the point estimates are the AUCs' differences
+        other = next(f for f in results["baseline"].findings if f.finding == item.finding)
+        assert rows[item.finding].difference == pytest.approx(item.auc - other.auc)
+    assert rows["macro"].difference == pytest.approx(results["LRCLR"].macro.auc - results["baseline"].macro.auc)
+    comparison = compare(results, differences=differences)
+    assert "Paired AUC differences" in comparison.markdown and "| Finding | LRCLR - baseline |" in comparison.markdown
+    saved = json.loads(json.dumps(comparison.data, allow_nan=False))["paired_differences"]["LRCLR - baseline"]
+    assert saved[-1]["finding"] == "macro"
+    assert paired_differences({"LRCLR": results["LRCLR"]}) == {}
+
+
 # ---- localization on a hand-made case ---------------------------------------------------------------
 
 
@@ -222,7 +237,7 @@ def test_evaluate_command_writes_json_and_markdown(tmp_path, monkeypatch):
     argv = ["evaluate", "--model", str(tmp_path / "lrclr"), "--model", str(tmp_path / "base"), "--name", "L",
             "--dataset", '{"kind": "phantom", "n": 4, "size": 64}', "--split", "test",
             "--split-fractions", "0", "0", "1", "--findings", "Effusion,Nodule", "Mass", "--bootstrap", "20",
-            "--out-json", str(out_json), "--out-md", str(out_md)]
+            "--out-json", str(out_json), "--out-md", str(out_md), "--card-key", "unit_test"]
     monkeypatch.setattr(sys, "argv", ["train/__main__.py", *argv])
     assert cli.main(argv) == 0
     data = json.loads(out_json.read_text())
@@ -232,6 +247,12 @@ def test_evaluate_command_writes_json_and_markdown(tmp_path, monkeypatch):
     assert data["models"]["base"]["n_samples"] == 4 and data["dataset"]["split"] == "test"
     markdown = out_md.read_text()
     assert data["command"] in markdown and "| Finding | pos / neg | L | base |" in markdown
+    assert [d["finding"] for d in data["paired_differences"]["L - base"]] == ["Effusion", "Nodule", "Mass", "macro"]
+    for folder, name in ((tmp_path / "lrclr", "L"), (tmp_path / "base", "base")):  # --card-key
+        recorded = json.loads((folder / "model_card.json").read_text())["metrics"]["unit_test"]
+        assert recorded["result"] == data["models"][name] and recorded["command"] == data["command"]
+        assert recorded["paired_differences"] == {"L - base": data["paired_differences"]["L - base"]}
+    assert LRCLRModel.from_pretrained(tmp_path / "base").model_card["metrics"]["unit_test"]["dataset"]["split"] == "test"
 
 
 def test_evaluate_command_reports_user_errors(tmp_path, capsys):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from train.metrics import (
-    boxes_to_mask, bootstrap_ci, finding_auc, iou, macro_auc, pointing_game_hit, recall_at_k, roc_auc,
-    roc_curve, weighted_auc,
+    boxes_to_mask, bootstrap_ci, finding_auc, iou, macro_auc, paired_auc_differences, pointing_game_hit,
+    recall_at_k, roc_auc, roc_curve, weighted_auc,
 )
 
 # Two positives, three negatives, one tie across the classes.
@@ -116,6 +116,26 @@ def test_macro_auc_averages_findings_with_both_classes():
     assert result.findings == ("A", "B")
     assert 0 < result.n_resamples <= 200
     assert result.ci_low <= result.ci_high
+
+
+def test_paired_differences_hand_computed_and_paired():
+    labels = np.array([[1, 1], [1, 0], [0, 1], [0, 0], [0, -1]])
+    scores_a = np.array([[0.9, 0.8], [0.8, 0.1], [0.1, 0.9], [0.2, 0.3], [0.3, 0.5]])
+    # In finding A, B drops one positive to 0.25: positives 0.9, 0.25 vs negatives 0.1, 0.2, 0.3 beat
+    # 3 + 2 of 6 pairs, so AUC 5/6 against A's 6/6.
+    scores_b = scores_a.copy()
+    scores_b[1, 0] = 0.25
+    rows = paired_auc_differences(["A", "B"], labels, scores_a, scores_b, n_bootstrap=300)
+    by_name = {row.finding: row for row in rows}
+    assert by_name["A"].difference == pytest.approx(1 / 6)
+    assert by_name["B"].difference == 0.0  # identical scores (case 4's -1 is left out)
+    # Identical scores differ by exactly 0 in every resample: pairing leaves no spread at all.
+    assert by_name["B"].ci_low == by_name["B"].ci_high == 0.0
+    assert by_name["macro"].difference == pytest.approx(1 / 12)
+    assert 0 <= by_name["A"].ci_low <= by_name["A"].difference <= by_name["A"].ci_high
+    assert 0 < by_name["macro"].n_resamples <= 300
+    with pytest.raises(ValueError):
+        paired_auc_differences(["A", "B"], labels, scores_a, scores_b[:3])
 
 
 def test_recall_at_k_hand_made_matrix():

@@ -41,8 +41,8 @@ from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.prompts import NIH_FINDINGS, finding_phrase
 from lrclr.zero_shot import score_findings
 from train.metrics import (
-    FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, iou, macro_auc,
-    pointing_game_hit, recall_at_k, roc_curve,
+    AUCDifference, FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, iou,
+    macro_auc, paired_auc_differences, pointing_game_hit, recall_at_k, roc_curve,
 )
 from train.evaluation_report import compare, json_safe, write_outputs
 from train.sample import Sample
@@ -74,10 +74,14 @@ class EvaluationResult:
     roc: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # finding -> {"fpr", "tpr"}
     settings: dict[str, Any] = field(default_factory=dict)  # bootstrap, seed, top_regions, ks, ...
     seconds: float = 0.0
+    # Per case (cases, findings), kept in memory for paired comparisons between models; not saved.
+    case_labels: np.ndarray | None = field(default=None, repr=False, compare=False)
+    case_scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Strict JSON: NaN becomes null and recall@k keys become strings."""
         data = dataclasses.asdict(self)
+        del data["case_labels"], data["case_scores"]
         for item in data["retrieval"]:
             item["recall"] = {str(k): v for k, v in item["recall"].items()}
         return json_safe(data)
@@ -138,8 +142,25 @@ def evaluate_model(model, samples: Iterable[Sample], findings: Sequence[str], *,
         roc=_roc_curves(findings, labels, scores),
         settings={"bootstrap": bootstrap, "seed": seed, "top_regions": top_regions, "ks": list(ks),
                   "missing_as_negative": missing_as_negative, "pointing_tolerance_px": tolerance_px},
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - started, 3), case_labels=labels, case_scores=scores,
     )
+
+
+def paired_differences(results: dict[str, EvaluationResult]) -> dict[str, list[AUCDifference]]:
+    """The first model against each other one ("A - B" -> per finding and macro), paired by case.
+
+    Only meaningful for results of the same samples in the same order, as ``run`` produces.
+    """
+    names = list(results)
+    if len(names) < 2:
+        return {}
+    first = results[names[0]]
+    findings = [item.finding for item in first.findings]
+    settings = first.settings
+    return {f"{names[0]} - {other}": paired_auc_differences(
+                findings, first.case_labels, first.case_scores, results[other].case_scores,
+                settings.get("bootstrap", 1000), settings.get("seed", 0))
+            for other in names[1:]}
 
 
 def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
@@ -325,6 +346,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--top-regions", type=int, default=TOP_REGIONS,
                         help=f"regions / cells whose boxes are compared with the mask (default {TOP_REGIONS})")
+    parser.add_argument("--card-key", default=None, metavar="KEY",
+                        help="also record each model's results in its model_card.json under metrics[KEY] "
+                             "(e.g. nih_test_split), where the app's Model page shows them")
     parser.add_argument("--pointing-tolerance", type=float, default=0.0, metavar="PX",
                         help="pointing game: a peak this close to the mask counts as a hit (default 0)")
     parser.add_argument("--missing-as-negative", action="store_true",
@@ -375,10 +399,25 @@ def run(args: argparse.Namespace) -> int:
     command = getattr(args, "command_line", None) or "python -m train " + shlex.join(sys.argv[1:])
     dataset = {"spec": spec, "split": args.split, "split_fractions": args.split_fractions,
                "split_seed": args.split_seed, "limit": args.limit, "n_samples": len(samples)}
-    comparison = compare(results, command=command, dataset=dataset)
+    comparison = compare(results, command=command, dataset=dataset, differences=paired_differences(results))
     write_outputs(comparison, args.out_json, args.out_md)
+    if args.card_key:
+        _record_in_cards(comparison.data, names, args.model, args.card_key)
     print(comparison.markdown)
     return 0
+
+
+def _record_in_cards(data: dict[str, Any], names: list[str], folders: list[Path], key: str) -> None:
+    """Each model's card gets its own result, the command and data that made it, and the paired
+    differences it takes part in (the Model page and the bundled models' tests read them there)."""
+    from lrclr.weights import record_metrics
+
+    for name, folder in zip(names, folders):
+        pairs = {f"{names[0]} - {other}": data["paired_differences"][f"{names[0]} - {other}"]
+                 for other in names[1:] if name in (names[0], other)}
+        record_metrics(folder, key, {"command": data["command"], "dataset": data["dataset"],
+                                     "result": data["models"][name], "paired_differences": pairs})
+        print(f"recorded under metrics[{key!r}] in {folder / 'model_card.json'}")
 
 
 def _read_spec(text: str) -> dict[str, Any]:

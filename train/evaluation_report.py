@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from train.evaluate import EvaluationResult
-    from train.metrics import FindingAUC
+    from train.metrics import AUCDifference, FindingAUC
 
 
 def json_safe(value):
@@ -35,11 +36,16 @@ class Comparison:
     data: dict[str, Any]  # strict-JSON-serialisable
 
 
-def compare(results: dict[str, EvaluationResult], *, command: str = "", dataset: Any = None) -> Comparison:
-    """Markdown tables (AUC with CI, macro, recall@k, pointing game / IoU) and the JSON record."""
+def compare(results: dict[str, EvaluationResult], *, command: str = "", dataset: Any = None,
+            differences: dict[str, list[AUCDifference]] | None = None) -> Comparison:
+    """Markdown tables (AUC with CI, paired AUC differences, macro, recall@k, pointing game / IoU) and
+    the JSON record."""
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    differences = differences or {}
     data = json_safe({"command": command, "created": created, "dataset": dataset,
-                       "models": {name: result.to_dict() for name, result in results.items()}})
+                       "models": {name: result.to_dict() for name, result in results.items()},
+                       "paired_differences": {pair: [dataclasses.asdict(d) for d in items]
+                                              for pair, items in differences.items()}})
     names = list(results)
     first = next(iter(results.values()), None)
     lines = ["# Evaluation", "", "Command:", "", "```", command or "(not recorded)", "```", "",
@@ -48,7 +54,10 @@ def compare(results: dict[str, EvaluationResult], *, command: str = "", dataset:
     lines += ["| Model | id | kind | samples | seconds |", "|---|---|---|---|---|"]
     lines += [f"| {_cell(n)} | {_cell(r.model_id)} | {'LRCLR' if r.uses_regions else 'global-only baseline'} "
               f"| {r.n_samples} | {r.seconds:.1f} |" for n, r in results.items()]
-    lines += ["", *_auc_table(results, names), "", *_retrieval_table(results, names), "",
+    lines += ["", *_auc_table(results, names), ""]
+    if differences:
+        lines += [*_difference_table(differences), ""]
+    lines += [*_retrieval_table(results, names), "",
               *_localization_table(results, names)]
     return Comparison("\n".join(lines) + "\n", data)
 
@@ -84,6 +93,20 @@ def _auc_table(results: dict[str, EvaluationResult], names: list[str]) -> list[s
                                           f" over {len(r.macro.findings)} findings, {r.macro.n_resamples} resamples"
                                           for r in results.values())])
     return _table("Zero-shot AUC (95% CI)", ["Finding", "pos / neg"], names, rows, "")
+
+
+def _difference_table(differences: dict[str, list[AUCDifference]]) -> list[str]:
+    pairs = list(differences)
+    by_finding: dict[str, dict[str, AUCDifference]] = {}
+    for pair, items in differences.items():
+        for item in items:
+            by_finding.setdefault(item.finding, {})[pair] = item
+    rows = [["**Macro mean**" if finding == "macro" else _cell(finding),
+             *("—" if (d := items.get(p)) is None or not math.isfinite(d.difference)
+               else f"{d.difference:+.3f} [{_num(d.ci_low)}, {_num(d.ci_high)}]" for p in pairs)]
+            for finding, items in by_finding.items()]
+    title = "Paired AUC differences (95% CI; the same bootstrap resamples for both models)"
+    return _table(title, ["Finding"], pairs, rows, "")
 
 
 def _retrieval_table(results: dict[str, EvaluationResult], names: list[str]) -> list[str]:
