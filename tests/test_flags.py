@@ -167,7 +167,7 @@ def test_finetune_with_flags_then_flag_effect(tmp_path):
     saved = json.loads((run_dir / "train_config.json").read_text())
     assert saved["flags"] == str(tmp_path / "flags.sqlite3") and saved["flag_weight"] == 5
     assert train_main(["export", str(run_dir), "--which", "latest", "--out", str(tmp_path / "after")]) == 0
-    out = tmp_path / "effect.json"
+    out = tmp_path / "logs" / "effect.json"  # a folder that does not exist yet is created
     assert train_main(["flag-effect", "--before", str(tmp_path / MODEL_ID), "--after", str(tmp_path / "after"),
                        "--flags", str(tmp_path / "flags.sqlite3"), "--flag-images", str(tmp_path / "images"),
                        "--dataset", json.dumps({"kind": "phantoms", "n": 30, "size": 64}), "--bootstrap", "20",

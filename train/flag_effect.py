@@ -179,10 +179,11 @@ def run(args: argparse.Namespace) -> int:
     record["targets"] = _targets(record)
     record["seconds"] = round(time.perf_counter() - started, 1)
     markdown = to_markdown(record)
-    if args.out_json:
-        args.out_json.write_text(json.dumps(json_safe(record), indent=2) + "\n", encoding="utf-8")
-    if args.out_md:
-        args.out_md.write_text(markdown, encoding="utf-8")
+    # A missing output folder must not throw away a run that took minutes: create it.
+    for path, text in ((args.out_json, json.dumps(json_safe(record), indent=2) + "\n"), (args.out_md, markdown)):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
     print(markdown)
     return 0
 

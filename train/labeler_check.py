@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         payload = {**result, "macro_f1": macro_f1(result["labeler"]), "baseline_macro_f1": macro_f1(result["baseline"]),
                    "labeler": [asdict(s) for s in result["labeler"]],
                    "baseline": [asdict(s) for s in result["baseline"]], "mesh_map": MESH_MAP}
-        args.out_json.write_text(json.dumps(payload, indent=2) + "\n")
+        args.out_json.parent.mkdir(parents=True, exist_ok=True)
+        args.out_json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if args.markdown:
         print(markdown_table(result))
     else:
