@@ -55,8 +55,8 @@ STEPS = (
              REVIEW, "dicom-01-jpeg"),
     TourStep("How good is the model?",
              "The **Model** page shows what the loaded model was trained on, its per-finding AUC with 95% "
-             "intervals against the global-only baseline, and ROC curves. The bundled models are near chance: "
-             "they demonstrate the tool, they are not a classifier.",
+             "intervals against the global-only baseline, and ROC curves. The bundled models score low and "
+             "their intervals are wide: they demonstrate the tool, they are not a classifier.",
              MODEL),
 )
 
