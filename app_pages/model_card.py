@@ -99,6 +99,15 @@ def model_label(card: dict, result: dict) -> str:
     return f"{card.get('model_id', '?')} ({'LRCLR' if result.get('uses_regions') else 'baseline'})"
 
 
+def same_evaluation(card: dict, other: dict, name: str) -> dict | None:
+    """``other``'s entry for evaluation ``name`` if it scored the same data as ``card``'s, else None."""
+    entry, match = (card.get("metrics") or {}).get(name), (other.get("metrics") or {}).get(name)
+    if other != card and isinstance(entry, dict) and isinstance(match, dict) \
+            and match.get("dataset") == entry.get("dataset") and isinstance(match.get("result"), dict):
+        return match
+    return None
+
+
 def evaluations(card: dict, others: list[dict]) -> dict[str, list[tuple[str, dict]]]:
     """Per evaluation in the card: (label, result) for the loaded model, then for every other
     bundled model evaluated on the same dataset with the same command's data."""
@@ -108,20 +117,41 @@ def evaluations(card: dict, others: list[dict]) -> dict[str, list[tuple[str, dic
             continue
         entries = [(model_label(card, entry["result"]), entry["result"])]
         for other in others:
-            match = (other.get("metrics") or {}).get(name)
-            if other != card and isinstance(match, dict) and match.get("dataset") == entry.get("dataset") \
-                    and isinstance(match.get("result"), dict):
+            if (match := same_evaluation(card, other, name)) is not None:
                 entries.append((model_label(other, match["result"]), match["result"]))
         found[name] = entries
     return found
+
+
+def paired_intervals(card: dict, other: dict, name: str) -> dict[str, tuple[float, float]]:
+    """Finding ("Macro mean" for the macro) -> 95% CI of AUC(card's model) - AUC(other's), from the
+    paired bootstrap ``train evaluate`` stored under the models' evaluation names; {} if absent.
+
+    The stored difference is the evaluation's first model minus the other, so loading the second
+    model flips it: the interval of B - A is minus that of A - B, ends swapped."""
+    entry, match = (card.get("metrics") or {}).get(name) or {}, same_evaluation(card, other, name) or {}
+    own, theirs = entry.get("name"), match.get("name")
+    pairs = entry.get("paired_differences") or {}
+    for key, sign in ((f"{own} - {theirs}", 1), (f"{theirs} - {own}", -1)):
+        if own is None or theirs is None or not isinstance(pairs.get(key), list):
+            continue
+        intervals = {}
+        for row in pairs[key]:
+            low, high = _number(row.get("ci_low")), _number(row.get("ci_high"))
+            if low is not None and high is not None:
+                finding = "Macro mean" if row.get("finding") == "macro" else str(row.get("finding"))
+                intervals[finding] = (low, high) if sign > 0 else (-high, -low)
+        return intervals
+    return {}
 
 
 def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def auc_frame(entries: list[tuple[str, dict]]) -> pd.DataFrame:
-    """One row per finding (then the macro mean): positives, negatives, AUC and 95% CI per model."""
+def auc_frame(entries: list[tuple[str, dict]], paired: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+    """One row per finding (then the macro mean): positives, negatives, AUC and 95% CI per model,
+    and with two models their difference (with its paired CI when the card holds one)."""
     rows: dict[str, dict] = {}
     for label, result in entries:
         items = [*(result.get("findings") or []), {"finding": "Macro mean", **(result.get("macro") or {})}]
@@ -137,6 +167,9 @@ def auc_frame(entries: list[tuple[str, dict]]) -> pd.DataFrame:
     if len(entries) >= 2:
         first, second = (f"AUC · {label}" for label, _ in entries[:2])
         frame[f"AUC difference ({entries[0][0]} − {entries[1][0]})"] = frame[first] - frame[second]
+        if paired:
+            frame["95% CI of the difference (paired)"] = [
+                f"{paired[f][0]:.3f} – {paired[f][1]:.3f}" if f in paired else "—" for f in frame["finding"]]
     return frame
 
 
@@ -215,8 +248,8 @@ def card_section(model: LRCLRModel) -> None:
 def evaluation_section(model: LRCLRModel) -> None:
     found = evaluations(model.model_card, bundled_cards())
     if not found:
-        st.info("This model's card holds no evaluation. `python -m train evaluate ... --out-json` computes one; "
-                "`python -m train export` copies it into the card.")
+        st.info("This model's card holds no evaluation. `python -m train evaluate ... --card-key NAME` computes "
+                "one and stores it in the card.")
         return
     for tab, (name, entries) in zip(st.tabs([markdown_literal(name) for name in found]), found.items()):
         with tab:
@@ -229,7 +262,8 @@ def evaluation_tab(model: LRCLRModel, name: str, entries: list[tuple[str, dict]]
     st.text(f"Data: {spec.get('kind', '?')} dataset, split {dataset.get('split') or 'all'}, "
             f"{dataset.get('n_samples', '?')} images. Compared: {', '.join(label for label, _ in entries)}.")
     st.subheader("Zero-shot AUC with 95% bootstrap intervals")
-    frame = auc_frame(entries)
+    other = next((c for c in bundled_cards() if same_evaluation(model.model_card, c, name) is not None), None)
+    frame = auc_frame(entries, paired_intervals(model.model_card, other, name) if other else None)
     undefined = frame["finding"][frame[[f"AUC · {label}" for label, _ in entries]].isna().all(axis=1)].tolist()
     st.dataframe(frame[~frame["finding"].isin(undefined)], hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in frame.columns

@@ -83,6 +83,15 @@ def test_the_model_page_shows_the_cards_tables_and_roc_curves_of_the_loaded_mode
         for item in result["findings"]:
             assert auc.loc[item["finding"], f"AUC · {label(source)}"] == pytest.approx(item["auc"])
         assert auc.loc["Macro mean", f"AUC · {label(source)}"] == pytest.approx(result["macro"]["auc"])
+    # The paired CI of (shown - other), from the card; the stored pair is LRCLR - baseline, so it
+    # flips (negated, ends swapped) when the baseline is the model shown.
+    rows = card["metrics"]["nih_test_split"]["paired_differences"]["LRCLR - baseline"]
+    for row in rows:
+        low, high = (row["ci_low"], row["ci_high"]) if shown == "lrclr-default" else (-row["ci_high"], -row["ci_low"])
+        finding = "Macro mean" if row["finding"] == "macro" else row["finding"]
+        assert auc.loc[finding, "95% CI of the difference (paired)"] == f"{low:.3f} – {high:.3f}"
+    difference = auc.loc["Macro mean", f"AUC difference ({label(card)} − {label(other_card)})"]
+    assert low <= difference <= high  # the point estimate lies inside its own interval
     # The ROC plot draws the card's own points (first finding, both models, then chance).
     roc = next(f for f in _figures(app) if f["layout"].get("title", {}).get("text", "").startswith("ROC"))
     first = card["metrics"]["nih_test_split"]["result"]["findings"][0]["finding"]

@@ -251,6 +251,7 @@ def test_evaluate_command_writes_json_and_markdown(tmp_path, monkeypatch):
     for folder, name in ((tmp_path / "lrclr", "L"), (tmp_path / "base", "base")):  # --card-key
         recorded = json.loads((folder / "model_card.json").read_text())["metrics"]["unit_test"]
         assert recorded["result"] == data["models"][name] and recorded["command"] == data["command"]
+        assert recorded["name"] == name  # which side of each paired difference this model is
         assert recorded["paired_differences"] == {"L - base": data["paired_differences"]["L - base"]}
     assert LRCLRModel.from_pretrained(tmp_path / "base").model_card["metrics"]["unit_test"]["dataset"]["split"] == "test"
 

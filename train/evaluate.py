@@ -415,7 +415,7 @@ def _record_in_cards(data: dict[str, Any], names: list[str], folders: list[Path]
     for name, folder in zip(names, folders):
         pairs = {f"{names[0]} - {other}": data["paired_differences"][f"{names[0]} - {other}"]
                  for other in names[1:] if name in (names[0], other)}
-        record_metrics(folder, key, {"command": data["command"], "dataset": data["dataset"],
+        record_metrics(folder, key, {"name": name, "command": data["command"], "dataset": data["dataset"],
                                      "result": data["models"][name], "paired_differences": pairs})
         print(f"recorded under metrics[{key!r}] in {folder / 'model_card.json'}")
 
