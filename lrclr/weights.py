@@ -86,8 +86,12 @@ def save_folder(
     card.update(model_card)
     _write_atomically(folder / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
     _write_atomically(folder / CONFIG_FILE, lambda p: p.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"))
-    _write_atomically(folder / CARD_FILE, lambda p: p.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+    _write_card(folder, card)
     return folder
+
+
+def _write_card(folder: Path, card: dict[str, Any]) -> None:
+    _write_atomically(folder / CARD_FILE, lambda p: p.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
 
 
 def record_metrics(folder: str | Path, key: str, metrics: dict[str, Any]) -> None:
@@ -96,7 +100,7 @@ def record_metrics(folder: str | Path, key: str, metrics: dict[str, Any]) -> Non
     path = Path(folder) / CARD_FILE
     card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     card.setdefault("metrics", {})[key] = metrics
-    _write_atomically(path, lambda p: p.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+    _write_card(Path(folder), card)
 
 
 def check_not_pickle(path: Path) -> None:

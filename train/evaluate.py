@@ -146,6 +146,11 @@ def evaluate_model(model, samples: Iterable[Sample], findings: Sequence[str], *,
     )
 
 
+def pair_name(first: str, other: str) -> str:
+    """How a paired difference is keyed in the outputs and model cards: "first - other"."""
+    return f"{first} - {other}"
+
+
 def paired_differences(results: dict[str, EvaluationResult]) -> dict[str, list[AUCDifference]]:
     """The first model against each other one ("A - B" -> per finding and macro), paired by case.
 
@@ -157,7 +162,7 @@ def paired_differences(results: dict[str, EvaluationResult]) -> dict[str, list[A
     first = results[names[0]]
     findings = [item.finding for item in first.findings]
     settings = first.settings
-    return {f"{names[0]} - {other}": paired_auc_differences(
+    return {pair_name(names[0], other): paired_auc_differences(
                 findings, first.case_labels, first.case_scores, results[other].case_scores,
                 settings.get("bootstrap", 1000), settings.get("seed", 0))
             for other in names[1:]}
@@ -413,7 +418,7 @@ def _record_in_cards(data: dict[str, Any], names: list[str], folders: list[Path]
     from lrclr.weights import record_metrics
 
     for name, folder in zip(names, folders):
-        pairs = {f"{names[0]} - {other}": data["paired_differences"][f"{names[0]} - {other}"]
+        pairs = {pair_name(names[0], other): data["paired_differences"][pair_name(names[0], other)]
                  for other in names[1:] if name in (names[0], other)}
         record_metrics(folder, key, {"name": name, "command": data["command"], "dataset": data["dataset"],
                                      "result": data["models"][name], "paired_differences": pairs})

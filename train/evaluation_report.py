@@ -128,8 +128,14 @@ def _localization_table(results: dict[str, EvaluationResult], names: list[str]) 
 
 
 def write_outputs(comparison: Comparison, out_json: Path | None, out_md: Path | None) -> None:
-    for path, text in ((out_json, json.dumps(comparison.data, indent=2, allow_nan=False) + "\n"),
-                       (out_md, comparison.markdown)):
+    write_result_files(json.dumps(comparison.data, indent=2, allow_nan=False) + "\n", out_json,
+                       comparison.markdown, out_md)
+
+
+def write_result_files(json_text: str, out_json: Path | None, markdown: str, out_md: Path | None) -> None:
+    """Write whichever outputs were asked for. Their folders are created: a missing folder must not
+    throw away an evaluation that took minutes."""
+    for path, text in ((out_json, json_text), (out_md, markdown)):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")

@@ -26,7 +26,7 @@ import torch
 
 from lrclr.annotations import sha256_hex
 from lrclr.errors import LRCLRError
-from train.evaluation_report import json_safe
+from train.evaluation_report import json_safe, write_result_files
 from train.flag_loss import FlagFeatures, PairAttention, pair_attention
 from train.flags import FlagPairs, load_flag_pairs, model_grid
 
@@ -179,11 +179,7 @@ def run(args: argparse.Namespace) -> int:
     record["targets"] = _targets(record)
     record["seconds"] = round(time.perf_counter() - started, 1)
     markdown = to_markdown(record)
-    # A missing output folder must not throw away a run that took minutes: create it.
-    for path, text in ((args.out_json, json.dumps(json_safe(record), indent=2) + "\n"), (args.out_md, markdown)):
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+    write_result_files(json.dumps(json_safe(record), indent=2) + "\n", args.out_json, markdown, args.out_md)
     print(markdown)
     return 0
 
