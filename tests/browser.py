@@ -101,10 +101,20 @@ def chromium_page(sync_api, width: int = 1600, height: int = 1200):
             browser.close()
 
 
+IDLE_APP = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
 def wait_until_idle(page, settle_ms: int = 300) -> None:
-    """Wait for Streamlit's script run to finish: its 'Running' status widget goes away."""
+    """Wait for Streamlit's script run to finish.
+
+    The app root's script state is the signal: the 'Running' status widget appears only after a
+    delay, so waiting for it to go away can return in the middle of a short run (CI once took a
+    screenshot while the viewer was still empty and caught the findings chart instead).
+    """
     page.wait_for_timeout(settle_ms)
+    page.wait_for_selector(IDLE_APP, timeout=120_000)
     page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
+    page.wait_for_selector("[data-stale='true']", state="detached", timeout=120_000)
     page.wait_for_timeout(settle_ms)
 
 

@@ -39,14 +39,17 @@ def page(app_url):
         dialogs = []
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
-        page.wait_for_selector("[data-testid='stPlotlyChart']")
+        page.wait_for_selector(".st-key-viewer [data-testid='stPlotlyChart']", timeout=240_000)
         wait_until_idle(page)
         page.dialogs = dialogs
         yield page
 
 
 def _viewer(page):
-    return page.locator("[data-testid='stPlotlyChart']").first
+    """The radiograph viewer (its chart has the key "viewer"), never another chart on the page."""
+    viewer = page.locator(".st-key-viewer [data-testid='stPlotlyChart']")
+    viewer.wait_for()
+    return viewer
 
 
 def _pill(page, text: str):
