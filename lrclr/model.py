@@ -62,6 +62,9 @@ class LRCLROutput:
     loss: torch.Tensor
     global_loss: torch.Tensor
     local_loss: torch.Tensor | None
+    # The batch's image features, for training terms computed beside the contrastive ones
+    # (localization supervision in train/localization.py).
+    image: ImageFeatures | None = None
 
 
 @dataclass(frozen=True)
@@ -166,12 +169,12 @@ class LRCLRModel(nn.Module):
         text = self.project_text_states(text_states, reports)
         global_loss = global_contrastive_loss(image.global_embedding, text.global_embedding, self.logit_scale.exp())
         if self.interaction is None:
-            return LRCLROutput(global_loss, global_loss, None)
+            return LRCLROutput(global_loss, global_loss, None, image)
         local_loss = local_contrastive_loss(
             self.interaction, image.regions.embeddings, image.regions.scores,
             text.tokens, text.word_mask, self.local_logit_scale.exp(),
         )
-        return LRCLROutput(global_loss + self.config.local_loss_weight * local_loss, global_loss, local_loss)
+        return LRCLROutput(global_loss + self.config.local_loss_weight * local_loss, global_loss, local_loss, image)
 
     def train(self, mode: bool = True):
         # Cached prompt embeddings go stale as soon as weights can change.

@@ -185,7 +185,11 @@ def test_localize_sample_hand_computed():
     # A mask elsewhere (bottom-left cell): both maps miss, IoU 0.
     sample.masks["Effusion"] = np.roll(mask, (32, -32), axis=(0, 1))
     for case in localize_sample(_StubModel(True), sample, top_regions=1):
-        assert not case.hit and case.iou == 0.0
+        assert not case.hit and case.iou == 0.0 and case.reachable  # a perfect map could have hit
+    # A 2-px band between cell centres: no map on this grid can hit it, so the ceiling says so.
+    sample.masks["Effusion"] = np.zeros((64, 64), dtype=bool)
+    sample.masks["Effusion"][10:12, :] = True
+    assert not any(case.reachable for case in localize_sample(_StubModel(True), sample, top_regions=1))
 
 
 def test_top_cells_skip_letterbox_padding():
@@ -223,6 +227,9 @@ def test_summarise_localization_pools_pairs():
     assert scores[("Mass", SIMILARITY)].pointing_game == 0.5
     assert scores[("Mass", SIMILARITY)].mean_iou == pytest.approx(0.3)
     assert scores[("all", SIMILARITY)].n == 3 and scores[("all", SIMILARITY)].pointing_game == pytest.approx(2 / 3)
+    assert scores[("all", SIMILARITY)].pointing_game_ceiling == 1.0  # the cases' default: reachable
+    cases.append(LocalizationCase("c", "Edema", SIMILARITY, False, 0.0, reachable=False))
+    assert {(s.finding, s.map_kind): s for s in summarise_localization(cases)}[("Edema", SIMILARITY)].pointing_game_ceiling == 0.5
 
 
 # ---- the command ---------------------------------------------------------------------------------

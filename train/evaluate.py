@@ -45,6 +45,7 @@ from train.metrics import (
     macro_auc, paired_auc_differences, pointing_game_hit, recall_at_k, roc_curve,
 )
 from train.evaluation_report import compare, json_safe, write_outputs
+from train.localization import ground_truth
 from train.sample import Sample
 
 KS = (1, 5, 10)
@@ -60,6 +61,9 @@ class LocalizationCase:
     map_kind: str
     hit: bool
     iou: float
+    # Could any map hit? On a coarse grid the peak sits at a cell centre, and a mask thinner than a
+    # cell (a plate of atelectasis, a nodule) may contain no cell centre at all.
+    reachable: bool = True
 
 
 @dataclass
@@ -234,24 +238,6 @@ def _roc_curves(findings, labels: np.ndarray, scores: np.ndarray) -> dict[str, d
 # ---- localization --------------------------------------------------------------------------------
 
 
-def ground_truth(sample: Sample) -> dict[str, np.ndarray]:
-    """Finding -> bool mask in the sample's pixels; a mask wins over boxes; empty ones are dropped."""
-    shape = sample.pixels.shape[:2]
-    truth = {}
-    for finding, mask in sample.masks.items():
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != shape:
-            raise ValueError(f"{sample.image_id}: {finding} mask is {mask.shape}, image is {shape}")
-        if mask.any():
-            truth[finding] = mask
-    for finding, boxes in sample.boxes.items():
-        if finding not in truth and boxes:
-            mask = boxes_to_mask(boxes, shape)
-            if mask.any():
-                truth[finding] = mask
-    return truth
-
-
 def localize_sample(model, sample: Sample, top_regions: int = TOP_REGIONS,
                     tolerance_px: float = 0.0) -> list[LocalizationCase]:
     truth = ground_truth(sample)
@@ -261,11 +247,22 @@ def localize_sample(model, sample: Sample, top_regions: int = TOP_REGIONS,
     results = []
     for finding, mask in truth.items():
         explanation = model.explain(case, finding_phrase(finding), findings=())
+        reachable = pointing_game_reachable(mask, case.letterbox, explanation.grid, top_regions, tolerance_px)
         for kind, grid_map, candidates, boxes in word_maps(explanation, case.letterbox, top_regions):
             peak = peak_heatmap(grid_map, candidates, case.letterbox)
             hit = pointing_game_hit(peak, mask, tolerance_px)
-            results.append(LocalizationCase(sample.image_id, finding, kind, hit, iou(boxes_to_mask(boxes, mask.shape), mask)))
+            results.append(LocalizationCase(sample.image_id, finding, kind, hit,
+                                            iou(boxes_to_mask(boxes, mask.shape), mask), reachable))
     return results
+
+
+def pointing_game_reachable(mask: np.ndarray, letterbox: Letterbox, grid: tuple[int, int], top: int,
+                            tolerance_px: float = 0.0) -> bool:
+    """Would a map peaking at the best content cell hit? (The ceiling of the pointing game here.)"""
+    candidates = content_cells(letterbox, grid, top)
+    return any(pointing_game_hit(peak_heatmap(np.eye(1, candidates.size, i).reshape(grid), candidates, letterbox),
+                                 mask, tolerance_px)
+               for i in np.flatnonzero(candidates))
 
 
 def word_maps(explanation: Explanation, letterbox: Letterbox, top: int):
@@ -329,7 +326,8 @@ def summarise_localization(cases: Sequence[LocalizationCase]) -> list[Localizati
     scores = []
     for (finding, kind), items in sorted(groups.items(), key=lambda kv: (kv[0][0] == "all", kv[0])):
         scores.append(LocalizationScore(finding, kind, len(items), float(np.mean([c.hit for c in items])),
-                                        float(np.nanmean([c.iou for c in items]))))
+                                        float(np.nanmean([c.iou for c in items])),
+                                        float(np.mean([c.reachable for c in items]))))
     return scores
 
 

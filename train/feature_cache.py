@@ -16,6 +16,7 @@ import torch
 
 from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.tokens import TokenizedReports
+from train.localization import sample_coverage
 
 CACHE_BATCH = 16
 
@@ -26,12 +27,17 @@ class CachedBatch:
     letterboxes: list[Letterbox]
     tokens: TokenizedReports
     text_states: torch.Tensor  # (B, L, H) float32, aligned with ``tokens``
+    coverage: list[dict] | None = None  # per image: finding -> cell coverage (localization targets)
 
 
 class FrozenTowerCache:
     def __init__(self, model, dataset, variants: int, device: torch.device, progress: bool = False,
-                 tail_blocks: int = 0):
+                 tail_blocks: int = 0, target_grid: tuple[int, int] | None = None):
         self.model, self.device, self.variants = model, device, variants
+        # With a target grid, each variant's finding masks are kept as cell coverage (they move with
+        # the augmentation, so they are computed per variant like the image features).
+        self.target_grid = target_grid
+        self.coverage: list[list[dict]] = []  # [variant][index] finding -> (rows * cols,) float16
         # With tail_blocks > 0 the cache holds the image tower's frozen prefix output, not its grid.
         self.tail_blocks = tail_blocks
         self.grids: list[list[torch.Tensor]] = []  # [variant][index] (C, rows, cols) float16
@@ -46,7 +52,7 @@ class FrozenTowerCache:
     def _cache_images(self, dataset, variant: int, progress: bool) -> None:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(variant)
-        grids, boxes, reports = [], [], []
+        grids, boxes, reports, coverage = [], [], [], []
         indices = range(len(dataset))
         if progress:
             from tqdm.auto import tqdm
@@ -61,8 +67,11 @@ class FrozenTowerCache:
                 grids += list(grid)
                 boxes += letterboxes
                 reports += [sample.report for sample in chunk]
+                if self.target_grid is not None:
+                    coverage += [sample_coverage(s, box, self.target_grid) for s, box in zip(chunk, letterboxes)]
                 chunk = []
         self.grids.append(grids)
+        self.coverage.append(coverage)
         self.letterboxes.append(boxes)
         self.reports.append(reports)
 
@@ -93,4 +102,5 @@ class FrozenTowerCache:
             cached = self.text_states[report]
             states[row, : cached.shape[0]] = cached.float()
         grid = torch.stack([self.grids[variant][i] for i in indices]).float()
-        return CachedBatch(grid, [self.letterboxes[variant][i] for i in indices], tokens, states)
+        coverage = [self.coverage[variant][i] for i in indices] if self.target_grid is not None else None
+        return CachedBatch(grid, [self.letterboxes[variant][i] for i in indices], tokens, states, coverage)

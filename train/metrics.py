@@ -71,6 +71,8 @@ class LocalizationScore:
     n: int  # (image, finding) pairs with ground truth
     pointing_game: float  # hit rate in [0, 1]
     mean_iou: float
+    # Share of the pairs a perfect map could hit on the model's grid (see evaluate.pointing_game_reachable).
+    pointing_game_ceiling: float = float("nan")
 
 
 # ---- ROC -----------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ class TrainConfig:
     flags_any_model: bool = False
     flag_local_only: bool = True
     flag_moves_selector: bool = True
+    # Localization supervision (train.localization): on training images with finding masks or boxes
+    # (phantoms), add localization_weight x (selection + attention cross-entropy). 0: off.
+    localization_weight: float = 0.0
     # Bookkeeping
     seed: int = 0
     output_dir: str = "runs/lrclr"

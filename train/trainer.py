@@ -16,16 +16,19 @@ from functools import partial
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from lrclr.config import LRCLRConfig
 from lrclr.model import LRCLRModel
 from lrclr.preprocess import prepare_images
+from lrclr.prompts import NIH_FINDINGS
 from lrclr.weights import read_folder
 from train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from train.distributed import DistributedContext, mean_across_ranks
 from train.feature_cache import CachedBatch, FrozenTowerCache
+from train.localization import PhraseBank, batch_targets, localization_loss, sample_coverage
 from train.run_config import TrainConfig
 
 TOWERS = ("image_tower", "text_tower")
@@ -56,9 +59,13 @@ class EpochBatches:
         return batches
 
 
-def collate_samples(samples, image_size: int):
+def collate_samples(samples, image_size: int, target_grid: tuple[int, int] | None = None):
+    """(pixels, letterboxes, reports, per-image finding coverage or None without a target grid)."""
     pixels, letterboxes = prepare_images(samples, image_size)
-    return pixels, letterboxes, [s.report for s in samples]
+    coverage = None
+    if target_grid is not None:
+        coverage = [sample_coverage(s, box, target_grid) for s, box in zip(samples, letterboxes)]
+    return pixels, letterboxes, [s.report for s in samples], coverage
 
 
 def warmup_cosine(warmup_steps: int, max_steps: int):
@@ -117,6 +124,11 @@ class Trainer:
         self.batches = EpochBatches(len(train_set), config.batch_size, config.seed, self.context.rank, self.context.world_size)
         self.network = self._wrap_distributed()
         self.train_cache = self.val_cache = None
+        # Localization supervision (train/localization.py): the model's cell grid and the phrases.
+        self.target_grid: tuple[int, int] | None = None
+        self.phrases: PhraseBank | None = None
+        if config.localization_weight > 0 and self.model.interaction is None:
+            raise ValueError("localization_weight > 0 needs the region layers (model.use_regions: true)")
 
     # ---- setup ----------------------------------------------------------------------------------
 
@@ -192,7 +204,7 @@ class Trainer:
         # A private generator: creating a loader must not draw from the global RNG, or a resumed run
         # would see different dropout masks than an uninterrupted one.
         return DataLoader(dataset, batch_sampler=batches, num_workers=self.config.num_workers,
-                          collate_fn=partial(collate_samples, image_size=size),
+                          collate_fn=partial(collate_samples, image_size=size, target_grid=self.target_grid),
                           generator=torch.Generator().manual_seed(self.config.seed))
 
     def _build_caches(self) -> None:
@@ -207,9 +219,23 @@ class Trainer:
                              "> 0; unfreeze_at_step: null)")
         self.model.eval()
         tail = 0 if "image_tower" in self.frozen else tail
-        self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress, tail)
+        self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress,
+                                            tail, self.target_grid)
         if self.val_set:
             self.val_cache = FrozenTowerCache(self.model, self.val_set, 1, self.device, self.show_progress, tail)
+
+    def _prepare_localization(self) -> None:
+        if self.config.localization_weight <= 0 or self.phrases is not None:
+            return
+        size = self.model.config.image_size
+        pixels, _ = prepare_images([np.zeros((size, size), dtype=np.float32)], size)
+        tower = self.model.image_tower
+        training = tower.training
+        tower.eval()  # a dummy image must not move BatchNorm statistics
+        with torch.no_grad():
+            self.target_grid = tuple(tower(pixels.to(self.device)).shape[-2:])
+        tower.train(training)
+        self.phrases = PhraseBank(self.model, NIH_FINDINGS, self.device, "text_tower" in self.frozen)
 
     def _epoch_batches(self, epoch: int, start: int):
         batches = self.batches.epoch(epoch, start)
@@ -235,7 +261,7 @@ class Trainer:
                                     image_grid=batch.image_grid.to(self.device),
                                     text_states=batch.text_states.to(self.device),
                                     image_tail_blocks=self.train_cache.tail_blocks)
-        pixels, letterboxes, reports = batch
+        pixels, letterboxes, reports, _ = batch
         tokens = self.model.tokenize(reports).to(self.device)
         with self._autocast():
             return self.network(pixels.to(self.device), tokens, letterboxes)
@@ -252,6 +278,7 @@ class Trainer:
             config.save(self.run_dir / "train_config.json")
         # Training time includes building the feature cache: it is part of what a run costs.
         started = time.perf_counter() - self.state.elapsed_seconds
+        self._prepare_localization()
         self._build_caches()
         self._prepare_feedback()
         stream = self._micro_batches()
@@ -294,9 +321,16 @@ class Trainer:
         totals = {"loss": 0.0, "global_loss": 0.0, "local_loss": 0.0}
         if self.feedback is not None:
             totals["flag_loss"] = 0.0
+        if self.phrases is not None:
+            totals["localization_loss"] = 0.0
         for micro in range(accum):
-            output = self._loss(next(stream))
+            batch = next(stream)
+            output = self._loss(batch)
             loss = output.loss
+            if self.phrases is not None:
+                located = self._localization_loss(batch, output)
+                loss = loss + self.config.localization_weight * located
+                totals["localization_loss"] += float(located.detach()) / accum
             if self.feedback is not None:
                 # Computed on the unwrapped model: under DDP its parameters are a subset of those the
                 # contrastive forward used, so the one backward below still syncs every gradient once.
@@ -320,6 +354,17 @@ class Trainer:
         if self.model.interaction is None:
             record.pop("local_loss")
         return record
+
+    def _localization_loss(self, batch, output) -> torch.Tensor:
+        """The localization term on this micro-batch's images with ground truth (0 without any)."""
+        coverage = batch.coverage if isinstance(batch, CachedBatch) else batch[3]
+        targets = batch_targets(coverage, self.phrases.findings, self.device)
+        if targets is None:
+            return output.loss.new_zeros(())
+        # On the unwrapped model, as the flag term: DDP syncs these parameters' gradients through
+        # the contrastive forward, which used every one of them.
+        with self._autocast():
+            return localization_loss(self.model, output.image, targets, self.phrases)
 
     def _evaluation_due(self) -> bool:
         return bool(self.val_set) and self.config.eval_every > 0 and self.state.step % self.config.eval_every == 0
