@@ -290,9 +290,15 @@ def evaluation_tab(model: LRCLRModel, name: str, entries: list[tuple[str, dict]]
         st.subheader("Retrieval (recall@k)")
         st.dataframe(retrieval, hide_index=True, width="stretch", column_config=numbers)
     localization = side_table(entries, "localization", ("finding", "map_kind", "n"),
-                              lambda r: [("pointing game", r.get("pointing_game")), ("IoU", r.get("mean_iou"))])
+                              lambda r: [("pointing game", r.get("pointing_game")), ("IoU", r.get("mean_iou")),
+                                         ("pointing game ceiling", r.get("pointing_game_ceiling"))])
     if not localization.empty:
         st.subheader("Localization on masks")
+        tolerance = (model.model_card["metrics"][name].get("result") or {}).get("settings", {}).get("pointing_tolerance_px")
+        st.caption("Pointing game: the share of (image, finding) pairs whose map peaks inside the finding's mask"
+                   + (f" or within {tolerance:g} px of it" if tolerance else "") + ". Its ceiling is what a "
+                   "perfect map could score: the peak sits at a grid cell's centre, and a mask thinner than a "
+                   "cell may hold no cell centre.")
         st.dataframe(localization.rename(columns={"k": "measure"}), hide_index=True, width="stretch",
                      column_config=numbers)
 
