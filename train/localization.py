@@ -3,9 +3,9 @@ teach the region selector to pick those cells and the finding's phrase to attend
 
 The contrastive losses alone never tell the model where a finding lies: a report names findings but
 not places, so region selection and word->region attention learn whatever separates the batch's
-reports (the bundled model's phantom pointing game stayed at 0.10 with them alone). The phantoms
-carry exact masks, so on those images (and on any dataset with masks or boxes) two terms are added,
-``localization_weight`` x (selection + attention):
+reports (an LRCLR trained on them alone pointed at the phantoms' findings in 0.10 of cases). The
+phantoms carry exact masks, so on those images (and on any dataset with masks or boxes) two terms
+are added, ``localization_weight`` x (selection + attention):
 
 - selection: cross-entropy between the selector's softmax over the image's content cells and the
   mask's coverage of each cell (normalised to a distribution): the finding's cells should rank first;

@@ -222,6 +222,8 @@ class Trainer:
         self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress,
                                             tail, self.target_grid)
         if self.val_set:
+            # No targets: the validation loss stays the contrastive one, comparable across runs with
+            # and without the localization term.
             self.val_cache = FrozenTowerCache(self.model, self.val_set, 1, self.device, self.show_progress, tail)
 
     def _prepare_localization(self) -> None:
