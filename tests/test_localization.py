@@ -81,6 +81,24 @@ def test_the_loss_teaches_selection_and_attention_to_find_the_masked_cell():
         assert regions.indices.gather(1, attention.argmax(1, keepdim=True)).flatten().tolist() == [target_cell] * 2
 
 
+def test_local_only_trains_the_selector_and_interaction_but_not_the_projections():
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config())
+    phrases = PhraseBank(model, ["Effusion"], torch.device("cpu"), text_frozen=True)
+    coverage = np.zeros(16, np.float16)
+    coverage[:8] = 1  # half the cells, so the selected regions touch it and attention gets a target
+    targets = batch_targets([{"Effusion": coverage}], ["Effusion"], torch.device("cpu"))
+    grid = torch.randn(1, 32, 4, 4)
+    for local_only in (False, True):
+        model.zero_grad()
+        localization_loss(model, model.project_image_grid(grid), targets, phrases, local_only).backward()
+        reached = {name.split(".")[0] for name, p in model.named_parameters()
+                   if p.grad is not None and p.grad.abs().sum() > 0}
+        assert {"region_selector", "interaction"} <= reached
+        assert ({"image_projection", "text_projection"} & reached) == (set() if local_only else
+                                                                       {"image_projection", "text_projection"})
+
+
 def test_the_pointing_game_ceiling_sees_masks_that_miss_every_cell_centre():
     letterbox = letterbox_geometry((64, 64), 64)  # cell centres at 8, 24, 40, 56
     thin = np.zeros((64, 64), dtype=bool)

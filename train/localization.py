@@ -16,6 +16,12 @@ are added, ``localization_weight`` x (selection + attention):
 The phrase is ``finding_phrase(finding)``, what the Phrase tab and ``train evaluate`` ask with, so
 the attention learned is the attention the app shows for that finding. Images without masks (the
 NIH sample) contribute nothing here and train on the contrastive losses alone.
+
+With ``local_only`` the term trains only the region selector and the interaction layer: the
+image tower, the projections and so the global embeddings that zero-shot scores use learn from the
+contrastive losses alone (as the flag term's ``flag_local_only`` does). Without it the term also
+moves the projections and the image tower's trainable tail, which helps the pointing game but
+competes with the global objective (BENCHMARKS.md, "Why LRCLR has a localization term").
 """
 
 from __future__ import annotations
@@ -133,13 +139,16 @@ class PhraseBank:
         return model.project_text_states(states, self.tokens)
 
 
-def localization_loss(model, image, targets: LocalizationTargets, phrases: PhraseBank) -> torch.Tensor:
+def localization_loss(model, image, targets: LocalizationTargets, phrases: PhraseBank,
+                      local_only: bool = False) -> torch.Tensor:
     """Selection + attention cross-entropies (see the module docstring), averaged over the pairs.
 
     ``image`` is the batch's ``ImageFeatures`` from the contrastive forward, so both losses train
-    the same selector outputs and region embeddings.
+    the same selector outputs and region embeddings. ``local_only``: the selector runs again on the
+    detached patches and the phrases are projected without gradient, so only the selector and the
+    interaction layer learn from this term.
     """
-    regions = image.regions
+    regions = model.region_selector(image.patches.detach(), image.valid) if local_only else image.regions
     rows = targets.image_index
     valid = image.valid[rows]
     coverage = targets.coverage * valid
@@ -152,7 +161,8 @@ def localization_loss(model, image, targets: LocalizationTargets, phrases: Phras
     log_selection = regions.all_scores[rows].float().masked_fill(~valid, float("-inf")).log_softmax(-1)
     selection = -(wanted * log_selection.masked_fill(~valid, 0.0)).sum(-1)
 
-    text = phrases.features(model)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not local_only):
+        text = phrases.features(model)
     words, word_mask = text.tokens[phrase_index], text.word_mask[phrase_index]
     alignment = model.interaction(words, word_mask, regions.embeddings[rows], regions.scores[rows])
     weights = word_mask.unsqueeze(-1).to(alignment.word_to_region.dtype)

@@ -62,7 +62,9 @@ class TrainConfig:
     flag_moves_selector: bool = True
     # Localization supervision (train.localization): on training images with finding masks or boxes
     # (phantoms), add localization_weight x (selection + attention cross-entropy). 0: off.
+    # localization_local_only: the term trains only the region selector and interaction layer.
     localization_weight: float = 0.0
+    localization_local_only: bool = False
     # Bookkeeping
     seed: int = 0
     output_dir: str = "runs/lrclr"

@@ -366,7 +366,8 @@ class Trainer:
         # On the unwrapped model, as the flag term: DDP syncs these parameters' gradients through
         # the contrastive forward, which used every one of them.
         with self._autocast():
-            return localization_loss(self.model, output.image, targets, self.phrases)
+            return localization_loss(self.model, output.image, targets, self.phrases,
+                                     self.config.localization_local_only)
 
     def _evaluation_due(self) -> bool:
         return bool(self.val_set) and self.config.eval_every > 0 and self.state.step % self.config.eval_every == 0
