@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 
 from lrclr.annotations import AnnotationStore, default_data_dir
+from lrclr.card_tables import training_data_summary
 from lrclr.errors import LRCLRError
 from lrclr.imaging import LoadedImage
 from lrclr.model import CaseImage, LRCLRModel
@@ -129,25 +130,6 @@ def show_model_status(slot) -> None:
                                            model.model_card.get("extra_training_data"))
         if trained_on:
             st.caption(f"Trained on: {trained_on}")
-
-
-def training_data_summary(training_data, extra_training_data=None) -> str:
-    """One line for the sidebar; the Model page (issue #7) shows the card in full."""
-    if isinstance(training_data, dict) and isinstance(training_data.get("spec"), dict):
-        kind = training_data["spec"].get("kind", "?")
-        reports = training_data["spec"].get("reports")
-        train = training_data.get("split_sizes", {}).get("train")
-        details = ", ".join(x for x in (f"{reports} reports" if reports else "", f"{train} training images" if train else "") if x)
-        summary = f"{kind} dataset" + (f" ({details})" if details else "")
-    else:
-        summary = str(training_data or "")
-    # Datasets that only trained (train/mixed.py), e.g. "phantom:extra-train": 340.
-    sizes = extra_training_data.get("sizes") if isinstance(extra_training_data, dict) else None
-    if isinstance(sizes, dict):
-        extras = [f"{count} {name.split(':')[0]} images" for name, count in sizes.items()
-                  if str(name).endswith(":extra-train")]
-        summary += "".join(f" + {extra} (training only)" for extra in extras)
-    return summary
 
 
 def model_is_loading() -> bool:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
+from plotly.subplots import make_subplots
 
+from lrclr.card_tables import finite_number
 from lrclr.explain import Explanation, grid_to_image
 from lrclr.preprocess import letterbox_geometry
 
@@ -17,6 +20,7 @@ DISPLAY_MAX_SIDE = 1024
 REGION_COLOUR = (255, 196, 0)
 SELECTED_COLOUR = (0, 220, 255)
 MASK_COLOUR = (0, 200, 80)
+CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")  # one per compared model
 
 
 def display_scale(size: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> float:
@@ -171,3 +175,50 @@ def _data_uri(image: Image.Image, lossless: bool) -> str:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=95)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def roc_figure(entries: list[tuple[str, dict]], finding: str) -> go.Figure | None:
+    """ROC curves of one finding from model cards' stored points (never recomputed or invented);
+    ``entries`` are (label, result) pairs as ``card_tables.evaluations`` gives them."""
+    figure = go.Figure()
+    for colour, (label, result) in zip(CURVE_COLOURS, entries):
+        points = (result.get("roc") or {}).get(finding)
+        if not isinstance(points, dict) or not points.get("fpr"):
+            continue
+        auc = next((finite_number(f.get("auc")) for f in result.get("findings") or [] if f.get("finding") == finding), None)
+        name = html.escape(f"{label} · AUC {auc:.3f}" if auc is not None else label)
+        figure.add_trace(go.Scatter(x=points["fpr"], y=points["tpr"], mode="lines", name=name,
+                                    line={"color": colour, "width": 2.5},
+                                    hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra></extra>"))
+    if not figure.data:
+        return None
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", hoverinfo="skip",
+                                line={"color": "grey", "dash": "dot", "width": 1}))
+    figure.update_layout(height=460, margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"orientation": "h", "y": -0.2},
+                         title=html.escape(f"ROC: {finding}"),
+                         xaxis={"title": "false positive rate (1 − specificity)", "range": [0, 1], "constrain": "domain"},
+                         yaxis={"title": "true positive rate (sensitivity)", "range": [0, 1.01], "scaleanchor": "x"})
+    return figure
+
+
+def localization_figure(image, grid_map: np.ndarray, image_size: int, mask: np.ndarray, peak: tuple[int, int],
+                        phrase: str) -> go.Figure:
+    """The model's map for ``phrase`` beside a ground-truth mask, the map's peak (in original pixels)
+    marked on both; ``image`` is a loaded image (``lrclr.imaging``), ``image_size`` the model's input."""
+    base = to_display_rgb(image.pixels)
+    scale = base.width / image.original_size[0]
+    panels = (overlay_heatmap(base, grid_map, image.original_size, image_size, 0.5),
+              mask_overlay(base, mask))
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.02,
+                           subplot_titles=(html.escape(f"model map: '{phrase}'"), "ground-truth mask"))
+    for column, panel in enumerate(panels, start=1):
+        source = "data:image/png;base64," + base64.b64encode(png_bytes(panel, compress_level=1)).decode("ascii")
+        figure.add_trace(go.Image(source=source, hoverinfo="skip"), row=1, col=column)
+        figure.add_trace(go.Scatter(x=[peak[0] * scale], y=[peak[1] * scale], mode="markers", showlegend=False,
+                                    marker={"symbol": "x", "size": 14, "color": "cyan", "line": {"width": 2}},
+                                    hovertemplate="peak of the map<extra></extra>"), row=1, col=column)
+    figure.update_xaxes(visible=False)
+    for column in (1, 2):  # each panel keeps the image's aspect ratio
+        figure.update_yaxes(visible=False, scaleanchor="x" if column == 1 else "x2", row=1, col=column)
+    figure.update_layout(height=480, margin={"l": 0, "r": 0, "t": 30, "b": 0}, dragmode="pan")
+    return figure
