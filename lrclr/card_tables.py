@@ -125,8 +125,10 @@ def finite_number(value) -> float | None:
 
 
 def macro_summaries(found: dict[str, list[tuple[str, dict]]]) -> list[str]:
-    """One line per evaluation from ``evaluations``: each model's macro AUC with its 95% CI."""
-    lines = []
+    """One line per evaluation from ``evaluations``: each model's macro AUC with its 95% CI.
+    Evaluations with the same numbers (the same data scored again with another pointing-game
+    tolerance) share one line."""
+    names_by_summary: dict[str, list[str]] = {}
     for name, entries in found.items():
         parts = []
         for label, result in entries:
@@ -136,8 +138,8 @@ def macro_summaries(found: dict[str, list[tuple[str, dict]]]) -> list[str]:
                 interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
                 parts.append(f"{label} {auc:.3f}{interval}")
         if parts:
-            lines.append(f"Macro AUC, {name}: " + "; ".join(parts) + " (0.5 = chance).")
-    return lines
+            names_by_summary.setdefault("; ".join(parts), []).append(name)
+    return [f"Macro AUC, {', '.join(names)}: {summary} (0.5 = chance)." for summary, names in names_by_summary.items()]
 
 
 def auc_frame(entries: list[tuple[str, dict]], paired: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:

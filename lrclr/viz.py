@@ -220,5 +220,6 @@ def localization_figure(image, grid_map: np.ndarray, image_size: int, mask: np.n
     figure.update_xaxes(visible=False)
     for column in (1, 2):  # each panel keeps the image's aspect ratio
         figure.update_yaxes(visible=False, scaleanchor="x" if column == 1 else "x2", row=1, col=column)
-    figure.update_layout(height=480, margin={"l": 0, "r": 0, "t": 30, "b": 0}, dragmode="pan")
+    # The top margin leaves the modebar a row of its own above the panel titles.
+    figure.update_layout(height=500, margin={"l": 0, "r": 0, "t": 50, "b": 0}, dragmode="pan")
     return figure

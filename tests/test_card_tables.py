@@ -38,6 +38,11 @@ def test_evaluations_pair_models_scored_on_the_same_data_only():
     assert [label for label, _ in found["nih_test"]] == ["lr (LRCLR)", "base (baseline)"]
     assert macro_summaries(found) == [
         "Macro AUC, nih_test: lr (LRCLR) 0.750 [0.500, 1.000]; base (baseline) 0.500 [0.250, 0.750] (0.5 = chance)."]
+    # The same data scored again (another pointing tolerance) shares the line; other numbers do not.
+    again = {"nih_test": found["nih_test"], "nih_test_tol15": found["nih_test"],
+             "val": [("lr (LRCLR)", result(True, 0.6, 0.4, 0.8))]}
+    assert [line.split(":")[0] for line in macro_summaries(again)] == ["Macro AUC, nih_test, nih_test_tol15",
+                                                                       "Macro AUC, val"]
 
 
 def test_paired_intervals_flip_when_the_second_model_is_loaded():
