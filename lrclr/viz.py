@@ -212,8 +212,7 @@ def localization_figure(image, grid_map: np.ndarray, image_size: int, mask: np.n
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.02,
                            subplot_titles=(html.escape(f"model map: '{phrase}'"), "ground-truth mask"))
     for column, panel in enumerate(panels, start=1):
-        source = "data:image/png;base64," + base64.b64encode(png_bytes(panel, compress_level=1)).decode("ascii")
-        figure.add_trace(go.Image(source=source, hoverinfo="skip"), row=1, col=column)
+        figure.add_trace(go.Image(source=_data_uri(panel, lossless=True), hoverinfo="skip"), row=1, col=column)
         figure.add_trace(go.Scatter(x=[peak[0] * scale], y=[peak[1] * scale], mode="markers", showlegend=False,
                                     marker={"symbol": "x", "size": 14, "color": "cyan", "line": {"width": 2}},
                                     hovertemplate="peak of the map<extra></extra>"), row=1, col=column)
