@@ -33,7 +33,6 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from lrclr.device import autocast
 from lrclr.errors import LRCLRError
@@ -42,7 +41,7 @@ from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.prompts import NIH_FINDINGS, finding_phrase
 from lrclr.zero_shot import score_findings
 from train.metrics import (
-    AUCDifference, FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, iou,
+    AUCDifference, FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, grown_mask, iou,
     macro_auc, paired_auc_differences, pointing_game_hit, recall_at_k, roc_curve,
 )
 from train.evaluation_report import compare, json_safe, write_outputs
@@ -264,9 +263,7 @@ def pointing_game_reachable(mask: np.ndarray, letterbox: Letterbox, grid: tuple[
     A single-cell peak hits when its centre pixel lies in the mask (grown by the tolerance, as
     ``pointing_game_hit`` grows it), so it is enough to look up each content cell's centre once.
     """
-    mask = np.asarray(mask, dtype=bool)
-    if tolerance_px > 0:
-        mask = ndimage.distance_transform_edt(~mask) <= tolerance_px
+    mask = grown_mask(mask, tolerance_px)
     return any(mask[cell_centre(letterbox, int(row), int(col), grid)]
                for row, col in np.argwhere(content_cells(letterbox, grid, top)))
 

@@ -295,10 +295,17 @@ def pointing_game_hit(heatmap, mask, tolerance_px: float = 0.0) -> bool:
     finite = np.isfinite(heatmap)
     if not finite.any() or not mask.any():
         return False
-    if tolerance_px > 0:
-        mask = ndimage.distance_transform_edt(~mask) <= tolerance_px
+    mask = grown_mask(mask, tolerance_px)
     peak = finite & (heatmap == heatmap[finite].max())
     return bool(2 * (peak & mask).sum() >= peak.sum())
+
+
+def grown_mask(mask: np.ndarray, tolerance_px: float) -> np.ndarray:
+    """The mask plus every pixel within ``tolerance_px`` of it (the pointing game's tolerance)."""
+    mask = np.asarray(mask, dtype=bool)
+    if tolerance_px <= 0 or not mask.any():  # an empty mask has no distance to grow from
+        return mask
+    return ndimage.distance_transform_edt(~mask) <= tolerance_px
 
 
 def iou(mask_a, mask_b) -> float:
