@@ -91,7 +91,11 @@ def export_run(run_dir: Path, out: Path, which: str = "best", fp16: bool = True,
     model = LRCLRModel(config, pretrained_towers=False)
     model.load_state_dict({k: v.float() for k, v in weights.items()})
     for name in frozen_towers(run_dir):
-        getattr(config, name).store_weights = False
+        tower = getattr(config, name)
+        # A randomly initialised tower (source None, the tests' miniatures) cannot be rebuilt from
+        # anywhere: its weights must travel in the file.
+        if tower.source is not None:
+            tower.store_weights = False
     card = model_card(run_dir, source, metrics, model_id or out.name)
     model.model_card = {}
     return model.save_pretrained(out, model_card=card, weights_dtype=torch.float16 if fp16 else None)
