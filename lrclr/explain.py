@@ -22,7 +22,9 @@ TOP_WORDS_PER_REGION = 5
 @dataclass(frozen=True)
 class FindingScore:
     finding: str
-    probability: float  # softmax over the positive and negative prompt similarities
+    probability: float  # calibrated by the model card where ``calibrated``, else the raw score
+    raw_probability: float | None = None  # softmax over the positive and negative prompt similarities
+    calibrated: bool = False
 
 
 @dataclass(frozen=True)

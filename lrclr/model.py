@@ -25,6 +25,7 @@ from torch import nn
 
 from lrclr import explain as ex
 from lrclr import weights as weights_io
+from lrclr.calibration import Calibration
 from lrclr.config import LRCLRConfig
 from lrclr.device import DeviceInfo, autocast, move_to, pick_device
 from lrclr.encoders import build_image_tower, build_text_tower
@@ -110,6 +111,11 @@ class LRCLRModel(nn.Module):
     @property
     def model_id(self) -> str:
         return str(self.model_card.get("model_id", "unnamed-lrclr-model"))
+
+    @property
+    def calibration(self) -> Calibration:
+        """The card's per-finding calibration and operating points (empty when it has none)."""
+        return Calibration.from_card(self.model_card)
 
     def encode_image(self, pixels: torch.Tensor, letterboxes: Sequence[Letterbox] | None = None) -> ImageFeatures:
         return self.project_image_grid(self.image_tower(pixels), letterboxes)
@@ -279,7 +285,9 @@ class LRCLRModel(nn.Module):
             for i, w in enumerate(words)
         )
         finding_scores = () if scores is None else tuple(
-            ex.FindingScore(name, float(p)) for name, p in zip(scores.findings, scores.probabilities[0])
+            ex.FindingScore(name, float(p), float(raw), calibrated)
+            for name, p, raw, calibrated in zip(scores.findings, scores.probabilities[0],
+                                                scores.raw_probabilities[0], scores.calibrated)
         )
         return ex.Explanation(
             self.model_id, report, batch.truncated[0], case.letterbox.original_size, grid,
@@ -306,6 +314,10 @@ class LRCLRModel(nn.Module):
         config, state, card = weights_io.read_folder(folder)
         card.setdefault("model_id", Path(folder).name)
         model = cls(config, card, pretrained_towers=False)
+        try:
+            model.calibration  # a malformed calibration fails here, not at the first score
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelLoadError(f"{folder}: model_card.json has a malformed calibration: {error}") from error
         model._load_weights(state, folder)
         model.eval()
         return model.to_device(device, precision)

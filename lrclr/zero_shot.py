@@ -3,7 +3,8 @@
 For a finding f the image is compared with the positive prompts ("there is pleural effusion.") and
 the negative ones ("no pleural effusion."). Similarity mixes the global cosine with the local
 word-region score of the interaction layer (weight ``zero_shot_local_weight``; 0 for the baseline),
-each averaged over templates; p(f) = softmax(scale * [sim_pos, sim_neg])[0].
+each averaged over templates; p(f) = softmax(scale * [sim_pos, sim_neg])[0], then calibrated
+per finding where the model card holds a calibration (``lrclr.calibration``).
 
 Prompt embeddings depend only on the weights, so they are computed once per finding and device and
 cached; the cache is cleared whenever the model switches mode or device.
@@ -19,17 +20,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lrclr.calibration import sigmoid
 from lrclr.losses import pairwise_local_scores
 from lrclr.prompts import prompts_for
 
 if TYPE_CHECKING:
-    from lrclr.model import ImageFeatures, LRCLRModel
+    from lrclr.model import ImageFeatures, LRCLRModel, TextFeatures
 
 
 @dataclass(frozen=True)
 class ZeroShotScores:
     findings: tuple[str, ...]
-    probabilities: np.ndarray  # (n_images, n_findings) in [0, 1]
+    probabilities: np.ndarray  # (n_images, n_findings): calibrated where ``calibrated`` says so, else raw
+    logits: np.ndarray  # (n_images, n_findings) raw: scale * (sim_pos - sim_neg)
+    calibrated: tuple[bool, ...] = ()  # per finding: does the model card calibrate it?
+
+    @property
+    def raw_probabilities(self) -> np.ndarray:
+        """softmax([sim_pos, sim_neg] * scale)[0], the uncalibrated zero-shot score."""
+        return sigmoid(self.logits).astype(np.float32)
 
     def row(self, index: int) -> dict[str, float]:
         return {name: float(p) for name, p in zip(self.findings, self.probabilities[index])}
@@ -67,11 +76,25 @@ class PromptCache:
 
 
 def _encode_prompts(model: "LRCLRModel", findings: list[str]) -> list[PromptFeatures]:
-    prompt_sets = [prompts_for(f) for f in findings]
-    texts = [text for p in prompt_sets for text in (*p.positive, *p.negative)]
+    texts = prompt_texts(findings)
     with torch.no_grad():
         batch = model.tokenize(texts).to(model.device_info.device)
         encoded = model.encode_text(batch)
+    return prompt_features(findings, encoded)
+
+
+def prompt_texts(findings: Sequence[str]) -> list[str]:
+    """Every finding's templates in the order ``prompt_features`` reads them: positives, negatives."""
+    return [text for f in findings for p in (prompts_for(f),) for text in (*p.positive, *p.negative)]
+
+
+def prompt_features(findings: Sequence[str], encoded: "TextFeatures") -> list[PromptFeatures]:
+    """Split the encoded ``prompt_texts(findings)`` into each finding's prompt features.
+
+    Training encodes the same texts with gradients (train/prompt_loss.py), so the scores it
+    trains are computed by the same code as the scores the app shows.
+    """
+    prompt_sets = [prompts_for(f) for f in findings]
     results, start = [], 0
     for prompts in prompt_sets:
         n_pos, n_all = len(prompts.positive), len(prompts.positive) + len(prompts.negative)
@@ -99,27 +122,40 @@ def _stack_padded(tensors: list[torch.Tensor], value) -> torch.Tensor:
     return torch.cat(padded)
 
 
-def score_findings(model: "LRCLRModel", image: "ImageFeatures", findings: Sequence[str]) -> ZeroShotScores:
-    # The scores are a softmax over cosines times a large logit scale, which magnifies rounding;
-    # these matmuls cost microseconds, so they run in float32 even inside a bf16 autocast (where
-    # CPU autocast would also hand numpy a bf16 softmax it cannot hold).
+def score_findings(model: "LRCLRModel", image: "ImageFeatures", findings: Sequence[str],
+                   local_weight: float | None = None) -> ZeroShotScores:
+    """The scores the app shows: raw logits, calibrated by the model card where it can.
+
+    ``local_weight`` overrides the config's ``zero_shot_local_weight`` (cross-validation scores
+    one trained model at several weights).
+    """
+    findings = tuple(findings)
+    # The scores are cosines times a large logit scale, which magnifies rounding; these matmuls
+    # cost microseconds, so they run in float32 even inside a bf16 autocast (where CPU autocast
+    # would also hand numpy a bf16 tensor it cannot hold).
     with torch.autocast(image.global_embedding.device.type, enabled=False):
-        return _score_findings(model, image, tuple(findings))
+        logits = prompt_logits(model, image, model.prompt_cache.get(model, findings), local_weight)
+    logits = logits.cpu().numpy().astype(np.float64)
+    probabilities, calibrated = model.calibration.apply(findings, logits)
+    return ZeroShotScores(findings, probabilities.astype(np.float32), logits.astype(np.float32), calibrated)
 
 
-def _score_findings(model: "LRCLRModel", image: "ImageFeatures", findings: tuple[str, ...]) -> ZeroShotScores:
-    prompts = model.prompt_cache.get(model, findings)
+def prompt_logits(model: "LRCLRModel", image: "ImageFeatures", prompts: list[PromptFeatures],
+                  local_weight: float | None = None) -> torch.Tensor:
+    """(B, F) raw logits scale * (sim_pos - sim_neg), differentiable (the training term uses it).
+
+    softmax([s_pos, s_neg] * scale)[0] = sigmoid(scale * (s_pos - s_neg)), so the logit is the
+    whole score; similarity mixes global and local as the module docstring says.
+    """
     images = image.global_embedding.float()
     sim_pos = images @ torch.stack([p.global_positive for p in prompts]).float().T  # (B, F)
     sim_neg = images @ torch.stack([p.global_negative for p in prompts]).float().T
-    weight = model.config.zero_shot_local_weight
+    weight = model.config.zero_shot_local_weight if local_weight is None else local_weight
     if model.interaction is not None and weight > 0:
         local_pos, local_neg = _local_similarities(model, image, prompts)
         sim_pos = (1 - weight) * sim_pos + weight * local_pos
         sim_neg = (1 - weight) * sim_neg + weight * local_neg
-    logits = model.logit_scale.exp().float() * torch.stack([sim_pos, sim_neg], dim=-1)
-    probabilities = logits.softmax(dim=-1)[..., 0]
-    return ZeroShotScores(findings, probabilities.cpu().numpy().astype(np.float32))
+    return model.logit_scale.exp().float() * (sim_pos - sim_neg)
 
 
 def _local_similarities(model, image, prompts: list[PromptFeatures]):
