@@ -54,6 +54,9 @@ class LRCLRConfig:
     local_aggregation_gamma: float = 5.0
     init_logit_scale: float = 1 / 0.07
     init_local_logit_scale: float = 1 / 0.1
+    # Added to the word->region attention logits: scale x cos(word, region) (lrclr.interaction).
+    # 0 (models made before it) leaves attention to the learned query/key projections alone.
+    attention_cosine_scale: float = 0.0
     # Zero-shot similarity = (1 - w) * global + w * local; 0 for the baseline.
     zero_shot_local_weight: float = 0.5
     max_text_tokens: int = 128

@@ -51,12 +51,15 @@ class CrossAttention(nn.Module):
         mixed = (weights @ self.split_heads(self.value(keys))).transpose(1, 2).reshape(pairs, n_queries, dim)
         return self.out(mixed), weights.mean(dim=1)
 
-    def head_weights(self, queries, keys, key_bias=None) -> torch.Tensor:
-        """(P, H, Lq, Lk) attention weights of every head."""
+    def head_weights(self, queries, keys, key_bias=None, pair_bias=None) -> torch.Tensor:
+        """(P, H, Lq, Lk) attention weights of every head; ``pair_bias`` (P, Lq, Lk) is added to
+        every head's logits."""
         q, k = self.split_heads(self.query(queries)), self.split_heads(self.key(keys))
         logits = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
         if key_bias is not None:
             logits = logits + key_bias[:, None, None, :]
+        if pair_bias is not None:
+            logits = logits + pair_bias[:, None]
         return logits.softmax(dim=-1)
 
 
@@ -99,9 +102,16 @@ class CrossModalInteraction(nn.Module):
     output and feed-forward parts that nothing would read. With a single layer, attention depends
     on each word and each region alone, which lets ``pairwise_scores`` score every image against
     every report without forming the pairs (see there).
+
+    ``cosine_scale`` adds scale x cos(word, region) to the last layer's attention logits (GLoRIA's
+    attention is this term alone). Learned query/key projections start near zero and, trained on
+    reports that rarely say where a finding is, stayed there: every word's attention was the
+    selector's prior, the same map for "left pleural effusion" and "the" (BENCHMARKS.md, "Maps
+    that depend on the text"). The cosine term ties attention to the word-patch similarity the
+    contrastive losses shape, so what a word attends to depends on the word from the first step.
     """
 
-    def __init__(self, dim: int, heads: int, layers: int, gamma: float):
+    def __init__(self, dim: int, heads: int, layers: int, gamma: float, cosine_scale: float = 0.0):
         super().__init__()
         if layers < 1:
             raise ValueError("interaction_layers must be at least 1")
@@ -109,6 +119,7 @@ class CrossModalInteraction(nn.Module):
         self.word_to_region = CrossAttention(dim, heads)
         self.region_to_word = CrossAttention(dim, heads)
         self.gamma = gamma
+        self.cosine_scale = float(cosine_scale)
 
     def forward(
         self,
@@ -123,8 +134,10 @@ class CrossModalInteraction(nn.Module):
         hidden_words, hidden_regions = words, regions
         for layer in self.layers:
             hidden_words, hidden_regions, _, _ = layer(hidden_words, hidden_regions, word_bias, region_bias)
-        word_attention = self.word_to_region.head_weights(hidden_words, hidden_regions, region_bias).mean(1)
-        region_attention = self.region_to_word.head_weights(hidden_regions, hidden_words, word_bias).mean(1)
+        cosine = self._cosine_bias(words, regions)  # (P, L, k) or None
+        word_attention = self.word_to_region.head_weights(hidden_words, hidden_regions, region_bias, cosine).mean(1)
+        region_attention = self.region_to_word.head_weights(
+            hidden_regions, hidden_words, word_bias, None if cosine is None else cosine.transpose(1, 2)).mean(1)
         context = F.normalize(word_attention @ regions, dim=-1)
         word_scores = (context * words).sum(-1)
         return Alignment(word_attention, region_attention, word_scores, self.aggregate(word_scores, word_mask))
@@ -144,6 +157,8 @@ class CrossModalInteraction(nn.Module):
         keys = attention.split_heads(attention.key(regions))  # (Bi, H, k, d)
         logits = torch.einsum("thld,ihkd->ithlk", queries, keys) / queries.shape[-1] ** 0.5
         logits = logits + F.logsigmoid(region_logits)[:, None, None, None, :]
+        if self.cosine_scale:
+            logits = logits + self.cosine_scale * torch.einsum("tld,ikd->itlk", words, regions)[:, :, None]
         weights = logits.softmax(dim=-1).mean(dim=2)  # (Bi, Bt, L, k), heads averaged
         context = F.normalize(torch.einsum("itlk,ikd->itld", weights, regions), dim=-1)
         word_scores = torch.einsum("itld,tld->itl", context, words)
@@ -158,6 +173,12 @@ class CrossModalInteraction(nn.Module):
             i, t = image_index[start : start + PAIR_CHUNK], text_index[start : start + PAIR_CHUNK]
             scores.append(self(words[t], word_mask[t], regions[i], region_logits[i]).pair_scores)
         return torch.cat(scores).view(n_images, n_texts)
+
+    def _cosine_bias(self, words: torch.Tensor, regions: torch.Tensor) -> torch.Tensor | None:
+        """(P, L, k) scale x cosine of each (normalised) word with each region; None when off."""
+        if not self.cosine_scale:
+            return None
+        return self.cosine_scale * (words @ regions.transpose(1, 2))
 
     def aggregate(self, word_scores: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         """A smooth maximum over real words: log(mean(exp(gamma * s))) / gamma.

@@ -56,21 +56,56 @@ def _common_length(length: int) -> int:
     return int(value.item())
 
 
-def info_nce(image_rows: torch.Tensor, text_rows: torch.Tensor, offset: int) -> torch.Tensor:
-    """Symmetric cross-entropy; row i's positive is column ``offset + i`` (its own pair)."""
-    targets = torch.arange(image_rows.shape[0], device=image_rows.device) + offset
+def info_nce(image_rows: torch.Tensor, text_rows: torch.Tensor, offset: int,
+             targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric cross-entropy; row i's positive is column ``offset + i`` (its own pair), or, with
+    ``targets`` (rows x global columns, each row summing to 1), the soft targets of both sides."""
+    if targets is None:
+        targets = torch.arange(image_rows.shape[0], device=image_rows.device) + offset
     return (F.cross_entropy(image_rows, targets) + F.cross_entropy(text_rows, targets)) / 2
 
 
+def label_targets(labels: torch.Tensor | None, mix: float) -> tuple[torch.Tensor | None, int]:
+    """Soft contrastive targets from finding labels (MedCLIP's semantic matching), or None.
+
+    Two images whose reports state the same findings are not negatives of each other: the target
+    of row i is ``(1 - mix) * [its own pair] + mix * (label similarity normalised over the
+    columns)``, the similarity being the cosine of the positive-finding vectors with a "no
+    finding" entry added (so two normal studies match fully). Labels are (B, F): 1 positive, 0
+    negative, anything else unknown; a row with no known label keeps the one-hot target.
+    Gathered across ranks like the features, so every rank's targets index the global batch.
+    Returns (targets for this rank's rows, this rank's offset).
+    """
+    if labels is None or mix <= 0:
+        return None, 0
+    all_labels, offset = gather_across_ranks(labels.float())
+    rows, cols = _label_vectors(labels.float()), _label_vectors(all_labels)
+    similarity = rows @ cols.T  # (B, B_global), 1 on identical finding sets
+    own = torch.zeros_like(similarity)
+    own[torch.arange(labels.shape[0]), torch.arange(labels.shape[0]) + offset] = 1.0
+    known_row = ((labels == 0) | (labels == 1)).any(-1, keepdim=True)
+    known_col = ((all_labels == 0) | (all_labels == 1)).any(-1)[None, :]
+    similarity = torch.where(known_row & known_col, similarity, own).clamp(min=0)
+    soft = similarity / similarity.sum(-1, keepdim=True).clamp(min=1e-8)
+    return (1 - mix) * own + mix * soft, offset
+
+
+def _label_vectors(labels: torch.Tensor) -> torch.Tensor:
+    positive = (labels == 1).float()
+    normal = (positive.sum(-1, keepdim=True) == 0).float()
+    return F.normalize(torch.cat([positive, normal], dim=-1), dim=-1)
+
+
 def global_contrastive_loss(
-    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor
+    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor,
+    targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     all_images, offset = gather_across_ranks(image_embeddings)
     all_texts, _ = gather_across_ranks(text_embeddings)
     return info_nce(
         logit_scale * image_embeddings @ all_texts.T,
         logit_scale * text_embeddings @ all_images.T,
-        offset,
+        offset, targets,
     )
 
 
@@ -92,6 +127,7 @@ def local_contrastive_loss(
     words: torch.Tensor,
     word_mask: torch.Tensor,
     logit_scale: torch.Tensor,
+    targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     length = _common_length(words.shape[1])
     words, word_mask = _pad_length(words, length, 0.0), _pad_length(word_mask, length, False)
@@ -102,7 +138,7 @@ def local_contrastive_loss(
     all_word_mask = gather_across_ranks(word_mask.to(torch.uint8))[0].bool()
     if not _distributed():
         scores = pairwise_local_scores(interaction, regions, region_logits, words, word_mask)
-        return info_nce(logit_scale * scores, logit_scale * scores.T, 0)
+        return info_nce(logit_scale * scores, logit_scale * scores.T, 0, targets)
     image_rows = pairwise_local_scores(interaction, regions, region_logits, all_words, all_word_mask)
     text_rows = pairwise_local_scores(interaction, all_regions, all_region_logits, words, word_mask).T
-    return info_nce(logit_scale * image_rows, logit_scale * text_rows, offset)
+    return info_nce(logit_scale * image_rows, logit_scale * text_rows, offset, targets)

@@ -31,7 +31,7 @@ from lrclr.device import DeviceInfo, autocast, move_to, pick_device
 from lrclr.encoders import build_image_tower, build_text_tower
 from lrclr.errors import ModelLoadError
 from lrclr.interaction import CrossModalInteraction
-from lrclr.losses import global_contrastive_loss, local_contrastive_loss
+from lrclr.losses import global_contrastive_loss, label_targets, local_contrastive_loss
 from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.prompts import NIH_FINDINGS
 from lrclr.regions import RegionSelector, SelectedRegions
@@ -94,7 +94,8 @@ class LRCLRModel(nn.Module):
         if config.use_regions:
             self.region_selector = RegionSelector(config.embed_dim, config.scorer_hidden, config.num_regions)
             self.interaction = CrossModalInteraction(
-                config.embed_dim, config.interaction_heads, config.interaction_layers, config.local_aggregation_gamma
+                config.embed_dim, config.interaction_heads, config.interaction_layers, config.local_aggregation_gamma,
+                config.attention_cosine_scale,
             )
             self.local_logit_scale = nn.Parameter(torch.tensor(math.log(config.init_local_logit_scale)))
         self.device_info: DeviceInfo = pick_device("cpu")
@@ -161,10 +162,13 @@ class LRCLRModel(nn.Module):
 
     def forward(self, pixels: torch.Tensor | None, reports: TokenizedReports, letterboxes=None,
                 image_grid: torch.Tensor | None = None, text_states: torch.Tensor | None = None,
-                image_tail_blocks: int = 0) -> LRCLROutput:
+                image_tail_blocks: int = 0, labels: torch.Tensor | None = None,
+                label_target_mix: float = 0.0) -> LRCLROutput:
         """The training loss. Frozen towers' outputs may be passed precomputed as ``image_grid`` /
         ``text_states`` (then ``pixels`` may be None). With ``image_tail_blocks`` > 0, ``image_grid``
-        is instead the output of the image tower's frozen prefix, and its last blocks run here."""
+        is instead the output of the image tower's frozen prefix, and its last blocks run here.
+        ``labels`` (B, F) with ``label_target_mix`` > 0 soften both contrastive targets so that
+        pairs stating the same findings are not pushed apart (``losses.label_targets``)."""
         if image_grid is None:
             image_grid = self.image_tower(pixels)
         elif image_tail_blocks:
@@ -173,12 +177,14 @@ class LRCLRModel(nn.Module):
         if text_states is None:
             text_states = self.text_tower(reports.input_ids, reports.attention_mask)
         text = self.project_text_states(text_states, reports)
-        global_loss = global_contrastive_loss(image.global_embedding, text.global_embedding, self.logit_scale.exp())
+        targets, _ = label_targets(labels, label_target_mix)
+        global_loss = global_contrastive_loss(image.global_embedding, text.global_embedding, self.logit_scale.exp(),
+                                              targets)
         if self.interaction is None:
             return LRCLROutput(global_loss, global_loss, None, image)
         local_loss = local_contrastive_loss(
             self.interaction, image.regions.embeddings, image.regions.scores,
-            text.tokens, text.word_mask, self.local_logit_scale.exp(),
+            text.tokens, text.word_mask, self.local_logit_scale.exp(), targets,
         )
         return LRCLROutput(global_loss + self.config.local_loss_weight * local_loss, global_loss, local_loss, image)
 

@@ -16,6 +16,7 @@ import torch
 
 from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.tokens import TokenizedReports
+from train.labels import label_matrix
 from train.localization import sample_coverage
 
 CACHE_BATCH = 16
@@ -28,6 +29,7 @@ class CachedBatch:
     tokens: TokenizedReports
     text_states: torch.Tensor  # (B, L, H) float32, aligned with ``tokens``
     coverage: list[dict] | None = None  # per image: finding -> cell coverage (localization targets)
+    labels: torch.Tensor | None = None  # (B, len(LABEL_FINDINGS)): 1, 0, or -1 unknown
 
 
 class FrozenTowerCache:
@@ -43,6 +45,7 @@ class FrozenTowerCache:
         self.grids: list[list[torch.Tensor]] = []  # [variant][index] (C, rows, cols) float16
         self.letterboxes: list[list[Letterbox]] = []
         self.reports: list[list[str]] = []  # [variant][index]: a flip also mirrors the report's laterality
+        self.labels: torch.Tensor | None = None  # (N, len(LABEL_FINDINGS)); augmentation leaves labels alone
         self.text_states: dict[str, torch.Tensor] = {}  # report -> (L, H) float16
         with torch.no_grad():
             for variant in range(variants):
@@ -52,7 +55,7 @@ class FrozenTowerCache:
     def _cache_images(self, dataset, variant: int, progress: bool) -> None:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(variant)
-        grids, boxes, reports, coverage = [], [], [], []
+        grids, boxes, reports, coverage, labels = [], [], [], [], []
         indices = range(len(dataset))
         if progress:
             from tqdm.auto import tqdm
@@ -67,6 +70,7 @@ class FrozenTowerCache:
                 grids += list(grid)
                 boxes += letterboxes
                 reports += [sample.report for sample in chunk]
+                labels += [sample.labels for sample in chunk]
                 if self.target_grid is not None:
                     coverage += [sample_coverage(s, box, self.target_grid) for s, box in zip(chunk, letterboxes)]
                 chunk = []
@@ -74,6 +78,8 @@ class FrozenTowerCache:
         self.coverage.append(coverage)
         self.letterboxes.append(boxes)
         self.reports.append(reports)
+        if self.labels is None:
+            self.labels = label_matrix(labels)
 
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         tower = self.model.image_tower
@@ -103,4 +109,58 @@ class FrozenTowerCache:
             states[row, : cached.shape[0]] = cached.float()
         grid = torch.stack([self.grids[variant][i] for i in indices]).float()
         coverage = [self.coverage[variant][i] for i in indices] if self.target_grid is not None else None
-        return CachedBatch(grid, [self.letterboxes[variant][i] for i in indices], tokens, states, coverage)
+        return CachedBatch(grid, [self.letterboxes[variant][i] for i in indices], tokens, states, coverage,
+                           self.labels[indices])
+
+
+class CacheView:
+    """Some items of a ``FrozenTowerCache`` under their own indices 0..n-1: every cross-validation
+    fold trains on a view of one cache over all images instead of recomputing the towers."""
+
+    def __init__(self, cache: FrozenTowerCache, indices: list[int]):
+        self.cache, self.indices = cache, list(indices)
+        self.tail_blocks = cache.tail_blocks
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batch(self, indices: list[int], epoch: int) -> CachedBatch:
+        return self.cache.batch([self.indices[i] for i in indices], epoch)
+
+
+class SharedCache:
+    """One frozen-tower cache over a dataset, built on first use and shared by training runs whose
+    frozen parts are the same (cross-validation folds starting from the same towers).
+
+    The frozen parts' weights are fingerprinted when the cache is built and checked at every later
+    use, so a run whose frozen towers differ (another start model) fails loudly instead of training
+    on features of the wrong weights.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.cache: FrozenTowerCache | None = None
+        self.key: tuple | None = None
+
+    def view(self, indices: list[int], model, device: torch.device, variants: int, tail_blocks: int,
+             frozen_modules: list, target_grid: tuple[int, int] | None, progress: bool) -> CacheView:
+        key = (variants, tail_blocks, target_grid, model.config.image_size, frozen_fingerprint(frozen_modules))
+        if self.cache is None:
+            self.cache = FrozenTowerCache(model, self.dataset, variants, device, progress, tail_blocks, target_grid)
+            self.key = key
+        elif key != self.key:
+            raise ValueError("a shared feature cache was built for other frozen weights or settings "
+                             f"({self.key[:4]} vs {key[:4]}); runs sharing it must start from the same towers")
+        return CacheView(self.cache, indices)
+
+
+def frozen_fingerprint(modules: list) -> str:
+    """A digest of the parameters and buffers of ``modules`` (the parts a cache stands in for)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -65,6 +65,15 @@ class TrainConfig:
     # localization_local_only: the term trains only the region selector and interaction layer.
     localization_weight: float = 0.0
     localization_local_only: bool = False
+    # Objectives for little labelled data (issue #15; each measured by cross-validation):
+    # prompt_loss_weight x BCE of the app's own zero-shot logits against the labels
+    # (train.prompt_loss); label_target_mix softens both contrastive targets by label similarity
+    # (lrclr.losses.label_targets; 0 = plain one-hot InfoNCE).
+    prompt_loss_weight: float = 0.0
+    label_target_mix: float = 0.0
+    # Findings removed from every report, label, mask and prompt of training (train.held_out), so
+    # that their AUC afterwards is genuinely zero-shot.
+    held_out_findings: list[str] = field(default_factory=list)
     # Bookkeeping
     seed: int = 0
     output_dir: str = "runs/lrclr"

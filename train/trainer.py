@@ -12,6 +12,7 @@ import json
 import math
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -28,7 +29,10 @@ from lrclr.weights import read_folder
 from train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from train.distributed import DistributedContext, mean_across_ranks
 from train.feature_cache import CachedBatch, FrozenTowerCache
+from train.held_out import HeldOutView
+from train.labels import LABEL_FINDINGS, label_matrix
 from train.localization import PhraseBank, batch_targets, localization_loss, sample_coverage
+from train.prompt_loss import PromptScoreTerm
 from train.run_config import TrainConfig
 
 TOWERS = ("image_tower", "text_tower")
@@ -59,13 +63,24 @@ class EpochBatches:
         return batches
 
 
-def collate_samples(samples, image_size: int, target_grid: tuple[int, int] | None = None):
-    """(pixels, letterboxes, reports, per-image finding coverage or None without a target grid)."""
+@dataclass
+class PixelBatch:
+    """A batch read from images (the towers run every step); ``CachedBatch`` is the cached twin."""
+
+    pixels: torch.Tensor  # (B, 1, S, S)
+    letterboxes: list
+    reports: list[str]
+    coverage: list[dict] | None  # per image: finding -> cell coverage; None without a target grid
+    labels: torch.Tensor  # (B, len(LABEL_FINDINGS)): 1, 0, or -1 unknown
+
+
+def collate_samples(samples, image_size: int, target_grid: tuple[int, int] | None = None) -> PixelBatch:
     pixels, letterboxes = prepare_images(samples, image_size)
     coverage = None
     if target_grid is not None:
         coverage = [sample_coverage(s, box, target_grid) for s, box in zip(samples, letterboxes)]
-    return pixels, letterboxes, [s.report for s in samples], coverage
+    return PixelBatch(pixels, letterboxes, [s.report for s in samples], coverage,
+                      label_matrix([s.labels for s in samples]))
 
 
 def warmup_cosine(warmup_steps: int, max_steps: int):
@@ -96,12 +111,17 @@ def build_model(config: TrainConfig) -> LRCLRModel:
 class Trainer:
     def __init__(self, config: TrainConfig, train_set, val_set, context: DistributedContext | None = None,
                  device: torch.device | None = None, resume: bool = True, show_progress: bool = True,
-                 feedback=None):
+                 feedback=None, shared_cache=None):
         self.config = config
+        # (SharedCache, this run's indices into its dataset): cross-validation folds share one cache.
+        self.shared_cache = shared_cache
         self.feedback = feedback  # train.flag_loss.FlagFeedback: learning from annotators' flags
         self.context = context or DistributedContext(0, 1, 0)
         self.device = device or torch.device("cpu")
         self.run_dir = Path(config.output_dir)
+        if config.held_out_findings:
+            train_set = HeldOutView(train_set, config.held_out_findings)
+            val_set = HeldOutView(val_set, config.held_out_findings) if val_set else val_set
         self.train_set, self.val_set = train_set, val_set
         self.show_progress = show_progress and self.context.is_main
         self.state = TrainerState()
@@ -127,6 +147,7 @@ class Trainer:
         # Localization supervision (train/localization.py): the model's cell grid and the phrases.
         self.target_grid: tuple[int, int] | None = None
         self.phrases: PhraseBank | None = None
+        self.prompt_term: PromptScoreTerm | None = None
         if config.localization_weight > 0 and self.model.interaction is None:
             raise ValueError("localization_weight > 0 needs the region layers (model.use_regions: true)")
 
@@ -219,8 +240,16 @@ class Trainer:
                              "> 0; unfreeze_at_step: null)")
         self.model.eval()
         tail = 0 if "image_tower" in self.frozen else tail
-        self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress,
-                                            tail, self.target_grid)
+        if self.shared_cache is not None:
+            pool, indices = self.shared_cache
+            if len(indices) != len(self.train_set):
+                raise ValueError(f"{len(indices)} shared-cache indices for {len(self.train_set)} training items")
+            frozen = [self.model.text_tower, *(self._frozen_image_prefix() or [self.model.image_tower])]
+            self.train_cache = pool.view(indices, self.model, self.device, variants, tail, frozen, self.target_grid,
+                                         self.show_progress)
+        else:
+            self.train_cache = FrozenTowerCache(self.model, self.train_set, variants, self.device, self.show_progress,
+                                                tail, self.target_grid)
         if self.val_set:
             # No targets: the validation loss stays the contrastive one, comparable across runs with
             # and without the localization term.
@@ -237,7 +266,15 @@ class Trainer:
         with torch.no_grad():
             self.target_grid = tuple(tower(pixels.to(self.device)).shape[-2:])
         tower.train(training)
-        self.phrases = PhraseBank(self.model, NIH_FINDINGS, self.device, "text_tower" in self.frozen)
+        trained = [f for f in NIH_FINDINGS if f not in self.config.held_out_findings]
+        self.phrases = PhraseBank(self.model, trained, self.device, "text_tower" in self.frozen)
+
+    def _prepare_prompt_term(self) -> None:
+        if self.config.prompt_loss_weight <= 0 or self.prompt_term is not None:
+            return
+        trained = [f for f in LABEL_FINDINGS if f not in self.config.held_out_findings]
+        self.prompt_term = PromptScoreTerm(self.model, trained, LABEL_FINDINGS, self.device,
+                                           "text_tower" in self.frozen)
 
     def _epoch_batches(self, epoch: int, start: int):
         batches = self.batches.epoch(epoch, start)
@@ -256,17 +293,20 @@ class Trainer:
             self.state.epoch += 1
             self.state.batches_in_epoch = 0
 
-    def _loss(self, batch):
+    def _loss(self, batch, cache: FrozenTowerCache | None = None):
+        labels = batch.labels.to(self.device) if batch.labels is not None else None
+        mix = self.config.label_target_mix
         if isinstance(batch, CachedBatch):
             with self._autocast():
                 return self.network(None, batch.tokens.to(self.device), batch.letterboxes,
                                     image_grid=batch.image_grid.to(self.device),
                                     text_states=batch.text_states.to(self.device),
-                                    image_tail_blocks=self.train_cache.tail_blocks)
-        pixels, letterboxes, reports, _ = batch
-        tokens = self.model.tokenize(reports).to(self.device)
+                                    image_tail_blocks=(cache or self.train_cache).tail_blocks,
+                                    labels=labels, label_target_mix=mix)
+        tokens = self.model.tokenize(batch.reports).to(self.device)
         with self._autocast():
-            return self.network(pixels.to(self.device), tokens, letterboxes)
+            return self.network(batch.pixels.to(self.device), tokens, batch.letterboxes,
+                                labels=labels, label_target_mix=mix)
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -281,6 +321,7 @@ class Trainer:
         # Training time includes building the feature cache: it is part of what a run costs.
         started = time.perf_counter() - self.state.elapsed_seconds
         self._prepare_localization()
+        self._prepare_prompt_term()
         self._build_caches()
         self._prepare_feedback()
         stream = self._micro_batches()
@@ -325,6 +366,8 @@ class Trainer:
             totals["flag_loss"] = 0.0
         if self.phrases is not None:
             totals["localization_loss"] = 0.0
+        if self.prompt_term is not None:
+            totals["prompt_loss"] = 0.0
         for micro in range(accum):
             batch = next(stream)
             output = self._loss(batch)
@@ -333,6 +376,12 @@ class Trainer:
                 located = self._localization_loss(batch, output)
                 loss = loss + self.config.localization_weight * located
                 totals["localization_loss"] += float(located.detach()) / accum
+            if self.prompt_term is not None:
+                # On the unwrapped model, as the localization term (see there).
+                with self._autocast():
+                    scored = self.prompt_term.loss(self.model, output.image, batch.labels.to(self.device))
+                loss = loss + self.config.prompt_loss_weight * scored
+                totals["prompt_loss"] += float(scored.detach()) / accum
             if self.feedback is not None:
                 # Computed on the unwrapped model: under DDP its parameters are a subset of those the
                 # contrastive forward used, so the one backward below still syncs every gradient once.
@@ -359,8 +408,7 @@ class Trainer:
 
     def _localization_loss(self, batch, output) -> torch.Tensor:
         """The localization term on this micro-batch's images with ground truth (0 without any)."""
-        coverage = batch.coverage if isinstance(batch, CachedBatch) else batch[3]
-        targets = batch_targets(coverage, self.phrases.findings, self.device)
+        targets = batch_targets(batch.coverage, self.phrases.findings, self.device)
         if targets is None:
             return output.loss.new_zeros(())
         # On the unwrapped model, as the flag term: DDP syncs these parameters' gradients through
@@ -381,7 +429,7 @@ class Trainer:
             stream = (self.val_cache.batch(indices, 0) for indices in batches.epoch(0))
         else:
             stream = self._loader(self.val_set, batches.epoch(0))
-        losses = [float(self._loss(batch).loss) for batch in stream]
+        losses = [float(self._loss(batch, self.val_cache).loss) for batch in stream]
         return mean_across_ranks(sum(losses) / len(losses), self.context, self.device)
 
     def _evaluate(self, record: dict) -> bool:

@@ -1,0 +1,144 @@
+"""The objectives for little labelled data: soft label targets, the prompt-score term, held-out
+findings, and attention that depends on the word."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lrclr.config import tiny_config
+from lrclr.losses import label_targets
+from lrclr.model import LRCLRModel
+from lrclr.preprocess import prepare_images
+from lrclr.prompts import NIH_FINDINGS
+from train.held_out import hold_out, strip_findings
+from train.labels import label_matrix
+from train.prompt_loss import PromptScoreTerm
+from train.sample import Sample
+
+
+def test_label_targets_share_weight_between_identical_finding_sets():
+    labels = torch.tensor([[1, 0], [1, 0], [0, 0], [0, 0], [-1, -1]])
+    targets, offset = label_targets(labels, mix=1.0)
+    assert offset == 0
+    torch.testing.assert_close(targets.sum(-1), torch.ones(5))
+    assert targets[0, 0] == pytest.approx(0.5) and targets[0, 1] == pytest.approx(0.5)  # same finding
+    assert targets[2, 3] == pytest.approx(0.5) and targets[2, 0] == 0  # two normal studies match
+    torch.testing.assert_close(targets[4], torch.tensor([0, 0, 0, 0, 1.0]))  # unlabelled: its own pair only
+    half, _ = label_targets(labels, mix=0.5)
+    assert half[0, 0] == pytest.approx(0.75)
+    assert label_targets(labels, mix=0.0) == (None, 0) and label_targets(None, 1.0) == (None, 0)
+
+
+def test_label_matrix_marks_missing_and_uncertain_labels_unknown():
+    table = label_matrix([{"Effusion": 1, "Mass": -1}, {}], findings=("Effusion", "Mass", "Edema"))
+    assert table.tolist() == [[1, -1, -1], [-1, -1, -1]]
+
+
+def _images(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [rng.random((64, 64)).astype(np.float32) for _ in range(n)]
+
+
+def test_prompt_term_scores_what_the_app_shows_and_learns_the_labels():
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config(), pretrained_towers=False)
+    findings = ["Effusion", "Mass"]
+    images = _images(8)
+    # Bright images have "Effusion", dark ones not: learnable from the pixels.
+    for i in range(4):
+        images[i] = np.clip(images[i] * 0.3 + 0.7, 0, 1)
+    labels = torch.tensor([[1, 0]] * 4 + [[0, 1]] * 4)
+    term = PromptScoreTerm(model, findings, findings, torch.device("cpu"), text_frozen=False)
+    pixels, boxes = prepare_images(images, model.config.image_size)
+
+    model.eval()
+    with torch.no_grad():
+        features = model.encode_image(pixels, boxes)
+        text = model.project_text_states(model.text_tower(term.tokens.input_ids, term.tokens.attention_mask), term.tokens)
+        from lrclr.zero_shot import prompt_features, prompt_logits
+
+        trained_logits = prompt_logits(model, features, prompt_features(findings, text))
+    np.testing.assert_allclose(trained_logits.numpy(), model.zero_shot(images, findings).logits, rtol=1e-4, atol=1e-5)
+
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        loss = term.loss(model, model.encode_image(pixels, boxes), labels)
+        first = float(loss.detach()) if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.5 * first
+    assert model.text_projection.weight.grad is not None  # the prompts move too
+    model.eval()
+    scores = model.zero_shot(images, findings).probabilities
+    assert scores[:4, 0].min() > scores[4:, 0].max()
+
+
+def test_prompt_term_ignores_unknown_labels():
+    model = LRCLRModel(tiny_config(), pretrained_towers=False)
+    term = PromptScoreTerm(model, ["Effusion"], ["Effusion"], torch.device("cpu"), text_frozen=True)
+    pixels, boxes = prepare_images(_images(2), model.config.image_size)
+    loss = term.loss(model, model.encode_image(pixels, boxes), torch.tensor([[-1], [-1]]))
+    assert float(loss) == 0.0
+    with pytest.raises(ValueError, match="label column"):
+        PromptScoreTerm(model, ["Edema"], ["Effusion"], torch.device("cpu"), text_frozen=True)
+
+
+def test_held_out_findings_leave_no_sentence_label_or_mask_behind():
+    report = ("Small right pneumothorax. No pleural effusion. Heart size is normal. "
+              "There is no pneumothorax on the left. Emphysematous changes.")
+    stripped = strip_findings(report, {"Pneumothorax"})
+    assert "pneumothorax" not in stripped.lower()
+    assert "No pleural effusion." in stripped and "Heart size is normal." in stripped
+    sample = Sample("x", "p", np.zeros((8, 8), np.float32), report, {"Pneumothorax": 1, "Effusion": 0},
+                    masks={"Pneumothorax": np.ones((8, 8), bool)})
+    held = hold_out(sample, frozenset({"Pneumothorax"}))
+    assert held.labels == {"Effusion": 0} and held.masks == {} and "pneumothorax" not in held.report.lower()
+    assert hold_out(sample, frozenset()) is sample
+
+
+def _attention(model, words: list[str]):
+    image = _images(1, seed=3)[0]
+    case = model.encode_case(image)
+    explanation = model.explain(case, " ".join(words), findings=())
+    return np.array([w.region_attention for w in explanation.words])
+
+
+def test_cosine_attention_makes_different_words_attend_differently():
+    torch.manual_seed(0)
+    flat = LRCLRModel(tiny_config(), pretrained_towers=False).eval()
+    torch.manual_seed(0)
+    sharp = LRCLRModel(tiny_config(attention_cosine_scale=30.0), pretrained_towers=False).eval()
+    sharp.load_state_dict(flat.state_dict())  # same weights: only the cosine term differs
+    words = ["effusion", "heart", "apex", "nodule"]
+    spread_flat = _attention(flat, words).std(axis=0).mean()
+    spread_sharp = _attention(sharp, words).std(axis=0).mean()
+    assert spread_sharp > 3 * spread_flat
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_pairwise_scores_match_the_paired_forward_with_the_cosine_term(layers):
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config(attention_cosine_scale=10.0, interaction_layers=layers),
+                       pretrained_towers=False).eval()
+    pixels, boxes = prepare_images(_images(3), model.config.image_size)
+    with torch.no_grad():
+        image = model.encode_image(pixels, boxes)
+        text = model.encode_text(model.tokenize(["left effusion", "enlarged heart size", "no nodule seen"]))
+        regions = image.regions
+        pairwise = model.interaction.pairwise_scores(regions.embeddings, regions.scores, text.tokens, text.word_mask)
+        for i in range(3):
+            for t in range(3):
+                single = model.interaction(text.tokens[t : t + 1], text.word_mask[t : t + 1],
+                                           regions.embeddings[i : i + 1], regions.scores[i : i + 1]).pair_scores
+                assert float(pairwise[i, t]) == pytest.approx(float(single[0]), abs=1e-5)
+
+
+def test_training_findings_are_the_nih_vocabulary():
+    from train.labels import LABEL_FINDINGS
+
+    assert LABEL_FINDINGS == NIH_FINDINGS
