@@ -97,10 +97,21 @@ def _write_card(folder: Path, card: dict[str, Any]) -> None:
 def record_metrics(folder: str | Path, key: str, metrics: dict[str, Any]) -> None:
     """Put one evaluation's results into a model folder's card under ``metrics[key]``, atomically;
     the weights and config are not touched."""
-    path = Path(folder) / CARD_FILE
-    card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    card = _read_card(folder)
     card.setdefault("metrics", {})[key] = metrics
     _write_card(Path(folder), card)
+
+
+def update_card(folder: str | Path, sections: dict[str, Any]) -> None:
+    """Set top-level sections of a model folder's card (e.g. its calibration), atomically."""
+    card = _read_card(folder)
+    card.update(sections)
+    _write_card(Path(folder), card)
+
+
+def _read_card(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / CARD_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def check_not_pickle(path: Path) -> None:

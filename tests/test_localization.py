@@ -111,6 +111,16 @@ def test_the_pointing_game_ceiling_sees_masks_that_miss_every_cell_centre():
     assert pointing_game_reachable(thin, letterbox, (4, 4), top=4)
 
 
+def test_the_pointing_game_chance_is_the_share_of_cell_centres_in_the_mask():
+    from train.evaluate import content_cell_hits
+
+    letterbox = letterbox_geometry((64, 64), 64)  # 16 cells, centres at 8, 24, 40, 56
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[:32, :32] = True  # the centres of the four top-left cells
+    hits = content_cell_hits(mask, letterbox, (4, 4), top=4)
+    assert hits.sum() == 4 and hits.mean() == 0.25
+
+
 def test_a_finetune_with_localization_logs_the_term_and_only_phantoms_feed_it(tmp_path):
     from train.cli import main as train_main
 

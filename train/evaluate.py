@@ -64,6 +64,8 @@ class LocalizationCase:
     # Could any map hit? On a coarse grid the peak sits at a cell centre, and a mask thinner than a
     # cell (a plate of atelectasis, a nodule) may contain no cell centre at all.
     reachable: bool = True
+    # The hit rate of a map peaking at a random content cell: the pointing game's chance level.
+    chance: float = float("nan")
 
 
 @dataclass
@@ -143,7 +145,7 @@ def evaluate_model(model, samples: Iterable[Sample], findings: Sequence[str], *,
         model_id=model.model_id, uses_regions=model.interaction is not None, n_samples=collected.n_samples,
         findings=per_finding, macro=macro_auc(findings, labels, scores, bootstrap, seed),
         retrieval=_retrieval(collected, ks), localization=summarise_localization(collected.cases),
-        roc=_roc_curves(findings, labels, scores),
+        roc=roc_curves(findings, labels, scores),
         settings={"bootstrap": bootstrap, "seed": seed, "top_regions": top_regions, "ks": list(ks),
                   "missing_as_negative": missing_as_negative, "pointing_tolerance_px": tolerance_px},
         seconds=round(time.perf_counter() - started, 3), case_labels=labels, case_scores=scores,
@@ -225,7 +227,7 @@ def _retrieval(collected: _Collected, ks: Sequence[int]) -> list[RetrievalResult
     ]
 
 
-def _roc_curves(findings, labels: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, list[float]]]:
+def roc_curves(findings, labels: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, list[float]]]:
     curves = {}
     for j, finding in enumerate(findings):
         known = np.isin(labels[:, j], (0, 1))
@@ -247,25 +249,33 @@ def localize_sample(model, sample: Sample, top_regions: int = TOP_REGIONS,
     results = []
     for finding, mask in truth.items():
         explanation = model.explain(case, finding_phrase(finding), findings=())
-        reachable = pointing_game_reachable(mask, case.letterbox, explanation.grid, top_regions, tolerance_px)
+        hits = content_cell_hits(mask, case.letterbox, explanation.grid, top_regions, tolerance_px)
+        reachable, chance = bool(hits.any()), float(hits.mean())
         for kind, grid_map, candidates, boxes in word_maps(explanation, case.letterbox, top_regions):
             peak = peak_heatmap(grid_map, candidates, case.letterbox)
             hit = pointing_game_hit(peak, mask, tolerance_px)
             results.append(LocalizationCase(sample.image_id, finding, kind, hit,
-                                            iou(boxes_to_mask(boxes, mask.shape), mask), reachable))
+                                            iou(boxes_to_mask(boxes, mask.shape), mask), reachable, chance))
     return results
 
 
-def pointing_game_reachable(mask: np.ndarray, letterbox: Letterbox, grid: tuple[int, int], top: int,
-                            tolerance_px: float = 0.0) -> bool:
-    """Would a map peaking at the best content cell hit? (The ceiling of the pointing game here.)
+def content_cell_hits(mask: np.ndarray, letterbox: Letterbox, grid: tuple[int, int], top: int,
+                      tolerance_px: float = 0.0) -> np.ndarray:
+    """For each content cell, would a map peaking there hit? Any: the pointing game's ceiling on
+    this grid; their mean: its chance level (a peak at a random content cell).
 
     A single-cell peak hits when its centre pixel lies in the mask (grown by the tolerance, as
     ``pointing_game_hit`` grows it), so it is enough to look up each content cell's centre once.
     """
     mask = grown_mask(mask, tolerance_px)
-    return any(mask[cell_centre(letterbox, int(row), int(col), grid)]
-               for row, col in np.argwhere(content_cells(letterbox, grid, top)))
+    return np.array([bool(mask[cell_centre(letterbox, int(row), int(col), grid)])
+                     for row, col in np.argwhere(content_cells(letterbox, grid, top))])
+
+
+def pointing_game_reachable(mask: np.ndarray, letterbox: Letterbox, grid: tuple[int, int], top: int,
+                            tolerance_px: float = 0.0) -> bool:
+    """Would a map peaking at the best content cell hit? (The ceiling of the pointing game here.)"""
+    return bool(content_cell_hits(mask, letterbox, grid, top, tolerance_px).any())
 
 
 def word_maps(explanation: Explanation, letterbox: Letterbox, top: int):
@@ -336,8 +346,13 @@ def summarise_localization(cases: Sequence[LocalizationCase]) -> list[Localizati
     for (finding, kind), items in sorted(groups.items(), key=lambda kv: (kv[0][0] == "all", kv[0])):
         scores.append(LocalizationScore(finding, kind, len(items), float(np.mean([c.hit for c in items])),
                                         float(np.nanmean([c.iou for c in items])),
-                                        float(np.mean([c.reachable for c in items]))))
+                                        float(np.mean([c.reachable for c in items])), _finite_mean(c.chance for c in items)))
     return scores
+
+
+def _finite_mean(values) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 # ---- side by side --------------------------------------------------------------------------------

@@ -122,12 +122,14 @@ def _localization_table(results: dict[str, EvaluationResult], names: list[str]) 
     keys = dict.fromkeys((s.finding, s.map_kind, s.n) for res in results.values() for s in res.localization)
     # The ceiling depends on the masks and the grid, not on the map: the same for every model here.
     ceilings = {(s.finding, s.map_kind): s.pointing_game_ceiling for res in results.values() for s in res.localization}
-    rows = [[_cell(f), kind, str(n), _num(ceilings[(f, kind)], 2),
+    chances = {(s.finding, s.map_kind): s.pointing_game_chance for res in results.values() for s in res.localization}
+    rows = [[_cell(f), kind, str(n), _num(ceilings[(f, kind)], 2), _num(chances[(f, kind)], 2),
              *("—" if (s := scores.get((name, f, kind))) is None
                else f"{_num(s.pointing_game, 2)} / {_num(s.mean_iou)}" for name in names)]
             for f, kind, n in keys]
     return _table("Localization (pointing game / IoU of top regions; ceiling: the pointing game a perfect map "
-                  "would score on the model's grid)", ["Finding", "map", "n", "ceiling"], names, rows,
+                  "would score on the model's grid; chance: a map peaking at a random content cell)",
+                  ["Finding", "map", "n", "ceiling", "chance"], names, rows,
                   "(no masks or boxes)")
 
 

@@ -73,6 +73,8 @@ class LocalizationScore:
     mean_iou: float
     # Share of the pairs a perfect map could hit on the model's grid (see evaluate.pointing_game_reachable).
     pointing_game_ceiling: float = float("nan")
+    # Expected hit rate of a map peaking at a random content cell (evaluate.content_cell_hits).
+    pointing_game_chance: float = float("nan")
 
 
 # ---- ROC -----------------------------------------------------------------------------------------

@@ -40,6 +40,15 @@ def patient_position(patient_id: str, seed: int = 0) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
+def patient_folds(patient_ids: Sequence[str], folds: int, seed: int = 0) -> list[int]:
+    """Each image's cross-validation fold in [0, folds): its patient's hash position, cut in ``folds``
+    equal intervals. Patient-grouped (all of a patient's images share a fold) and, like the splits,
+    independent of which other patients exist."""
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
+    return [min(folds - 1, int(patient_position(p, seed) * folds)) for p in patient_ids]
+
+
 def patient_split(patient_ids: Sequence[str], fractions: Sequence[float] | Mapping[str, float] = DEFAULT_FRACTIONS,
                   seed: int = 0, labels: Sequence[Mapping[str, int]] | None = None) -> dict[str, list[int]]:
     """Indices per split (keys "train", "val", "test", or the dict's names); patient-disjoint."""
