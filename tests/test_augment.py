@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.augment import RadiographAugment, hflip, swap_laterality
+from lrclr.laterality import swap_laterality
+from train.augment import RadiographAugment, hflip
 from train.sample import Sample
 
 IDENTITY = dict(max_rotation_deg=0.0, max_translate=0.0, scale=(1.0, 1.0), gamma=(1.0, 1.0),
