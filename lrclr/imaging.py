@@ -81,6 +81,9 @@ class LoadedImage:
     identifiers: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     pixel_spacing_mm: tuple[float, float] | None = None  # DICOM order: (row spacing, column spacing)
+    # Mean spread between the colour channels of the source (0 for grayscale): the input gate's
+    # evidence that a photograph, not a radiograph, was uploaded (lrclr.input_check).
+    colourfulness: float = 0.0
 
 
 def load_image(
@@ -257,7 +260,8 @@ def _load_pillow(data: bytes, fmt: str, name: str | None, max_pixels: int) -> Lo
     header = {"Format": label, "Color Mode": image.mode, "Rows": str(height),
               "Columns": str(width), "Bits Stored": str(bits)}
     return LoadedImage(pixels=pixels, original_size=(width, height), source_format=fmt,
-                       bits_stored=bits, header=header, warnings=tuple(warnings + notes))
+                       bits_stored=bits, header=header, warnings=tuple(warnings + notes),
+                       colourfulness=_colourfulness(upright))
 
 
 def _pillow_to_unit(image: Image.Image) -> tuple[np.ndarray, int, list[str]]:
@@ -280,6 +284,16 @@ def _pillow_to_unit(image: Image.Image) -> tuple[np.ndarray, int, list[str]]:
         luminance = luminance * rgba[..., 3]
         notes.append("transparent areas of the image are shown as black")
     return np.clip(luminance, 0.0, 1.0).astype(np.float32), 8, notes
+
+
+def _colourfulness(image: Image.Image) -> float:
+    """Mean max-min spread of the RGB channels on a thumbnail (cheap on any image size)."""
+    if image.mode in ("1", "L", "LA", "I", "F") or image.mode.startswith("I;16"):
+        return 0.0
+    thumbnail = image.convert("RGB")
+    thumbnail.thumbnail((256, 256))
+    rgb = np.asarray(thumbnail, dtype=np.float32) / 255.0
+    return float(np.mean(rgb.max(axis=-1) - rgb.min(axis=-1)))
 
 
 def _high_bit_depth_to_unit(values: np.ndarray) -> tuple[np.ndarray, int, list[str]]:

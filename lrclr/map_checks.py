@@ -61,3 +61,10 @@ def phrase_specificity(phrase_map: np.ndarray, reference_maps: Sequence[np.ndarr
     reference = np.mean(np.stack([np.asarray(m, dtype=np.float64) for m in reference_maps]), axis=0)
     value = correlation(phrase_map, reference, valid)
     return PhraseSpecificity(value, value <= NOT_SPECIFIC_CORRELATION)
+
+
+def reference_maps(model, case) -> list[np.ndarray]:
+    """The maps the app draws for each reference phrase on ``case`` (a ``CaseImage``)."""
+    from lrclr.review import phrase_map
+
+    return [phrase_map(model.explain(case, phrase, findings=())) for phrase in REFERENCE_PHRASES]

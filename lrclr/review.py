@@ -1,8 +1,10 @@
 """What the Review page computes beyond the model itself, as pure functions the tests can call.
 
 * Findings beside the report: the zero-shot score of each finding next to what the report states
-  (the rule-based labeler), with the discordant ones marked, because a radiologist reviewing a model
-  looks first where the model and the report disagree.
+  (the rule-based labeler) and the evidence the model card holds for it (``lrclr.trust``), with the
+  discordant ones marked, because a radiologist reviewing a model looks first where the model and
+  the report disagree. The model "calls" a finding at the card's operating point for it; only a
+  finding without one falls back to the threshold the user set.
 * Phrase grounding: one map for a free-text phrase, the mean over its words.
 * The analysis export: everything shown, keyed by hashes, never by names or patient identifiers.
 """
@@ -17,6 +19,7 @@ import numpy as np
 
 from lrclr.explain import Explanation
 from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN, label_report
+from lrclr.trust import FindingReliability, evidence_summary, finding_reliability
 
 DEFAULT_DISCORDANCE_THRESHOLD = 0.5
 REPORT_STATUS_TEXT = {POSITIVE: "present", NEGATIVE: "absent", UNCERTAIN: "uncertain"}
@@ -30,9 +33,18 @@ _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
 @dataclass(frozen=True)
 class FindingRow:
     finding: str
-    probability: float
+    probability: float  # calibrated where the card calibrates the finding
     report_says: str  # "present", "absent", "uncertain", "not mentioned" or "no report"
     discordance: str  # why the model and the report disagree; "" when they do not
+    calibrated: bool = False
+    raw_probability: float | None = None
+    threshold: float = DEFAULT_DISCORDANCE_THRESHOLD  # the operating point, else the fallback threshold
+    threshold_source: str = "fallback"  # "operating point" (from the card) or "fallback" (the user's)
+    called_positive: bool = False  # probability >= threshold
+    auc: float | None = None  # the card's cross-validated AUC for the finding
+    auc_ci: tuple[float, float] | None = None
+    evidence: str = "not validated"  # "reliable", "not reliable (CI includes 0.5)" or "not validated"
+    reliable: bool = False
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -58,25 +70,35 @@ def distinct_labels(texts: list[str]) -> list[str]:
     return labels
 
 
-def finding_rows(explanation: Explanation, threshold: float = DEFAULT_DISCORDANCE_THRESHOLD) -> list[FindingRow]:
+def finding_rows(explanation: Explanation, threshold: float = DEFAULT_DISCORDANCE_THRESHOLD,
+                 card: dict | None = None) -> list[FindingRow]:
     """One row per scored finding, in the model's order.
 
-    Discordant: the report states a finding the model scores below ``threshold``, or denies one the
-    model scores at or above it. A hedged or unmentioned finding is never discordant: the report
-    does not commit, so there is nothing to disagree with.
+    The model calls a finding positive at or above its operating point from ``card`` (the model
+    card), or at or above ``threshold`` where the card has none. Discordant: the report states a
+    finding the model does not call, or denies one it calls. A hedged or unmentioned finding is
+    never discordant: the report does not commit, so there is nothing to disagree with.
     """
     has_report = bool(explanation.report.strip())
     stated = label_report(explanation.report).labels if has_report else {}
+    evidence = finding_reliability(card or {}, [score.finding for score in explanation.findings])
     rows = []
     for score in explanation.findings:
         status = stated.get(score.finding)
         says = REPORT_STATUS_TEXT[status] if status is not None else (NOT_MENTIONED if has_report else NO_REPORT)
+        facts: FindingReliability = evidence[score.finding]
+        cut = facts.threshold(threshold)
+        called = score.probability >= cut
         discordance = ""
-        if status == POSITIVE and score.probability < threshold:
+        if status == POSITIVE and not called:
             discordance = "report states it; model scores it low"
-        elif status == NEGATIVE and score.probability >= threshold:
+        elif status == NEGATIVE and called:
             discordance = "report denies it; model scores it high"
-        rows.append(FindingRow(score.finding, score.probability, says, discordance))
+        rows.append(FindingRow(
+            score.finding, score.probability, says, discordance, score.calibrated, score.raw_probability, cut,
+            "operating point" if facts.operating_point is not None else "fallback", called, facts.auc,
+            (facts.ci_low, facts.ci_high) if facts.ci_low is not None and facts.ci_high is not None else None,
+            facts.label, facts.reliable))
     return rows
 
 
@@ -99,9 +121,14 @@ def word_map(explanation: Explanation, word_index: int) -> np.ndarray:
 
 
 def analysis_record(explanation: Explanation, image_bytes: bytes, case_id: str, model_card: dict,
-                    threshold: float = DEFAULT_DISCORDANCE_THRESHOLD) -> dict:
+                    threshold: float = DEFAULT_DISCORDANCE_THRESHOLD, checks: dict | None = None) -> dict:
     """The JSON export of one review. No file names, DICOM headers or patient identifiers: the case
-    is named by its id (a demo id, or the upload's hash) and the image by its SHA-256."""
+    is named by its id (a demo id, or the upload's hash) and the image by its SHA-256.
+
+    ``checks`` holds what else the page showed, JSON-ready (the input gate, the map's scale and
+    specificity, counterfactual probes, the deletion test); the card figures the findings table
+    used (cross-validated AUCs, calibration, operating points) come with every row."""
+    summary = evidence_summary(model_card)
     return {
         "case_id": case_id,
         "image_sha256": sha256_hex(image_bytes),
@@ -109,6 +136,9 @@ def analysis_record(explanation: Explanation, image_bytes: bytes, case_id: str, 
         "model_id": explanation.model_id,
         "model_code_version": model_card.get("code_version"),
         "discordance_threshold": threshold,
-        "findings_vs_report": [asdict(row) for row in finding_rows(explanation, threshold)],
+        "findings_vs_report": [asdict(row) for row in finding_rows(explanation, threshold, model_card)],
+        "evidence": asdict(summary) if summary is not None else None,
+        "calibration_fitted_on": (model_card.get("calibration") or {}).get("fitted_on"),
+        "checks": checks or {},
         "explanation": explanation.to_dict(),
     }

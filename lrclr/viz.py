@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -44,16 +45,59 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
     return np.round(rgb * 255).astype(np.uint8)
 
 
+# The natural bounds of each map's values: attention is a share of the word's attention in [0, 1],
+# similarity a cosine in [-1, 1]. On the fixed scale the same colour means the same value on every case.
+FIXED_SCALES = {"attention": (0.0, 1.0), "similarity": (-1.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class MapScale:
+    """How a map's values become colours: the values at the two ends of the colour bar, and the
+    value below which nothing is painted (the uniform attention level, or None)."""
+
+    low: float
+    high: float
+    floor: float | None = None
+    fixed: bool = False  # FIXED_SCALES (comparable across cases) rather than this map's own range
+    kind: str = "similarity"
+
+
+def map_scale(grid_map: np.ndarray, kind: str, fixed: bool, uniform: float | None = None) -> MapScale:
+    """The scale of one map: its own range, or the kind's fixed range (``FIXED_SCALES``)."""
+    if fixed:
+        low, high = FIXED_SCALES[kind]
+    else:
+        low, high = float(np.min(grid_map)), float(np.max(grid_map))
+    return MapScale(low, high, uniform, fixed, kind)
+
+
 def overlay_heatmap(base: Image.Image, grid_map: np.ndarray, original_size: tuple[int, int],
-                    model_size: int, opacity: float = 0.45) -> Image.Image:
-    """Blend a (rows, cols) map, normalised to its own range, over the displayed radiograph."""
+                    model_size: int, opacity: float = 0.45, scale: MapScale | None = None) -> Image.Image:
+    """Blend a (rows, cols) map over the displayed radiograph on ``scale`` (default: the map's own
+    range). Values at or below ``scale.floor`` are not painted, so attention no stronger than a
+    uniform spread leaves the film visible."""
+    scale = scale or map_scale(grid_map, "similarity", fixed=False)
     geometry = letterbox_geometry(original_size, model_size)
     heat = grid_to_image(grid_map, geometry)
-    span = float(heat.max() - heat.min())
-    heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
-    heat_image = Image.fromarray(heat_colours(heat)).resize(base.size, Image.BILINEAR)
-    alpha = Image.fromarray(np.round(np.clip(heat, 0, 1) * 255 * opacity).astype(np.uint8)).resize(base.size, Image.BILINEAR)
+    span = scale.high - scale.low
+    colour = np.clip((heat - scale.low) / span, 0, 1) if span > 0 else np.zeros_like(heat)
+    strength = colour
+    if scale.floor is not None:
+        room = scale.high - scale.floor
+        strength = np.clip((heat - scale.floor) / room, 0, 1) if room > 0 else np.zeros_like(heat)
+    heat_image = Image.fromarray(heat_colours(colour)).resize(base.size, Image.BILINEAR)
+    alpha = Image.fromarray(np.round(strength * 255 * opacity).astype(np.uint8)).resize(base.size, Image.BILINEAR)
     return Image.composite(heat_image, base, alpha)
+
+
+def colour_bar_trace(scale: MapScale, title: str) -> go.Scatter:
+    """An invisible trace whose colour bar shows the heat map's real values (black-red-yellow)."""
+    return go.Scatter(
+        x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+        marker={"color": [scale.low, scale.high], "cmin": scale.low, "cmax": scale.high, "showscale": True,
+                "colorscale": [[0.0, "rgb(0,0,0)"], [0.5, "rgb(255,0,0)"], [1.0, "rgb(255,255,0)"]],
+                "colorbar": {"title": {"text": html.escape(title), "side": "right"}, "thickness": 14, "len": 0.9}},
+    )
 
 
 def draw_regions(base: Image.Image, explanation: Explanation, ranks: set[int] | None = None,
@@ -115,7 +159,8 @@ def png_bytes(image: Image.Image, compress_level: int = 6) -> bytes:
 
 
 def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_shown: int = 0,
-                  height: int = 720, view_revision: str = "", lossless: bool = False) -> go.Figure:
+                  height: int = 720, view_revision: str = "", lossless: bool = False,
+                  colour_bar: tuple[MapScale, str] | None = None) -> go.Figure:
     """The radiograph (with whatever overlay is already drawn in) as a zoomable, pannable figure.
 
     Region scores appear on hover through invisible markers at the box centres. Only numbers go
@@ -132,6 +177,8 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
             customdata=[[r.rank, r.score] for r in shown],
             hovertemplate="region %{customdata[0]}<br>score %{customdata[1]:.3f}<extra></extra>",
         ))
+    if colour_bar is not None:
+        figure.add_trace(colour_bar_trace(*colour_bar))
     figure.update_xaxes(visible=False, range=[0, image.width])
     figure.update_yaxes(visible=False, range=[image.height, 0], scaleanchor="x")
     # The browser keeps the user's zoom across redraws while ``view_revision`` stays the same.
@@ -140,24 +187,37 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
     return figure
 
 
-def findings_bar_figure(findings: list[tuple[str, float, bool]], threshold: float) -> go.Figure:
-    """Horizontal bars, highest first; discordant findings (third item True) in a warning colour."""
+def findings_bar_figure(findings: list[tuple[str, float, bool, float, bool]], greyed: bool = False) -> go.Figure:
+    """Horizontal bars, highest first, each with its own operating point (a tick); discordant
+    findings in a warning colour, unreliable ones hatched. Rows: (finding, probability, discordant,
+    threshold, reliable). ``greyed``: the input gate failed, every bar is grey."""
     ordered = sorted(findings, key=lambda row: row[1])
+    names = [html.escape(name) for name, *_ in ordered]  # typed finding names are user text
+    colours = ["#9e9e9e" if greyed else "#d62728" if discordant else "#1f77b4" for _, _, discordant, _, _ in ordered]
     figure = go.Figure(go.Bar(
-        x=[p for _, p, _ in ordered], y=[name for name, _, _ in ordered], orientation="h",
-        marker_color=["#d62728" if discordant else "#1f77b4" for _, _, discordant in ordered],
-        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        x=[p for _, p, *_ in ordered], y=names, orientation="h", marker_color=colours,
+        marker_pattern_shape=["" if reliable else "/" for *_, reliable in ordered],
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>", name="probability",
     ))
-    figure.add_vline(x=threshold, line_dash="dot", line_color="grey")
+    figure.add_trace(go.Scatter(
+        x=[t for *_, t, _ in ordered], y=names, mode="markers", name="operating point",
+        marker={"symbol": "line-ns-open", "size": 18, "color": "black", "line": {"width": 2}},
+        hovertemplate="operating point %{x:.3f}<extra></extra>",
+    ))
     figure.update_layout(height=28 * len(findings) + 60, margin={"l": 0, "r": 10, "t": 10, "b": 30},
-                         xaxis={"range": [0, 1], "title": "zero-shot probability"})
+                         xaxis={"range": [0, 1], "title": "probability (calibrated where validated); tick: operating point"},
+                         showlegend=False, bargap=0.25)
     return figure
 
 
 def region_attention_figure(attention: tuple[float, ...]) -> go.Figure:
-    """A word's attention over the selected regions, by rank."""
+    """A word's attention over the selected regions, by rank, against the uniform level 1/k: bars
+    near the line say the word attends nowhere in particular."""
     figure = go.Figure(go.Bar(x=[str(rank) for rank in range(1, len(attention) + 1)], y=list(attention),
                               hovertemplate="region %{x}: %{y:.3f}<extra></extra>"))
+    if attention:
+        figure.add_hline(y=1 / len(attention), line_dash="dot", line_color="grey",
+                         annotation_text=f"uniform 1/{len(attention)}", annotation_position="top right")
     figure.update_layout(height=220, margin={"l": 0, "r": 0, "t": 10, "b": 30},
                          xaxis={"title": "region (rank)", "type": "category"}, yaxis={"title": "attention"})
     return figure

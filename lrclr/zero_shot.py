@@ -167,3 +167,21 @@ def _local_similarities(model, image, prompts: list[PromptFeatures]):
     per_template = scores.view(scores.shape[0], len(prompts), -1)  # (B, F, T)
     n_positive = prompts[0].n_positive  # every finding uses the same templates
     return per_template[..., :n_positive].mean(-1), per_template[..., n_positive:].mean(-1)
+
+
+def phrase_logits(model: "LRCLRModel", image: "ImageFeatures", phrases: Sequence[str]) -> np.ndarray:
+    """(B, P) scale x similarity of each image with each phrase itself (no prompt templates),
+    mixing global and local as the zero-shot scores do. The counterfactual probes compare these:
+    a finding's score is a contrast of two such similarities, so negating the phrase would only
+    mirror the score, while the similarity of "no effusion" itself can move any way."""
+    with torch.inference_mode(), torch.autocast(image.global_embedding.device.type, enabled=False):
+        batch = model.tokenize(list(phrases)).to(image.global_embedding.device)
+        text = model.encode_text(batch)
+        similarity = image.global_embedding.float() @ text.global_embedding.float().T
+        weight = model.config.zero_shot_local_weight
+        if model.interaction is not None and weight > 0:
+            regions = image.regions
+            local = pairwise_local_scores(model.interaction, regions.embeddings.float(), regions.scores.float(),
+                                          text.tokens.float(), text.word_mask)
+            similarity = (1 - weight) * similarity + weight * local.float()
+        return (model.logit_scale.exp().float() * similarity).cpu().numpy().astype(np.float64)

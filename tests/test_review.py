@@ -142,11 +142,34 @@ def test_a_ground_truth_mask_is_tinted_where_it_is_true():
     assert tuple(tinted[10, 50]) == viz.MASK_COLOUR and tuple(tinted[90, 50]) == (0, 0, 0)
 
 
-def test_findings_bars_are_sorted_and_discordant_ones_coloured():
-    figure = viz.findings_bar_figure([("Effusion", 0.2, True), ("Mass", 0.9, False)], threshold=0.5)
-    bars = figure.data[0]
+def test_findings_bars_are_sorted_with_their_own_operating_points():
+    figure = viz.findings_bar_figure([("Effusion", 0.2, True, 0.3, True), ("Mass", 0.9, False, 0.5, False)])
+    bars, ticks = figure.data
     assert list(bars.y) == ["Effusion", "Mass"]  # ascending, so the highest is drawn on top
     assert bars.marker.color[0] != bars.marker.color[1]
+    assert list(ticks.x) == [0.3, 0.5] and list(ticks.y) == ["Effusion", "Mass"]
+    assert list(bars.marker.pattern.shape) == ["", "/"]  # the unreliable one is hatched
+    greyed = viz.findings_bar_figure([("Effusion", 0.2, True, 0.3, True)], greyed=True).data[0]
+    assert greyed.marker.color[0] == "#9e9e9e"
+    typed = viz.findings_bar_figure([("<b>x</b>", 0.5, False, 0.5, False)]).data[0]
+    assert list(typed.y) == ["&lt;b&gt;x&lt;/b&gt;"]  # user text is never plotly markup
+
+
+def test_a_fixed_scale_paints_the_same_value_the_same_colour_and_dims_uniform_attention():
+    base = Image.new("RGB", (40, 40), (0, 0, 0))
+    weak = np.full((4, 4), 0.05, dtype=np.float32)
+    strong = np.full((4, 4), 0.05, dtype=np.float32)
+    strong[0, 0] = 0.9
+    scale = viz.map_scale(weak, "attention", fixed=True, uniform=1 / 16)
+    assert (scale.low, scale.high) == (0.0, 1.0)
+    dimmed = np.asarray(viz.overlay_heatmap(base, weak, (40, 40), 40, opacity=1.0, scale=scale))
+    assert dimmed.max() == 0  # nothing above the uniform level: the film shows through unpainted
+    painted = np.asarray(viz.overlay_heatmap(base, strong, (40, 40), 40, opacity=1.0, scale=scale))
+    assert painted[2, 2].max() > 100 and painted[38, 38].max() == 0
+    own = viz.map_scale(weak + np.linspace(0, 0.01, 16).reshape(4, 4), "attention", fixed=False)
+    assert own.high - own.low == pytest.approx(0.01, abs=1e-6)
+    bar = viz.viewer_figure(base, None, colour_bar=(scale, "attention")).data[-1]
+    assert bar.marker.cmin == 0.0 and bar.marker.cmax == 1.0 and bar.marker.showscale
 
 
 def test_repeated_words_get_distinct_labels_that_read_the_same():

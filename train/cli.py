@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("train.export", "turn a training run into a model folder the app loads"),
     "cross-validate": ("train.cross_validate", "patient-grouped K-fold cross-validation: out-of-fold scores, AUC CIs, paired differences"),
     "calibrate": ("train.calibrate", "per-finding calibration and operating points from cross-validation, into a model card"),
+    "input-reference": ("train.input_reference", "fit the input gate's reference into a model card; its pass and catch rates"),
     "evaluate": ("train.evaluate", "zero-shot AUC with CIs, retrieval and localization for one or more models"),
     "make-demo": ("train.make_demo", "build the bundled demo gallery in assets/demo from the shared data"),
     "simulate-flags": ("train.simulate_flags", "rule-based simulated annotator's flags, written to a new store"),

@@ -1,0 +1,130 @@
+"""Trust on screen, library side: reliability from the card, deletion test, counterfactuals, input gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lrclr.calibration import Calibration, FindingCalibration, OperatingPoint
+from lrclr.config import tiny_config
+from lrclr.counterfactual import negated, patient_left_share, probe_phrases
+from lrclr.faithfulness import blank_cells, deletion_test, top_cells
+from lrclr.input_check import InputReference, check_input, image_reasons
+from lrclr.model import LRCLRModel
+from lrclr.preprocess import letterbox_geometry
+from lrclr.trust import evidence_summary, finding_reliability
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import torch
+
+    torch.manual_seed(0)
+    return LRCLRModel(tiny_config(attention_cosine_scale=10.0), pretrained_towers=False).eval()
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((64, 64)).astype(np.float32)
+
+
+def _card() -> dict:
+    finding = lambda name, auc, low, high: {"finding": name, "auc": auc, "ci_low": low, "ci_high": high, "n_positive": 30}
+    return {
+        "calibration": Calibration({"Effusion": FindingCalibration(1.0, 0.0, OperatingPoint(0.3, 0.8, 0.7))}).to_dict(),
+        "metrics": {
+            "cv_seen": {"dataset": {"split": "out of fold (5 folds)", "n_samples": 421, "spec": {"kind": "nih"}},
+                        "result": {"findings": [finding("Effusion", 0.72, 0.64, 0.80), finding("Mass", 0.55, 0.47, 0.63)],
+                                   "macro": {"auc": 0.6, "ci_low": 0.57, "ci_high": 0.63}}},
+            "cv_held_out": {"result": {"findings": [finding("Pneumothorax", 0.58, 0.46, 0.69)],
+                                       "macro": {"auc": 0.58, "ci_low": 0.5, "ci_high": 0.66,
+                                                 "findings": ["Pneumothorax"]}}},
+        },
+    }
+
+
+def test_reliability_reads_the_cards_evidence_per_finding():
+    found = finding_reliability(_card(), ["Effusion", "Mass", "Pneumothorax", "rib fracture"])
+    effusion, mass, pneumothorax, typed = (found[k] for k in ("Effusion", "Mass", "Pneumothorax", "rib fracture"))
+    assert effusion.reliable and effusion.calibrated and effusion.threshold(0.5) == 0.3
+    assert effusion.called_positive(0.31, 0.5) and not effusion.called_positive(0.29, 0.5)
+    assert mass.validated and not mass.reliable and mass.label.startswith("not reliable")
+    assert not mass.calibrated and mass.threshold(0.6) == 0.6  # no operating point: the fallback
+    assert pneumothorax.zero_shot and not pneumothorax.reliable
+    assert not typed.validated and typed.label == "not validated"
+    summary = evidence_summary(_card())
+    assert summary.macro_auc == 0.6 and summary.held_out_findings == ("Pneumothorax",)
+    assert "421" in summary.description
+    assert evidence_summary({}) is None
+
+
+def test_deletion_test_blanks_the_maps_top_cells_and_random_ones(tiny):
+    image = _image()
+    case = tiny.encode_case(image)
+    grid = case.features.grid
+    valid = case.features.valid[0].numpy().reshape(grid)
+    grid_map = np.arange(grid[0] * grid[1], dtype=np.float32).reshape(grid)  # the last cells are highest
+    assert top_cells(grid_map, valid, 2) == [(grid[0] - 1, grid[1] - 1), (grid[0] - 1, grid[1] - 2)]
+    result = deletion_test(tiny, image, grid_map, valid, case.letterbox, ["Effusion", "Mass"], k=2, repeats=3)
+    assert result.k == 2 and result.repeats == 3 and len(result.findings[0].random_drops) == 3
+    intact = tiny.zero_shot([image], ["Effusion", "Mass"]).probabilities[0]
+    assert result.for_finding("Mass").score == pytest.approx(float(intact[1]), abs=1e-6)
+    again = deletion_test(tiny, image, grid_map, valid, case.letterbox, ["Effusion", "Mass"], k=2, repeats=3)
+    assert again == result  # seeded by the image: reproducible
+    blanked = blank_cells(image, [(0, 0)], case.letterbox, grid, fill=0.25)
+    cell = 64 // grid[0]
+    assert np.all(blanked[:cell, :cell] == 0.25) and np.array_equal(blanked[cell:], image[cell:])
+
+
+def test_counterfactual_edits_negate_and_mirror_the_phrase(tiny):
+    assert negated("left pleural effusion") == "no left pleural effusion"
+    assert negated("No left pleural effusion") == "left pleural effusion"
+    case = tiny.encode_case(_image(1))
+    probes = probe_phrases(tiny, case, "left pleural effusion")
+    kinds = [e.kind for e in probes.edits]
+    assert kinds == ["negated", "sides swapped"]
+    swapped = probes.edits[1]
+    assert swapped.probe.phrase == "right pleural effusion"
+    assert swapped.similarity_change == pytest.approx(swapped.probe.similarity - probes.original.similarity)
+    assert -1 <= swapped.map_correlation <= 1
+    assert [e.kind for e in probe_phrases(tiny, case, "cardiomegaly").edits] == ["negated"]  # no side to swap
+    data = probes.to_dict()
+    assert data["edits"][0]["phrase"] == "no left pleural effusion"
+
+
+def test_patient_left_is_the_images_right():
+    valid = np.ones((2, 4), bool)
+    right_only = np.array([[0, 0, 1, 1], [0, 0, 1, 1]], dtype=float)
+    assert patient_left_share(right_only, valid) == 1.0
+    assert patient_left_share(right_only[:, ::-1], valid) == 0.0
+    assert patient_left_share(np.ones((2, 4)), valid) == 0.5
+
+
+def test_the_gate_reads_the_image_and_the_dicom_header():
+    rng = np.random.default_rng(0)
+    chest_like = np.clip(rng.normal(0.5, 0.15, (256, 240)), 0, 1)
+    assert image_reasons(chest_like) == []
+    assert "blank" in image_reasons(np.full((64, 64), 0.4))[0]
+    text = np.ones((256, 256))
+    text[::8, :] = 0
+    assert "text" in image_reasons(text)[0]
+    assert any("colour" in r for r in image_reasons(chest_like, colourfulness=0.3))
+    assert any("cropped" in r for r in image_reasons(chest_like[:40]))
+    assert any("CT" in r for r in image_reasons(chest_like, {"Modality": "CT"}))
+    assert any("KNEE" in r for r in image_reasons(chest_like, {"Modality": "DX", "Body Part Examined": "KNEE"}))
+    assert image_reasons(chest_like, {"Modality": "CR", "Body Part Examined": "CHEST"}) == []
+
+
+def test_the_reference_distance_separates_far_embeddings_and_survives_the_card():
+    from train.input_reference import fit_reference
+
+    rng = np.random.default_rng(0)
+    training = rng.normal(0, 1, (400, 8)) * np.array([3, 2, 1, 1, 0.5, 0.5, 0.2, 0.2])
+    reference = fit_reference(training, components=4, percentile=99.0, fitted_on="synthetic")
+    distances = np.array([reference.distance(v) for v in training])
+    assert np.mean(distances <= reference.threshold) == pytest.approx(0.99, abs=0.005)
+    assert reference.distance(np.full(8, 10.0)) > 3 * reference.threshold
+    again = InputReference.from_card({"input_reference": reference.to_dict()})
+    assert again.distance(training[0]) == pytest.approx(reference.distance(training[0]), rel=1e-4)
+    check = check_input(again, np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1), np.full(8, 10.0))
+    assert not check.passed and "far from every image" in check.reasons[0]
+    assert check_input(None, np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1), np.zeros(8)).passed
