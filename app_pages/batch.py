@@ -144,6 +144,8 @@ def results_table(run: BatchRun, results: list) -> None:
     if run.source.with_reports:
         for f in run.findings:
             frame[f"report: {f}"] = [REPORT_WORDS.get(r.row.report_labels.get(f), "") for _, r in shown]
+    # The input gate (lrclr.input_check): a study that does not look like a chest film says why.
+    frame["chest film?"] = ["yes" if not r.row.input_check else f"no: {r.row.input_check}" for _, r in shown]
     config = {"image": st.column_config.ImageColumn("image", width="small"),
               **{f: st.column_config.NumberColumn(f, format="%.3f") for f in run.findings}}
     st.dataframe(frame, hide_index=True, column_config=config, width="stretch", row_height=64)

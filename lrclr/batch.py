@@ -30,6 +30,7 @@ from PIL import Image
 
 from lrclr.errors import CorruptImageError, ImageReadError, ImageTooLargeError, LRCLRError
 from lrclr.imaging import LoadedImage, load_image
+from lrclr.input_check import InputReference, check_input
 from lrclr.reports import decode_report
 
 # Extensions taken from folders and archives. DICOM files often have none, so extension-less files
@@ -63,6 +64,8 @@ class PredictionRow:
     probabilities: dict[str, float] = field(default_factory=dict)  # empty when the file failed
     report_labels: dict[str, int] = field(default_factory=dict)  # labeler status per finding, if a report was found
     error: str = ""
+    # The input gate (lrclr.input_check): "" when it passes, else why it does not look like a chest film.
+    input_check: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,15 +273,19 @@ def score_chunk(model, source, chunk: Sequence[BatchInput], findings: Sequence[s
     """One result per input, in order; the readable images are scored as one model batch."""
     loaded = [_load(source, item) for item in chunk]
     scores = iter(_score_images(model, [image for image, _ in loaded if image is not None], findings))
+    reference = InputReference.from_card(model.model_card)
     results = []
     for item, (image, error) in zip(chunk, loaded):
-        probabilities = next(scores) if image is not None else None
-        if isinstance(probabilities, str):
-            error = f"{item.name}: {probabilities}"
+        scored = next(scores) if image is not None else None
+        if isinstance(scored, str):
+            error = f"{item.name}: {scored}"
         if error:
             results.append(BatchResult(item, PredictionRow(item.name, error=error)))
             continue
-        row = PredictionRow(item.name, dict(zip(findings, probabilities)), _report_labels(source, item, findings))
+        probabilities, embedding = scored
+        gate = check_input(reference, image.pixels, embedding, image.header, image.colourfulness)
+        row = PredictionRow(item.name, dict(zip(findings, probabilities)), _report_labels(source, item, findings),
+                            input_check="; ".join(gate.reasons))
         results.append(BatchResult(item, row, thumbnail_data_uri(image.pixels, thumbnail_px) if thumbnail_px else ""))
     return results
 
@@ -294,13 +301,15 @@ def _load(source, item: BatchInput) -> tuple[LoadedImage | None, str]:
         return None, f"{item.name}: cannot read the file ({error.strerror or error})"
 
 
-def _score_images(model, images: list[LoadedImage], findings: Sequence[str]) -> list[list[float] | str]:
-    """Probabilities per image; if the batch fails (e.g. out of GPU memory), each image alone,
-    so that only an image the model cannot take gets an error."""
+def _score_images(model, images: list[LoadedImage], findings: Sequence[str]) -> list[tuple | str]:
+    """(probabilities, global embedding) per image; if the batch fails (e.g. out of GPU memory),
+    each image alone, so that only an image the model cannot take gets an error."""
     if not images:
         return []
     try:
-        return [[float(p) for p in row] for row in model.zero_shot(images, findings).probabilities]
+        scores = model.zero_shot(images, findings)
+        return [([float(p) for p in row], embedding)
+                for row, embedding in zip(scores.probabilities, scores.image_embeddings)]
     except (RuntimeError, ValueError) as error:
         if len(images) == 1:
             return [f"the model could not score this image ({str(error).splitlines()[0][:120]})"]

@@ -12,6 +12,7 @@ same space it was trained in, which keeps the localization comparison fair.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -243,7 +244,9 @@ class LRCLRModel(nn.Module):
         pixels, letterboxes = prepare_images(images, self.config.image_size, self.device_info.device)
         with autocast(self.device_info):
             features = self.encode_image(pixels, letterboxes)
-            return score_findings(self, features, findings)
+            scores = score_findings(self, features, findings)
+        embeddings = features.global_embedding.float().cpu().numpy()
+        return dataclasses.replace(scores, image_embeddings=embeddings)
 
     def explain(self, image, report: str | None = None, findings: Sequence[str] = NIH_FINDINGS) -> ex.Explanation:
         """Everything the app shows for one case. ``image`` may be a ``CaseImage`` already encoded."""

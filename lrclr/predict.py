@@ -31,13 +31,13 @@ def predict_rows(model, files: Sequence[Path], findings: Sequence[str], reports_
 
 def csv_header(findings: Sequence[str], with_reports: bool) -> list[str]:
     report_columns = [f"report: {f}" for f in findings] if with_reports else []
-    return ["image", *findings, *report_columns, "error"]
+    return ["image", *findings, *report_columns, "not a chest film because", "error"]
 
 
 def csv_fields(row: PredictionRow, findings: Sequence[str], with_reports: bool) -> list[str]:
     probabilities = [f"{row.probabilities[f]:.6f}" if row.probabilities else "" for f in findings]
     labels = [str(row.report_labels.get(f, "")) for f in findings] if with_reports else []
-    return [row.image, *probabilities, *labels, row.error]
+    return [row.image, *probabilities, *labels, row.input_check, row.error]
 
 
 def write_csv(rows: Iterable[PredictionRow], out: TextIO, findings: Sequence[str], with_reports: bool = False):

@@ -34,6 +34,7 @@ class ZeroShotScores:
     probabilities: np.ndarray  # (n_images, n_findings): calibrated where ``calibrated`` says so, else raw
     logits: np.ndarray  # (n_images, n_findings) raw: scale * (sim_pos - sim_neg)
     calibrated: tuple[bool, ...] = ()  # per finding: does the model card calibrate it?
+    image_embeddings: np.ndarray | None = None  # (n_images, D) global embeddings (the input gate reads them)
 
     @property
     def raw_probabilities(self) -> np.ndarray:

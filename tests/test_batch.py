@@ -121,11 +121,13 @@ def test_a_model_failure_on_one_image_does_not_abort_the_batch(study):
     class Picky:
         """Fails any batch holding a 16-bit PNG (as if that image broke the model), else scores 0.5."""
         device_info = SimpleNamespace(device=torch.device("cpu"))
+        model_card: dict = {}
 
         def zero_shot(self, images, findings):
             if any(image.bits_stored > 8 and image.source_format == "png" for image in images):
                 raise RuntimeError("CUDA out of memory\nmore details")
-            return SimpleNamespace(probabilities=np.full((len(images), len(findings)), 0.5))
+            return SimpleNamespace(probabilities=np.full((len(images), len(findings)), 0.5),
+                                   image_embeddings=np.zeros((len(images), 8)))
 
     source = FolderSource.from_paths([study])
     results = score_chunk(Picky(), source, source.inputs, FINDINGS)
@@ -139,7 +141,8 @@ def test_the_page_path_and_the_cli_write_the_same_csv_bytes_for_a_folder_and_a_z
     page = _page_csv(BatchRun(model, FolderSource.from_paths([study]), FINDINGS, thumbnail_px=64))
     cli = _cli_csv([study], model_folder, tmp_path)
     assert page == cli
-    assert cli.count(b"\r\n") == 9 and cli.startswith(b"image,Cardiomegaly,Effusion,pleural thickening,error\r\n")
+    assert cli.count(b"\r\n") == 9
+    assert cli.startswith(b"image,Cardiomegaly,Effusion,pleural thickening,not a chest film because,error\r\n")
     archive = tmp_path / "study.zip"
     archive.write_bytes(_zip_bytes({p.name: p.read_bytes() for p in sorted(study.iterdir())}))
     zipped = _page_csv(BatchRun(model, ZipSource(io.BytesIO(archive.read_bytes())), FINDINGS))
@@ -158,9 +161,10 @@ def test_reports_beside_the_images_join_the_rows_in_a_folder_and_a_zip(model, mo
     page = _page_csv(BatchRun(model, FolderSource.from_paths([folder], reports_dir=folder), FINDINGS))
     assert page == _cli_csv([folder], model_folder, tmp_path, "--reports", str(folder))
     lines = page.decode().splitlines()
-    assert lines[0].endswith("report: Cardiomegaly,report: Effusion,report: pleural thickening,error")
-    assert lines[1].startswith("case1.png,") and lines[1].endswith(",1,0,,")
-    assert lines[2].endswith(",,,,")  # no report for case2
+    assert lines[0].endswith("report: Cardiomegaly,report: Effusion,report: pleural thickening,"
+                             "not a chest film because,error")
+    assert lines[1].startswith("case1.png,") and lines[1].endswith(",1,0,,,")  # a real film: the gate is silent
+    assert lines[2].endswith(",,,,,")  # no report for case2
     zipped = ZipSource(io.BytesIO(_zip_bytes({"a/case1.png": image, "a/case1.txt": report, "b/case1.txt": b"Normal."})))
     assert zipped.with_reports
     row = _results(BatchRun(model, zipped, FINDINGS))[0].row
@@ -226,3 +230,15 @@ def test_eta_is_the_running_median_per_file_times_the_files_left():
     assert eta.remaining(10) == pytest.approx(6.0)
     assert format_duration(6) == "6 s" and format_duration(65) == "1 min 05 s"
     assert format_duration(3725) == "1 h 02 min"
+
+
+def test_a_study_that_is_not_a_chest_film_says_why_in_its_row(model, tmp_path):
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(TEST_DATA / "nih_00000075_128_gray8.png", folder / "film.png")
+    PILImage.new("L", (256, 256), 128).save(folder / "blank.png")
+    rows = {r.row.image: r.row for r in _results(BatchRun(model, FolderSource.from_paths([folder]), FINDINGS))}
+    assert rows["film.png"].input_check == ""
+    assert "blank" in rows["blank.png"].input_check and rows["blank.png"].probabilities  # scored, and flagged

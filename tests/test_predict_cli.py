@@ -57,7 +57,7 @@ def test_cli_writes_one_row_per_image_and_reports_the_bad_file(default_tower_mod
         rows = list(csv.DictReader(f))
     with open(out, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f))
-    assert header == ["image", "Cardiomegaly", "Effusion", "pleural thickening", "error"]
+    assert header == ["image", "Cardiomegaly", "Effusion", "pleural thickening", "not a chest film because", "error"]
     assert len(rows) == 8  # the .txt report is not an image row
     assert [row["image"] for row in rows] == sorted(p.name for p in mixed_folder.iterdir() if p.suffix != ".txt")
     by_name = {row["image"]: row for row in rows}
@@ -105,8 +105,10 @@ def test_report_labels_join_the_row_when_a_report_is_present(tmp_path):
     scored, failed = write_csv(predict_rows(model, files, findings, tmp_path), out, findings, with_reports=True)
     assert (scored, failed) == (1, 0)
     header, row = list(csv.reader(io.StringIO(out.getvalue())))
-    assert header[-4:] == ["report: Cardiomegaly", "report: Effusion", "report: Nodule", "error"]
-    assert row[-4:] == ["1", "0", "", ""]
+    assert header[-5:] == ["report: Cardiomegaly", "report: Effusion", "report: Nodule", "not a chest film because",
+                           "error"]
+    assert row[-5:-2] == ["1", "0", ""] and row[-1] == ""
+    assert row[-2] == ""  # a real radiograph and a model card without a reference: the gate passes it
 
 
 def test_report_decoding_tolerates_odd_encodings():
