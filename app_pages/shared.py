@@ -149,6 +149,14 @@ def current_model() -> LRCLRModel | None:
     return None if loading.exception() is not None else loading.result()
 
 
+def loaded_model() -> LRCLRModel | None:
+    """The shared model if it has finished loading, else None, without waiting (for the sidebar)."""
+    entry = st.session_state.get(MODEL_KEY)
+    if entry is None or not entry[1].done() or entry[1].exception() is not None:
+        return None
+    return entry[1].result()
+
+
 def current_store() -> AnnotationStore | None:
     return st.session_state.get(STORE_KEY)
 

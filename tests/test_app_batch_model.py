@@ -241,20 +241,24 @@ def test_open_in_review_hands_the_chosen_file_to_the_review_page(monkeypatch, tm
 def test_the_tour_steps_open_cases_and_can_be_dismissed_and_reopened(monkeypatch, tmp_path, tiny_model_dir):
     app = _app(monkeypatch, tmp_path, tiny_model_dir)
     tour = lambda: [m.value for m in app.sidebar.markdown if m.value.startswith("**Demo tour")]
-    assert tour() == ["**Demo tour · 1 of 6: Scores beside the report**"]
+    assert tour() == ["**Demo tour · 1 of 7: Scores, and how far to trust them**"]
+    # A model whose card holds no measurements gets a tour that says so, not one that promises.
+    texts = [m.value for m in app.sidebar.markdown]
+    assert any("validates no finding" in t for t in texts)
     _button(app, "Next").click().run()
+    assert any("holds no map-specificity measurement" in m.value for m in app.sidebar.markdown)
     _button(app, "Next").click().run()
-    assert tour() == ["**Demo tour · 3 of 6: Model map against ground truth**"]
+    assert tour() == ["**Demo tour · 3 of 7: Model map against ground truth**"]
     _button(app, "Open this case").click().run()
     assert not app.exception
     assert app.selectbox(key="review-demo").value == "phantom-01-cardiomegaly-edema"
     app.switch_page("app_pages/batch.py").run()
-    assert tour()[0].startswith("**Demo tour · 3 of 6")  # the tour follows the user across pages
+    assert tour()[0].startswith("**Demo tour · 3 of 7")  # the tour follows the user across pages
     _button(app, "Dismiss").click().run()
     assert tour() == [] and _button(app, "Show the demo tour")
     _button(app, "Show the demo tour").click().run()
-    assert tour()[0].startswith("**Demo tour · 3 of 6")
-    for _ in range(3):
+    assert tour()[0].startswith("**Demo tour · 3 of 7")
+    for _ in range(4):
         _button(app, "Next").click().run()
     _button(app, "Open the Model page").click().run()
     assert app.title[0].value == "Model"

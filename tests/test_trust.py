@@ -128,3 +128,25 @@ def test_the_reference_distance_separates_far_embeddings_and_survives_the_card()
     check = check_input(again, np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1), np.full(8, 10.0))
     assert not check.passed and "far from every image" in check.reasons[0]
     assert check_input(None, np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1), np.zeros(8)).passed
+
+
+def test_the_tour_quotes_the_cards_measurements_and_admits_missing_ones():
+    from lrclr.tour import tour_steps
+
+    card = _card()
+    card["metrics"]["cv_seen"]["map_specificity"] = {"drawn": 0.97}
+    card["metrics"]["phantoms_tol15"] = {"result": {"localization": [
+        {"finding": "all", "map_kind": "region_attention", "pointing_game": 0.9, "pointing_game_chance": 0.2}]}}
+    steps = {s.title: s.text for s in tour_steps(card)}
+    assert "AUC is" not in steps["Scores, and how far to trust them"]  # Cardiomegaly is not in this card
+    assert "hardly depend on the words" in steps["Where a report word looks"] and "0.97" in steps["Where a report word looks"]
+    assert "90% of cases, against 20%" in steps["Model map against ground truth"]
+    assert "0.58" in steps["How good is the model?"]  # the held-out (genuinely zero-shot) macro
+    card["metrics"]["cv_seen"]["result"]["findings"].append(
+        {"finding": "Cardiomegaly", "auc": 0.7, "ci_low": 0.6, "ci_high": 0.8, "n_positive": 37})
+    card["metrics"]["cv_seen"]["map_specificity"] = {"drawn": 0.3}
+    steps = {s.title: s.text for s in tour_steps(card)}
+    assert "0.70 [0.60, 0.80]: **reliable**" in steps["Scores, and how far to trust them"]
+    assert "correlate 0.30" in steps["Where a report word looks"]
+    bare = {s.title: s.text for s in tour_steps({})}
+    assert "no phantom localization measurement" in bare["Model map against ground truth"]

@@ -212,7 +212,12 @@ def write_card(args: argparse.Namespace, oof, calibration: Calibration, report: 
     held_out = list(oof.meta.get("held_out_findings") or [])
     metrics = dict(card.get("metrics") or {})
     metrics[SEEN_EVALUATION] = cv_evaluation(oof, args.cv, name, card, config.use_regions, pairs, report,
-                                      "5-fold cross-validation (findings learned from the composed reports' labels)")
+                                             "5-fold cross-validation (findings learned from the composed reports' labels)")
+    summary_path = Path(args.cv) / "summary.json"
+    if summary_path.is_file():  # the map specificity the cross-validation measured on held-out folds
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        metrics[SEEN_EVALUATION]["map_specificity"] = summary.get("map_specificity")
+        metrics[SEEN_EVALUATION]["map_phrases"] = summary.get("map_phrases")
     if args.held_out_cv is not None:
         zero_shot = OutOfFold.load(args.held_out_cv)
         findings = [f for f in zero_shot.findings if f in (zero_shot.meta.get("held_out_findings") or [])]
