@@ -6,7 +6,9 @@ that choosing a word, a region or a display setting only redraws.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -15,15 +17,16 @@ from lrclr import viz
 from lrclr.errors import ImageReadError
 from lrclr.imaging import LoadedImage, load_image
 from lrclr.model import CaseImage, LRCLRModel
+from lrclr.prompts import NIH_FINDINGS
 from lrclr.review import (
     analysis_record,
     distinct_labels,
-    finding_rows,
     markdown_literal,
     phrase_map,
     sha256_hex,
     word_map,
 )
+from app_pages import review_trust as trust
 from app_pages.case_source import CaseInput, choose_case
 from app_pages.shared import cached, current_model, encode_case, model_is_loading, model_key
 
@@ -70,7 +73,7 @@ def base_image(image: LoadedImage, view: dict):
     return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"])
 
 
-REVIEW_TABS = ("Findings", "Report words", "Regions", "Phrase", "Export")
+REVIEW_TABS = ("Findings", "Report words", "Regions", "Phrase", "Checks", "Export")
 
 
 def kept(key: str):
@@ -84,27 +87,6 @@ def kept(key: str):
     return st.session_state.get(key)
 
 
-def findings_panel(explanation) -> None:
-    st.session_state.setdefault("findings-threshold", 0.5)
-    threshold = st.slider("Discordance threshold", 0.05, 0.95, step=0.05, key="findings-threshold",
-                          help="A finding the report states but the model scores below this, or one the "
-                               "report denies but the model scores at or above it, is highlighted.")
-    rows = finding_rows(explanation, threshold)
-    table = pd.DataFrame({
-        "finding": [r.finding for r in rows], "model probability": [round(r.probability, 3) for r in rows],
-        "report says": [r.report_says for r in rows], "discordance": [r.discordance for r in rows],
-    }).sort_values("model probability", ascending=False)
-    styled = table.style.apply(
-        lambda row: ["background-color: rgba(214, 39, 40, 0.25)" if row["discordance"] else ""] * len(row), axis=1
-    ).format({"model probability": "{:.3f}"})
-    st.dataframe(styled, hide_index=True, width="stretch")
-    discordant = sum(bool(r.discordance) for r in rows)
-    st.caption(f"{discordant} discordant finding(s) between the model and the report (labeler)."
-               if explanation.report.strip() else "No report: nothing to compare the scores with.")
-    st.plotly_chart(viz.findings_bar_figure([(r.finding, r.probability, bool(r.discordance)) for r in rows],
-                                            threshold), key="findings-bars")
-
-
 def words_panel(explanation, key: str) -> int | None:
     if not explanation.words:
         st.info("No report words to ground. Type a phrase in the Phrase tab instead.")
@@ -114,7 +96,8 @@ def words_panel(explanation, key: str) -> int | None:
     chosen = st.pills("Report words: choose one to see where it looks", list(range(len(words))),
                       format_func=lambda i: labels[i], key=f"word-{key}")
     if chosen is not None and words[chosen].region_attention is not None:
-        st.caption(f"Attention of word {chosen + 1} over the selected regions")
+        st.caption(markdown_literal(f"Attention of '{words[chosen].text}' (word {chosen + 1}) over the selected "
+                                    "regions; the dotted line is a uniform spread"))
         st.plotly_chart(viz.region_attention_figure(words[chosen].region_attention), key="word-regions")
     return chosen
 
@@ -150,13 +133,26 @@ def phrase_explanation(model: LRCLRModel, case_image: CaseImage, case_key: tuple
     return cached("phrase", (case_key, phrase), lambda: model.explain(case_image, phrase, findings=()))
 
 
-def export_panel(shown, explanation, case: CaseInput, model: LRCLRModel) -> None:
+def export_panel(shown, explanation, case: CaseInput, model: LRCLRModel, checks: dict) -> None:
     st.download_button("Overlay as PNG", data=lambda: viz.png_bytes(shown), file_name=f"{case.case_id}-overlay.png",
                        mime="image/png", on_click="ignore")
-    record = lambda: json.dumps(analysis_record(explanation, case.data, case.case_id, model.model_card), indent=2)
+    threshold = st.session_state.get("findings-threshold", 0.5)
+    record = lambda: json.dumps(analysis_record(explanation, case.data, case.case_id, model.model_card, threshold,
+                                                checks), indent=2, default=_json_default)
     st.download_button("Analysis as JSON", data=record, file_name=f"{case.case_id}-analysis.json",
                        mime="application/json", on_click="ignore")
     st.caption("Exports name the case by its id and hashes; no file names or patient identifiers.")
+
+
+def _json_default(value):
+    """numpy numbers and arrays in the checks (maps, drops) become plain JSON."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return np.round(value.astype(float), 4).tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def mask_comparison(case: CaseInput, image: LoadedImage, model_view) -> None:
@@ -208,12 +204,17 @@ def review(case: CaseInput) -> None:
         header_panels(image, show_identifiers)
         return
     case_key = (model_key(model), image_sha)
+    typed = trust.extra_findings(kept(trust.EXTRA_FINDINGS))  # kept: its box is in the Findings tab
+    findings = (*NIH_FINDINGS, *(f for f in typed if f not in NIH_FINDINGS))
     with st.spinner("Reading the image and the report…"):
         case_image = encode_case(model, case_key[0], image_sha, image)
-        explanation = cached("explanation", (case_key, case.report), lambda: model.explain(case_image, case.report),
-                             keep=16)
+        explanation = cached("explanation", (case_key, case.report, findings),
+                             lambda: model.explain(case_image, case.report, findings), keep=16)
+    check = trust.input_gate(model, image, case_image)
     widget_key = f"{image_sha[:12]}-{sha256_hex(case.report)[:12]}"
+    checks: dict = {"input_check": trust.gate_record(check)}
     with panels:
+        trust.show_gate(check)
         if explanation.report_truncated:
             st.warning("The report is longer than the model reads; words past the limit are not grounded.")
         # Only the open tab is drawn (choosing a tab reruns the page): a report's word and region
@@ -221,7 +222,8 @@ def review(case: CaseInput) -> None:
         tabs = dict(zip(REVIEW_TABS, st.tabs(REVIEW_TABS, key="review-tab", on_change="rerun")))
         with tabs["Findings"]:
             if tabs["Findings"].open:
-                findings_panel(explanation)
+                trust.findings_panel(explanation, model, check)
+                trust.extra_findings_input()
         with tabs["Report words"]:
             word = words_panel(explanation, widget_key) if tabs["Report words"].open else kept(f"word-{widget_key}")
         with tabs["Regions"]:
@@ -231,20 +233,31 @@ def review(case: CaseInput) -> None:
             phrase = phrase_explanation(model, case_image, case_key, text)
     with viewer:
         settings = overlay_controls(explanation)
-    shown, what = overlay(base, image, model, explanation, settings, word, rank, phrase)
+    grid_map, what = chosen_map(explanation, word, phrase, text)
+    drawn = overlay(base, image, model, case_image, case_key, explanation, settings, grid_map, what, rank)
+    checks["map"] = drawn.record
     with chart_slot.container():
         revision = f"{image_sha}-{st.session_state.get('view-revision', 0)}"
         regions_drawn = settings["top"] if settings["show_regions"] else 0
-        st.plotly_chart(viz.viewer_figure(shown, explanation, regions_drawn, view_revision=revision,
-                                          lossless=view["full_resolution"]),
+        st.plotly_chart(viz.viewer_figure(drawn.image, explanation, regions_drawn, view_revision=revision,
+                                          lossless=view["full_resolution"], colour_bar=drawn.colour_bar),
                         key="viewer", config={"scrollZoom": True, "displaylogo": False}, theme=None)
-        st.caption(f"{image.original_size[0]}x{image.original_size[1]} px · {what} · scroll to zoom, drag to pan, "
-                   "double-click to fit")
+        st.caption(markdown_literal(f"{image.original_size[0]}x{image.original_size[1]} px · {drawn.caption} · "
+                                    "scroll to zoom, drag to pan, double-click to fit"))
     with viewer:
-        mask_comparison(case, image, shown)
+        mask_comparison(case, image, drawn.image)
+    with tabs["Phrase"]:
+        if tabs["Phrase"].open:
+            checks["counterfactuals"] = trust.counterfactual_panel(model, case_image, case_key, text, base, image,
+                                                                   settings)
+    with tabs["Checks"]:
+        if tabs["Checks"].open:
+            checks["deletion_test"] = trust.deletion_panel(model, image, case_image, case_key, grid_map, what,
+                                                           explanation)
+            trust.gate_details(check)
     with tabs["Export"]:
         if tabs["Export"].open:
-            export_panel(shown, explanation, case, model)
+            export_panel(drawn.image, explanation, case, model, checks)
     header_panels(image, show_identifiers)
 
 
@@ -256,28 +269,54 @@ def overlay_controls(explanation) -> dict:
             top = st.slider("Top regions shown", 1, top, top, key="regions-top")
         return {"show_regions": show_regions and bool(explanation.regions), "top": top,
                 "box_opacity": st.slider("Box opacity", 0.1, 1.0, 0.9, 0.05),
-                "heat_opacity": st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)}
+                "heat_opacity": st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05),
+                **trust.map_settings(explanation)}
 
 
-def overlay(base, image: LoadedImage, model: LRCLRModel, explanation, settings: dict, word, rank, phrase):
-    """The displayed picture: heatmap (phrase, else chosen word), region boxes, chosen region."""
-    shown, what = base, "no heatmap (choose a report word or type a phrase)"
-    grid_map = None
+@dataclass
+class DrawnOverlay:
+    image: object  # the displayed picture (PIL)
+    caption: str  # what the picture shows, for the line under it
+    colour_bar: tuple | None  # (MapScale, title) when a heat map is painted
+    record: dict  # what the export says about the map
+
+
+def chosen_map(explanation, word, phrase, text) -> tuple:
+    """(grid map, what it is) for the phrase, else the chosen word, else (None, "")."""
     if phrase is not None:
-        grid_map, what = phrase_map(phrase), "heatmap: the phrase"
-    elif word is not None:
-        grid_map, what = word_map(explanation, word), f"heatmap: word {word + 1}"
+        return phrase_map(phrase), f"the phrase '{text.strip()}'"
+    if word is not None:
+        return word_map(explanation, word), f"the word '{explanation.words[word].text}'"
+    return None, ""
+
+
+def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, explanation, settings: dict,
+            grid_map, what: str, rank) -> DrawnOverlay:
+    """The displayed picture: the heat map (unless it does not depend on the text), region boxes,
+    the chosen region; with the map's scale on a colour bar."""
+    shown, caption, colour_bar, record = base, "no heat map (choose a report word or type a phrase)", None, {}
     if grid_map is not None:
-        # The map is stretched to its own range for display; say how wide that range really is.
-        what += f" (map values {grid_map.min():.3f} to {grid_map.max():.3f})"
-        shown = viz.overlay_heatmap(base, grid_map, image.original_size, model.config.image_size,
-                                    settings["heat_opacity"])
+        scale = trust.scale_for(grid_map, explanation, settings["fixed_scale"])
+        specific = trust.specificity(model, case_image, case_key, grid_map)
+        record = {"map_of": what, "values": [float(grid_map.min()), float(grid_map.max())],
+                  "scale": dataclasses.asdict(scale), "specificity": dataclasses.asdict(specific)}
+        if specific.specific:
+            shown = viz.overlay_heatmap(base, grid_map, image.original_size, model.config.image_size,
+                                        settings["heat_opacity"], scale)
+            kind = "attention" if explanation.regions else "similarity"
+            colour_bar = (scale, f"{kind} ({'fixed' if scale.fixed else 'this map'})")
+            caption = (f"heat map of {what}: values {grid_map.min():.3f} to {grid_map.max():.3f}"
+                       + (f", attention at or below the uniform {scale.floor:.3f} not painted" if scale.floor else ""))
+        else:
+            caption = (f"no heat map: the map of {what} does not depend on the text here (it correlates "
+                       f"{specific.correlation_with_reference:.2f} with this image's mean map over 10 reference "
+                       f"finding phrases; above {specific.threshold:.2f} it is the image's map, not the phrase's)")
     if settings["show_regions"]:
         shown = viz.draw_regions(shown, explanation, set(range(1, settings["top"] + 1)),
                                  opacity=settings["box_opacity"])
     if rank is not None:
         shown = viz.highlight_region(shown, explanation, rank)
-    return shown, what
+    return DrawnOverlay(shown, caption, colour_bar, record)
 
 
 st.title("Review")
