@@ -15,8 +15,8 @@ import numpy as np
 import streamlit as st
 
 from lrclr import viz
-from lrclr.card_tables import (auc_frame, card_facts, evaluations, macro_summaries, paired_intervals, read_cards,
-                               same_evaluation, side_table)
+from lrclr.card_tables import (auc_frame, card_facts, evaluation_title, evaluations, limits_lines, macro_summaries,
+                               paired_intervals, read_cards, same_evaluation, side_table)
 from lrclr.explain import grid_to_image
 from lrclr.model import LRCLRModel
 from lrclr.review import markdown_literal, phrase_map
@@ -32,16 +32,9 @@ selection (LRCLR) reasons about chest radiographs and their reports, flagging ba
 matches, and comparing it with a global-only baseline trained on identical data.
 
 **Not a medical device.** Not cleared or validated for diagnosis, triage or any clinical decision.
-Scores are zero-shot similarities between the image and short prompts, not calibrated risks.
-
-**Limits of the bundled models.** They were trained in minutes on a 2-core CPU from a 421-image
-sample of NIH ChestX-ray14 with reports composed from OpenI sentences (no real report for any of
-those images) and 340 synthetic phantoms, with the text tower frozen. Their held-out AUCs are low
-(LRCLR macro 0.58 on 43 test images) and their intervals are wide (1-8 positives per finding):
-they demonstrate the tool, they are not a classifier. Heat maps show where the model attends, not
-where disease is. LRCLR was taught where findings are on synthetic phantoms only: on held-out
-phantoms its attention peaks within 15 px of the finding in 88% of cases (inside it in 52%), but
-nothing has measured this on real radiographs.
+Scores are zero-shot similarities between the image and short prompts; where this model's card
+holds a calibration, they are mapped to probabilities fitted on cross-validation, which describe
+the 421-image NIH sample they were fitted on, not your patients.
 """
 
 TRAIN_YOUR_OWN = """
@@ -91,7 +84,8 @@ def evaluation_section(model: LRCLRModel) -> None:
         st.info("This model's card holds no evaluation. `python -m train evaluate ... --card-key NAME` computes "
                 "one and stores it in the card.")
         return
-    for tab, (name, entries) in zip(st.tabs([markdown_literal(name) for name in found]), found.items()):
+    titles = [markdown_literal(evaluation_title(model.model_card, name)) for name in found]
+    for tab, (name, entries) in zip(st.tabs(titles), found.items()):
         with tab:
             evaluation_tab(model, name, entries)
 
@@ -177,6 +171,8 @@ def model_page() -> None:
     card_section(model)
     st.header("Intended use and limits")
     st.markdown(INTENDED_USE)
+    for line in limits_lines(model.model_card):
+        st.markdown(markdown_literal(line))
     st.header("How well it does")
     evaluation_section(model)
     st.header("Localization examples")

@@ -176,3 +176,40 @@ def side_table(entries: list[tuple[str, dict]], key: str, columns: tuple[str, ..
                 row = rows.setdefault(ident, {c: item.get(c) for c in columns} | ({"k": sub_key} if sub_key else {}))
                 row[label] = finite_number(number)
     return pd.DataFrame(list(rows.values()))
+
+
+def evaluation_title(card: dict, name: str) -> str:
+    """A tab title: the evaluation's own title when the card gives one (cross-validation says what
+    kind of figure it is: learned from labels, or genuinely zero-shot), else its key."""
+    entry = (card.get("metrics") or {}).get(name) or {}
+    title = entry.get("title") if isinstance(entry, dict) else None
+    return f"{name}: {title}" if isinstance(title, str) and title else name
+
+
+def limits_lines(card: dict) -> list[str]:
+    """What the card says about how far to trust the model, in sentences (numbers from the card)."""
+    from lrclr.trust import evidence_summary
+
+    summary = evidence_summary(card)
+    seconds = finite_number(card.get("training_seconds"))
+    lines = [f"Trained in {seconds / 60:.0f} minutes on {card.get('hardware', 'unknown hardware')}, on "
+             f"{training_data_summary(card.get('training_data'), card.get('extra_training_data'))}."
+             if seconds is not None else "Training time and hardware are not recorded in this card."]
+    if summary is None:
+        lines.append("Its card holds no cross-validated figures: its scores are raw zero-shot similarities, "
+                     "uncalibrated, and no finding has been validated.")
+        return lines
+    if summary.macro_auc is not None and summary.macro_ci is not None:
+        lines.append(f"Findings learned from the reports' labels ({summary.description}): macro AUC "
+                     f"{summary.macro_auc:.3f} [{summary.macro_ci[0]:.3f}, {summary.macro_ci[1]:.3f}]. These are "
+                     "not zero-shot figures: the training reports stated these findings.")
+    if summary.held_out_findings and summary.held_out_macro is not None and summary.held_out_ci is not None:
+        lines.append(f"Genuinely zero-shot (findings removed from all training texts and prompts: "
+                     f"{', '.join(summary.held_out_findings)}): macro AUC {summary.held_out_macro:.3f} "
+                     f"[{summary.held_out_ci[0]:.3f}, {summary.held_out_ci[1]:.3f}].")
+    calibration = card.get("calibration") or {}
+    if calibration.get("findings"):
+        lines.append(f"Probabilities are calibrated per finding (Platt scaling fitted on {calibration.get('fitted_on')}); "
+                     "each finding has its own operating point.")
+    lines.append("Heat maps show where the model attends, not where disease is.")
+    return lines
