@@ -15,6 +15,7 @@ from typing import Any
 
 CONFIG_FILE = "config.json"
 CONFIG_VERSION = 1
+LOCAL_MODES = ("words", "regions")
 
 
 @dataclass
@@ -59,6 +60,10 @@ class LRCLRConfig:
     attention_cosine_scale: float = 0.0
     # Zero-shot similarity = (1 - w) * global + w * local; 0 for the baseline.
     zero_shot_local_weight: float = 0.5
+    # What "local" is: "words", the interaction layer's word-region score of the prompt (GLoRIA's);
+    # "regions", a smooth maximum over the selected regions of their cosine with the prompt (does
+    # any selected region look like the finding?).
+    zero_shot_local_mode: str = "words"
     max_text_tokens: int = 128
     config_version: int = CONFIG_VERSION
 
@@ -70,6 +75,8 @@ class LRCLRConfig:
             self.text_tower = TowerConfig(**self.text_tower)
         if self.use_regions and self.num_regions < 1:
             raise ValueError("num_regions must be at least 1 when use_regions is true")
+        if self.zero_shot_local_mode not in LOCAL_MODES:
+            raise ValueError(f"zero_shot_local_mode must be one of {LOCAL_MODES}, got {self.zero_shot_local_mode!r}")
         if not self.use_regions:
             self.zero_shot_local_weight = 0.0
 

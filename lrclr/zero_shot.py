@@ -12,6 +12,7 @@ cached; the cache is cleared whenever the model switches mode or device.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -160,6 +161,11 @@ def prompt_logits(model: "LRCLRModel", image: "ImageFeatures", prompts: list[Pro
 
 
 def _local_similarities(model, image, prompts: list[PromptFeatures]):
+    if model.config.zero_shot_local_mode == "regions":
+        regions = image.regions.embeddings.float()  # (B, k, D)
+        positive = torch.stack([p.global_positive for p in prompts]).float()  # (F, D)
+        negative = torch.stack([p.global_negative for p in prompts]).float()
+        return region_max(model, regions, positive), region_max(model, regions, negative)
     tokens = _stack_padded([p.tokens for p in prompts], 0.0)
     masks = _stack_padded([p.word_mask for p in prompts], False)
     regions = image.regions
@@ -168,6 +174,14 @@ def _local_similarities(model, image, prompts: list[PromptFeatures]):
     per_template = scores.view(scores.shape[0], len(prompts), -1)  # (B, F, T)
     n_positive = prompts[0].n_positive  # every finding uses the same templates
     return per_template[..., :n_positive].mean(-1), per_template[..., n_positive:].mean(-1)
+
+
+def region_max(model, regions: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
+    """(B, T): smooth maximum over each image's selected regions of their cosine with each text
+    embedding (log-mean-exp with the interaction layer's gamma, as words are aggregated)."""
+    cosine = torch.einsum("bkd,td->btk", regions, texts)
+    gamma = model.interaction.gamma
+    return (torch.logsumexp(gamma * cosine, dim=-1) - math.log(cosine.shape[-1])) / gamma
 
 
 def phrase_logits(model: "LRCLRModel", image: "ImageFeatures", phrases: Sequence[str]) -> np.ndarray:
@@ -182,7 +196,10 @@ def phrase_logits(model: "LRCLRModel", image: "ImageFeatures", phrases: Sequence
         weight = model.config.zero_shot_local_weight
         if model.interaction is not None and weight > 0:
             regions = image.regions
-            local = pairwise_local_scores(model.interaction, regions.embeddings.float(), regions.scores.float(),
-                                          text.tokens.float(), text.word_mask)
+            if model.config.zero_shot_local_mode == "regions":
+                local = region_max(model, regions.embeddings.float(), text.global_embedding.float())
+            else:
+                local = pairwise_local_scores(model.interaction, regions.embeddings.float(), regions.scores.float(),
+                                              text.tokens.float(), text.word_mask)
             similarity = (1 - weight) * similarity + weight * local.float()
         return (model.logit_scale.exp().float() * similarity).cpu().numpy().astype(np.float64)

@@ -142,3 +142,27 @@ def test_training_findings_are_the_nih_vocabulary():
     from train.labels import LABEL_FINDINGS
 
     assert LABEL_FINDINGS == NIH_FINDINGS
+
+
+def test_the_regions_local_mode_scores_the_best_matching_selected_region():
+    import math
+
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config(zero_shot_local_mode="regions", zero_shot_local_weight=1.0),
+                       pretrained_towers=False).eval()
+    images = _images(2)
+    scores = model.zero_shot(images, ["Effusion"])
+    pixels, boxes = prepare_images(images, model.config.image_size)
+    with torch.no_grad():
+        regions = model.encode_image(pixels, boxes).regions.embeddings
+        prompt = model.prompt_cache.get(model, ["Effusion"])[0]
+    gamma = model.interaction.gamma
+
+    def smooth_max(text):
+        cosine = regions @ text
+        return (torch.logsumexp(gamma * cosine, -1) - math.log(cosine.shape[-1])) / gamma
+
+    expected = model.logit_scale.exp() * (smooth_max(prompt.global_positive) - smooth_max(prompt.global_negative))
+    np.testing.assert_allclose(scores.logits[:, 0], expected.detach().numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="zero_shot_local_mode"):
+        tiny_config(zero_shot_local_mode="patches")
