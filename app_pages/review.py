@@ -215,6 +215,7 @@ def review(case: CaseInput) -> None:
     checks: dict = {"input_check": trust.gate_record(check)}
     with panels:
         trust.show_gate(check)
+        trust.seen_in_training_note(model, case)
         if explanation.report_truncated:
             st.warning("The report is longer than the model reads; words past the limit are not grounded.")
         # Only the open tab is drawn (choosing a tab reruns the page): a report's word and region

@@ -21,7 +21,7 @@ from lrclr.input_check import InputCheck, InputReference, check_input
 from lrclr.map_checks import phrase_specificity, reference_maps
 from lrclr.prompts import parse_finding_list
 from lrclr.review import finding_rows, markdown_literal
-from lrclr.trust import evidence_summary
+from lrclr.trust import evidence_summary, trained_on_whole_sample
 from app_pages.shared import cached
 
 GREY = "color: #9e9e9e"
@@ -44,6 +44,14 @@ def show_gate(check: InputCheck) -> None:
 
 
 EXTRA_FINDINGS = "extra-findings"
+
+
+def seen_in_training_note(model, case) -> None:
+    """A demo NIH case the loaded model trained on is not held-out evidence: say so."""
+    if case.demo is not None and case.demo.kind == "nih" and trained_on_whole_sample(model.model_card):
+        st.info("This demo image is one of the NIH sample images this model was trained on, so its scores here "
+                "are not held-out evidence. The card's AUCs come from cross-validation, where every image was "
+                "scored by a model that never saw it.")
 
 
 def extra_findings_input() -> None:

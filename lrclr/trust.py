@@ -123,3 +123,12 @@ def evidence_summary(card: Mapping[str, Any]) -> EvidenceSummary | None:
         description, _number(macro.get("auc")), interval(macro),
         tuple(str(f) for f in held_macro.get("findings") or ()), _number(held_macro.get("auc")), interval(held_macro),
     )
+
+
+def trained_on_whole_sample(card: Mapping[str, Any]) -> bool:
+    """Did this model train on every image of its NIH dataset (no held-out split)? Then the demo
+    gallery's NIH cases, drawn from that sample, were training images for it."""
+    data = card.get("training_data") or {}
+    spec = data.get("spec") or {}
+    fractions = data.get("split_fractions") or []
+    return spec.get("kind") == "nih" and bool(fractions) and float(fractions[0]) >= 1.0

@@ -150,3 +150,13 @@ def test_the_tour_quotes_the_cards_measurements_and_admits_missing_ones():
     assert "correlate 0.30" in steps["Where a report word looks"]
     bare = {s.title: s.text for s in tour_steps({})}
     assert "no phantom localization measurement" in bare["Model map against ground truth"]
+
+
+def test_a_model_trained_on_the_whole_nih_sample_has_seen_the_demo_images():
+    from lrclr.trust import trained_on_whole_sample
+
+    whole = {"training_data": {"spec": {"kind": "nih"}, "split_fractions": [1.0, 0.0, 0.0]}}
+    split = {"training_data": {"spec": {"kind": "nih"}, "split_fractions": [0.8, 0.1, 0.1]}}
+    assert trained_on_whole_sample(whole) and not trained_on_whole_sample(split)
+    assert not trained_on_whole_sample({"training_data": {"spec": {"kind": "mimic"}, "split_fractions": [1.0]}})
+    assert not trained_on_whole_sample({})
