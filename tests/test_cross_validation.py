@@ -167,3 +167,26 @@ def test_map_specificity_is_one_for_identical_maps_and_low_for_unrelated_ones():
     valid = np.ones((4, 4), bool)
     valid[0] = False
     assert mean_pairwise_correlation([a, b]) > 0.9 > mean_pairwise_correlation([a, b], valid)
+
+
+def test_a_shared_cache_is_reused_for_the_same_frozen_weights_and_rebuilt_for_others():
+    import torch
+
+    from train.datasets import build_dataset
+    from train.feature_cache import SharedCache
+
+    dataset = build_dataset({"kind": "phantoms", "n": 6, "size": 64})
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config(), pretrained_towers=False).eval()
+    shared = SharedCache(dataset)
+    frozen = [model.image_tower, model.text_tower]
+    first = shared.view([0, 1, 2], model, torch.device("cpu"), 1, 0, frozen, None, False)
+    second = shared.view([3, 4], model, torch.device("cpu"), 1, 0, frozen, None, False)
+    assert shared.builds == 1 and first.cache is second.cache and len(second) == 2
+    batch = second.batch([1], 0)  # local index 1 of [3, 4]: the dataset's item 4
+    assert batch.tokens.input_ids.shape[0] == 1
+    assert torch.equal(batch.image_grid[0].half(), shared.cache.grids[0][4])
+    with torch.no_grad():
+        model.image_tower.net[0].weight.add_(1.0)  # other frozen weights: the cache must not be reused
+    shared.view([0], model, torch.device("cpu"), 1, 0, frozen, None, False)
+    assert shared.builds == 2
