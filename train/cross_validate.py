@@ -22,6 +22,7 @@ import dataclasses
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -124,7 +125,7 @@ def _fold_config(config: TrainConfig, out: Path, fold: int, init_from_cv: Path |
     return fold_config
 
 
-def _train_fold(config, fold_config, train_view, shared, indices, device, resume: bool):
+def _train_fold(fold_config, train_view, shared, indices, device, resume: bool):
     from train.trainer import Trainer
 
     # One line per fold instead of a progress bar per fold.
@@ -142,12 +143,58 @@ def _save_fold_model(run_dir: Path, folder: Path, keep_checkpoints: bool) -> Non
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class CrossValidationData:
+    """What every fold reads: the dataset, its folds, and the training pool (dataset + extra_train)."""
+
+    dataset: object
+    findings: tuple[str, ...]
+    folds: np.ndarray  # (N,) fold of each dataset image
+    everything: object  # the dataset followed by every extra_train dataset, augmented
+    n_extra: int
+    shared: object  # train.feature_cache.SharedCache, or None when nothing is cached
+    evaluation: Subset  # the dataset unaugmented, for scoring test folds
+    labels: np.ndarray  # (N, F) 1 / 0 / -1 from the dataset (never the held-out view)
+
+
+def prepare(config: TrainConfig, n_folds: int) -> CrossValidationData:
     from train.datasets import build_dataset
-    from train.held_out import HeldOutView
     from train.feature_cache import SharedCache
+    from train.held_out import HeldOutView
     from train.mixed import with_extra_training_data
 
+    dataset = build_dataset(config.dataset)
+    findings = tuple(getattr(dataset, "findings", NIH_FINDINGS))
+    n = len(dataset)
+    everything = with_extra_training_data(Subset(dataset, range(n), name=f"{dataset.name}:all"), config.extra_train)
+    # The cache holds what training sees: with held-out findings, the stripped reports.
+    cached = everything if not config.held_out_findings else HeldOutView(everything, config.held_out_findings)
+    return CrossValidationData(
+        dataset, findings, np.array(patient_folds(dataset.patient_ids(), n_folds, config.split_seed)), everything,
+        len(everything) - n, SharedCache(cached) if config.cache_frozen_towers else None,
+        Subset(dataset, range(n), transform=None, name=f"{dataset.name}:test"),
+        np.array([[dataset.labels_of(i).get(f, -1) for f in findings] for i in range(n)], dtype=int))
+
+
+def run_fold(data: CrossValidationData, config: TrainConfig, args, fold: int, weights, device) -> dict:
+    """Train fold ``fold``'s model, score its test images at every local weight, save the model."""
+    indices, test = fold_indices(data.folds, fold, data.n_extra)
+    train_view = IndexedView(data.everything, indices, f"{data.dataset.name}:cv{fold}-train")
+    fold_config = _fold_config(config, args.out, fold, args.init_from_cv)
+    trainer = _train_fold(fold_config, train_view, data.shared, indices, device, not args.no_resume)
+    model = trainer.model.eval()
+    model.to_device(device.type)
+    samples = [data.evaluation.sample(int(i)) for i in test]
+    scored = fold_logits(model, samples, data.findings, weights)
+    maps = map_specificity(model, samples[: args.map_images]) if args.map_images else {}
+    _save_fold_model(Path(fold_config.output_dir), args.out / f"fold-{fold}" / "model", args.keep_checkpoints)
+    return {"fold": fold, "n_train": len(indices), "n_test": len(test),
+            "training_seconds": round(trainer.state.elapsed_seconds, 1),
+            "map_specificity": {k: v.mean_correlation for k, v in maps.items()},
+            "logits": {str(w): scored[w].tolist() for w in weights}}
+
+
+def run(args: argparse.Namespace) -> int:
     config = TrainConfig.load(args.config, args.set)
     if args.no_regions:
         config.model["use_regions"] = False
@@ -156,74 +203,53 @@ def run(args: argparse.Namespace) -> int:
                          "test fold. Pass --init-from-cv DIR (the fold models of an earlier cross-validation) "
                          "or --set init_from=null")
     weights = [None] + [float(w) for w in args.score_local_weights.split(",") if w.strip()]
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
-
-    dataset = build_dataset(config.dataset)
-    findings = tuple(getattr(dataset, "findings", NIH_FINDINGS))
-    n = len(dataset)
-    folds = np.array(patient_folds(dataset.patient_ids(), args.folds, config.split_seed))
-    everything = with_extra_training_data(Subset(dataset, range(n), name=f"{dataset.name}:all"), config.extra_train)
-    n_extra = len(everything) - n
-    cached = everything if not config.held_out_findings else HeldOutView(everything, config.held_out_findings)
-    shared = SharedCache(cached) if config.cache_frozen_towers else None
-    evaluation = Subset(dataset, range(n), transform=None, name=f"{dataset.name}:test")
-    labels = np.array([[dataset.labels_of(i).get(f, -1) for f in findings] for i in range(n)], dtype=int)
-
-    logits = {w: np.full((n, len(findings)), np.nan) for w in weights}
+    data = prepare(config, args.folds)
+    n = len(data.dataset)
+    logits = {w: np.full((n, len(data.findings)), np.nan) for w in weights}
     fold_records = []
     for fold in range(args.folds):
-        indices, test = fold_indices(folds, fold, n_extra)
-        record_path = out / f"fold-{fold}" / "result.json"
+        record_path = args.out / f"fold-{fold}" / "result.json"
         if record_path.is_file() and not args.no_resume:
             record = json.loads(record_path.read_text(encoding="utf-8"))
-            for w in weights:
-                logits[w][test] = np.array(record["logits"][str(w)], dtype=np.float64)
-            fold_records.append(record)
             print(f"fold {fold}: read back from {record_path}")
-            continue
-        train_view = IndexedView(everything, indices, f"{dataset.name}:cv{fold}-train")
-        fold_config = _fold_config(config, out, fold, args.init_from_cv)
-        trainer = _train_fold(config, fold_config, train_view, shared, indices, device, not args.no_resume)
-        model = trainer.model.eval()
-        model.to_device(device.type)
-        samples = [evaluation.sample(int(i)) for i in test]
-        scored = fold_logits(model, samples, findings, weights)
+        else:
+            record = run_fold(data, config, args, fold, weights, device)
+            record_path.write_text(json.dumps(json_safe(record)) + "\n", encoding="utf-8")
+            print(f"fold {fold}: {record['n_test']} test images, trained {record['training_seconds']:.0f} s, "
+                  f"map specificity {record['map_specificity']}")
+        test = np.flatnonzero(data.folds == fold)
         for w in weights:
-            logits[w][test] = scored[w]
-        maps = map_specificity(model, samples[: args.map_images]) if args.map_images else {}
-        _save_fold_model(Path(fold_config.output_dir), out / f"fold-{fold}" / "model", args.keep_checkpoints)
-        record = {"fold": fold, "n_train": len(indices), "n_test": len(test),
-                  "training_seconds": round(trainer.state.elapsed_seconds, 1),
-                  "map_specificity": {k: v.mean_correlation for k, v in maps.items()},
-                  "logits": {str(w): scored[w].tolist() for w in weights}}
-        record_path.write_text(json.dumps(json_safe(record)) + "\n", encoding="utf-8")
+            logits[w][test] = np.array(record["logits"][str(w)], dtype=np.float64)
         fold_records.append(record)
-        print(f"fold {fold}: {len(test)} test images, trained {record['training_seconds']:.0f} s, "
-              f"map specificity {record['map_specificity']}")
+    runs = write_predictions(data, config, args, logits, device)
+    summary = build_summary(runs[args.out], config, args, fold_records, time.perf_counter() - started)
+    summary["macro_at_other_local_weights"] = {folder.name: summarize(oof).macro.auc
+                                               for folder, oof in runs.items() if folder != args.out}
+    (args.out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    (args.out / "summary.md").write_text(summary_markdown(summary) + "\n", encoding="utf-8")
+    print(summary_markdown(summary))
+    return 0
 
+
+def write_predictions(data: CrossValidationData, config: TrainConfig, args, logits: dict, device) -> dict:
+    """The out-of-fold files: the config's local weight in ``--out``, the others in subfolders."""
     meta = {"command": args.command_line, "config": config.to_dict(), "folds": args.folds,
             "fold_rule": f"train.splits.patient_folds(patient_ids, {args.folds}, seed={config.split_seed})",
-            "dataset": config.dataset, "extra_train": config.extra_train, "n_extra_train": n_extra,
+            "dataset": config.dataset, "extra_train": config.extra_train, "n_extra_train": data.n_extra,
             "held_out_findings": list(config.held_out_findings), "code_version": code_version(),
             "hardware": hardware_description(device, DistributedContext(0, 1, 0))}
-    image_ids = _image_ids(dataset)
+    image_ids, patients = _image_ids(data.dataset), list(data.dataset.patient_ids())
     runs = {}
-    for w in weights:
-        folder = out if w is None else out / f"local-weight-{w:g}"
-        oof = OutOfFold(findings, image_ids, list(dataset.patient_ids()), folds, labels, logits[w],
+    for w, values in logits.items():
+        folder = args.out if w is None else args.out / f"local-weight-{w:g}"
+        oof = OutOfFold(data.findings, image_ids, patients, data.folds, data.labels, values,
                         {**meta, "zero_shot_local_weight": w if w is not None else _config_local_weight(config)})
         oof.save(folder)
         runs[folder] = oof
-    summary = build_summary(runs[out], config, args, fold_records, time.perf_counter() - started)
-    extra = {str(folder.name): summarize(oof).macro.auc for folder, oof in runs.items() if folder != out}
-    summary["macro_at_other_local_weights"] = extra
-    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
-    (out / "summary.md").write_text(summary_markdown(summary) + "\n", encoding="utf-8")
-    print(summary_markdown(summary))
-    return 0
+    return runs
 
 
 def _image_ids(dataset) -> list[str]:
