@@ -287,7 +287,7 @@ def chosen_map(explanation, word, phrase, text) -> tuple:
     if phrase is not None:
         return phrase_map(phrase), f"the phrase '{text.strip()}'"
     if word is not None:
-        return word_map(explanation, word), f"the word '{explanation.words[word].text}'"
+        return word_map(explanation, word), f"the word '{explanation.words[word].text}' (word {word + 1})"
     return None, ""
 
 

@@ -7,6 +7,7 @@ session's case, report and choices must stay its own.
 from __future__ import annotations
 
 import asyncio
+import re
 
 from lrclr.demo import load_gallery
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, require_browser, running_app
@@ -37,7 +38,9 @@ async def _review_one(browser, url: str, case, index: int) -> dict:
     for attempt in range(2):
         await page.locator("[data-testid='stButtonGroup']").first.locator("button").nth(1).click()
         try:
-            await page.get_by_text("heatmap: word 2").first.wait_for(timeout=60_000 if attempt == 0 else None)
+            # The caption under the viewer names the word either way: painted, or why it is not.
+            await page.get_by_text(re.compile(r"map of the word '.+' \(word 2\)")).first.wait_for(
+                timeout=60_000 if attempt == 0 else None)
             break
         except Exception:
             await page.screenshot(path=str(ARTIFACTS / f"load-session-{index}-attempt-{attempt}.png"))
