@@ -16,6 +16,7 @@ from train.held_out import hold_out, strip_findings
 from train.labels import label_matrix
 from train.prompt_loss import PromptScoreTerm
 from train.sample import Sample
+from train.sentence_loss import SentencePairTerm, multi_positive_loss, sentence_targets
 
 
 def test_label_targets_share_weight_between_identical_finding_sets():
@@ -166,3 +167,54 @@ def test_the_regions_local_mode_scores_the_best_matching_selected_region():
     np.testing.assert_allclose(scores.logits[:, 0], expected.detach().numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="zero_shot_local_mode"):
         tiny_config(zero_shot_local_mode="patches")
+
+
+def test_sentence_targets_make_every_shared_sentence_a_positive_of_each_report_that_says_it():
+    reports = ["Small left effusion. No pneumothorax.", "No pneumothorax. Heart is enlarged.", ""]
+    sentences, targets = sentence_targets(reports)
+    assert sentences == ["Small left effusion.", "No pneumothorax.", "Heart is enlarged."]
+    assert targets.tolist() == [[1, 1, 0], [0, 1, 1], [0, 0, 0]]
+    # Uniform scores: each direction's cross-entropy is log 3 (the empty report's row is left out,
+    # its image stays a negative for every sentence).
+    assert float(multi_positive_loss(torch.zeros(3, 3), targets)) == pytest.approx(np.log(3), abs=1e-6)
+    # Scores that put each image on its own sentences: image to sentences spreads over two positives
+    # (log 2 is its floor), sentence to images is nearly exact except the shared sentence (log 2).
+    sharp = 20 * targets - 10
+    expected = (np.log(2) + (2 * 0 + np.log(2)) / 3) / 2
+    assert float(multi_positive_loss(sharp, targets)) == pytest.approx(expected, abs=1e-3)
+
+
+def test_sentence_term_learns_which_sentences_go_with_which_image():
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config(), pretrained_towers=False)
+    images = _images(6)
+    for i in range(3):
+        images[i] = np.clip(images[i] * 0.3 + 0.7, 0, 1)
+    reports = ["Large effusion. Heart normal."] * 3 + ["No effusion. Heart normal."] * 3
+    pixels, boxes = prepare_images(images, model.config.image_size)
+    for frozen in (True, False):
+        term = SentencePairTerm(torch.device("cpu"), text_frozen=frozen)
+        if frozen:
+            model.eval()  # no dropout: the cached states must be the tower's own
+            with torch.no_grad():
+                tokens = model.tokenize(["Large effusion."])
+                direct = model.text_tower(tokens.input_ids, tokens.attention_mask)
+                term.loss(model, model.encode_image(pixels, boxes), reports)
+            torch.testing.assert_close(term.states["Large effusion."].float(), direct[0].float(), atol=2e-3, rtol=1e-2)
+            model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = term.loss(model, model.encode_image(pixels, boxes), reports)
+        losses.append(float(loss.detach()))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    # Its floor is well above 0 ("Heart normal." is a positive of all six images): about 1.0 here.
+    assert losses[-1] < losses[0] - 0.15
+    model.eval()
+    with torch.no_grad():
+        image = model.encode_image(pixels, boxes).global_embedding
+        text = model.encode_text(model.tokenize(["Large effusion.", "No effusion."])).global_embedding
+    closer = (image @ text.T).argmax(-1).tolist()
+    assert closer == [0, 0, 0, 1, 1, 1]

@@ -30,6 +30,7 @@ class CachedBatch:
     text_states: torch.Tensor  # (B, L, H) float32, aligned with ``tokens``
     coverage: list[dict] | None = None  # per image: finding -> cell coverage (localization targets)
     labels: torch.Tensor | None = None  # (B, len(LABEL_FINDINGS)): 1, 0, or -1 unknown
+    reports: list[str] | None = None  # the reports ``tokens`` were made from (the sentence term reads them)
 
 
 class FrozenTowerCache:
@@ -110,7 +111,7 @@ class FrozenTowerCache:
         grid = torch.stack([self.grids[variant][i] for i in indices]).float()
         coverage = [self.coverage[variant][i] for i in indices] if self.target_grid is not None else None
         return CachedBatch(grid, [self.letterboxes[variant][i] for i in indices], tokens, states, coverage,
-                           self.labels[indices])
+                           self.labels[indices], reports)
 
 
 class CacheView:

@@ -68,9 +68,11 @@ class TrainConfig:
     # Objectives for little labelled data (issue #15; each measured by cross-validation):
     # prompt_loss_weight x BCE of the app's own zero-shot logits against the labels
     # (train.prompt_loss); label_target_mix softens both contrastive targets by label similarity
-    # (lrclr.losses.label_targets; 0 = plain one-hot InfoNCE).
+    # (lrclr.losses.label_targets; 0 = plain one-hot InfoNCE); sentence_loss_weight x the
+    # multi-positive contrastive loss of images against their reports' sentences (train.sentence_loss).
     prompt_loss_weight: float = 0.0
     label_target_mix: float = 0.0
+    sentence_loss_weight: float = 0.0
     # Findings removed from every report, label, mask and prompt of training (train.held_out), so
     # that their AUC afterwards is genuinely zero-shot.
     held_out_findings: list[str] = field(default_factory=list)

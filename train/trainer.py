@@ -33,6 +33,7 @@ from train.held_out import HeldOutView
 from train.labels import LABEL_FINDINGS, label_matrix
 from train.localization import PhraseBank, batch_targets, localization_loss, sample_coverage
 from train.prompt_loss import PromptScoreTerm
+from train.sentence_loss import SentencePairTerm
 from train.run_config import TrainConfig
 
 TOWERS = ("image_tower", "text_tower")
@@ -148,6 +149,7 @@ class Trainer:
         self.target_grid: tuple[int, int] | None = None
         self.phrases: PhraseBank | None = None
         self.prompt_term: PromptScoreTerm | None = None
+        self.sentence_term: SentencePairTerm | None = None
         if config.localization_weight > 0 and self.model.interaction is None:
             raise ValueError("localization_weight > 0 needs the region layers (model.use_regions: true)")
 
@@ -276,6 +278,10 @@ class Trainer:
         self.prompt_term = PromptScoreTerm(self.model, trained, LABEL_FINDINGS, self.device,
                                            "text_tower" in self.frozen)
 
+    def _prepare_sentence_term(self) -> None:
+        if self.config.sentence_loss_weight > 0 and self.sentence_term is None:
+            self.sentence_term = SentencePairTerm(self.device, "text_tower" in self.frozen)
+
     def _epoch_batches(self, epoch: int, start: int):
         batches = self.batches.epoch(epoch, start)
         if self.train_cache is not None:
@@ -322,6 +328,7 @@ class Trainer:
         started = time.perf_counter() - self.state.elapsed_seconds
         self._prepare_localization()
         self._prepare_prompt_term()
+        self._prepare_sentence_term()
         self._build_caches()
         self._prepare_feedback()
         stream = self._micro_batches()
@@ -368,6 +375,8 @@ class Trainer:
             totals["localization_loss"] = 0.0
         if self.prompt_term is not None:
             totals["prompt_loss"] = 0.0
+        if self.sentence_term is not None:
+            totals["sentence_loss"] = 0.0
         for micro in range(accum):
             batch = next(stream)
             output = self._loss(batch)
@@ -382,6 +391,11 @@ class Trainer:
                     scored = self.prompt_term.loss(self.model, output.image, batch.labels.to(self.device))
                 loss = loss + self.config.prompt_loss_weight * scored
                 totals["prompt_loss"] += float(scored.detach()) / accum
+            if self.sentence_term is not None:
+                with self._autocast():  # on the unwrapped model, as the prompt-score term
+                    paired = self.sentence_term.loss(self.model, output.image, batch.reports)
+                loss = loss + self.config.sentence_loss_weight * paired
+                totals["sentence_loss"] += float(paired.detach()) / accum
             if self.feedback is not None:
                 # Computed on the unwrapped model: under DDP its parameters are a subset of those the
                 # contrastive forward used, so the one backward below still syncs every gradient once.
