@@ -160,3 +160,23 @@ def test_a_model_trained_on_the_whole_nih_sample_has_seen_the_demo_images():
     assert trained_on_whole_sample(whole) and not trained_on_whole_sample(split)
     assert not trained_on_whole_sample({"training_data": {"spec": {"kind": "mimic"}, "split_fractions": [1.0]}})
     assert not trained_on_whole_sample({})
+
+
+def test_the_cross_fitted_pass_rate_judges_each_image_without_its_own_fold():
+    from train.input_reference import cross_fitted_pass_rates
+    from train.sample import Sample
+    from train.splits import patient_folds
+
+    rng = np.random.default_rng(1)
+    film = np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1).astype(np.float32)
+    samples = [Sample(f"i{k}", f"p{k}", film, "") for k in range(300)]
+    vectors = rng.normal(0, 1, (300, 8)) * np.array([3, 2, 1, 1, 0.5, 0.5, 0.2, 0.2])
+    rates = cross_fitted_pass_rates(None, {"films": samples}, {"films": vectors}, components=4, percentile=99.0)
+    assert rates["films"]["n"] == 300 and 0.95 <= rates["films"]["rate"] < 1.0
+    # One fold's patients sit far from everyone else: a reference fitted on all images would take
+    # them in, but each is judged by a reference fitted without its fold, so all of them fail.
+    fold = np.array(patient_folds([s.patient_id for s in samples], 5))
+    shifted = vectors.copy()
+    shifted[fold == 0] += 40.0
+    rates = cross_fitted_pass_rates(None, {"films": samples}, {"films": shifted}, components=4, percentile=99.0)
+    assert rates["films"]["passed"] <= 300 - int((fold == 0).sum())
