@@ -146,6 +146,24 @@ def test_calibrate_writes_calibration_and_the_cv_evaluation_into_a_card(tiny_cv,
     assert all(scores.calibrated)
 
 
+def test_a_partial_run_covers_only_the_folds_it_ran_and_says_so(tiny_cv, tmp_path):
+    import shutil
+
+    out = tmp_path / "partial"
+    shutil.copytree(tiny_cv, out)  # fold 0 is read back, not retrained
+    assert train_main(_cv_arguments(out, "--run-folds", "1")) == 0
+    full, partial = OutOfFold.load(tiny_cv), OutOfFold.load(out)
+    assert set(partial.folds) == {0} and partial.image_ids == [i for i, f in zip(full.image_ids, full.folds) if f == 0]
+    np.testing.assert_allclose(partial.logits, full.logits[full.folds == 0])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["folds_run"] == [0] and "Partial run" in (out / "summary.md").read_text()
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_cv / "fold-0" / "model", model_dir)
+    assert train_main(["calibrate", "--cv", str(out), "--model", str(model_dir), "--compare-cv", str(tiny_cv)]) == 0
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert card["metrics"]["cv_seen"]["title"].startswith("folds 0 of a 2-fold cross-validation")
+
+
 def test_cross_validate_refuses_a_start_model_that_saw_every_fold(tmp_path):
     with pytest.raises(SystemExit, match="init-from-cv"):
         train_main(["cross-validate", "--set", f"model={TINY_MODEL}", "--set", f"dataset={PHANTOMS}",

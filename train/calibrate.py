@@ -211,8 +211,11 @@ def write_card(args: argparse.Namespace, oof, calibration: Calibration, report: 
         pairs[f"{name} - {args.compare_name}"] = [dataclasses.asdict(d) for d in differences]
     held_out = list(oof.meta.get("held_out_findings") or [])
     metrics = dict(card.get("metrics") or {})
+    folds, run = oof.meta.get("folds", "?"), oof.meta.get("folds_run")
+    scope = f"{folds}-fold cross-validation" if not run or len(run) == folds else \
+        f"folds {', '.join(map(str, run))} of a {folds}-fold cross-validation ({len(oof.image_ids)} images)"
     metrics[SEEN_EVALUATION] = cv_evaluation(oof, args.cv, name, card, config.use_regions, pairs, report,
-                                             "5-fold cross-validation (findings learned from the composed reports' labels)")
+                                             f"{scope} (findings learned from the composed reports' labels)")
     summary_path = Path(args.cv) / "summary.json"
     if summary_path.is_file():  # the map specificity the cross-validation measured on held-out folds
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -225,7 +228,8 @@ def write_card(args: argparse.Namespace, oof, calibration: Calibration, report: 
             raise SystemExit(f"{args.held_out_cv} was not trained with held_out_findings")
         metrics[HELD_OUT_EVALUATION] = cv_evaluation(zero_shot, args.held_out_cv, name, card, config.use_regions, {}, None,
                                               "genuinely zero-shot: findings removed from all training texts and "
-                                              "prompts", findings)
+                                              f"prompts ({zero_shot.meta.get('folds', '?')}-fold cross-validation "
+                                              f"{Path(args.held_out_cv).name})", findings)
     update_card(args.model, {CARD_KEY: calibration.to_dict(), "metrics": metrics})
 
 

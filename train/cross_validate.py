@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_fit_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder for the folds, out-of-fold predictions and summary")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--run-folds", type=int, default=None, metavar="K",
+                        help="run (or read back) only folds 0..K-1: a partial run whose out-of-fold files cover "
+                             "those folds' test images only, and say so (default: every fold)")
     parser.add_argument("--no-regions", action="store_true", help="train the global-only baseline (as pretrain does)")
     parser.add_argument("--init-from-cv", type=Path, default=None, metavar="DIR",
                         help="start fold k from DIR/fold-k/model (another cross-validation's fold models); a "
@@ -210,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
     n = len(data.dataset)
     logits = {w: np.full((n, len(data.findings)), np.nan) for w in weights}
     fold_records = []
-    for fold in range(args.folds):
+    done = list(range(args.folds if args.run_folds is None else min(args.run_folds, args.folds)))
+    for fold in done:
         record_path = args.out / f"fold-{fold}" / "result.json"
         if record_path.is_file() and not args.no_resume:
             record = json.loads(record_path.read_text(encoding="utf-8"))
@@ -224,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         for w in weights:
             logits[w][test] = np.array(record["logits"][str(w)], dtype=np.float64)
         fold_records.append(record)
-    runs = write_predictions(data, config, args, logits, device)
+    runs = write_predictions(data, config, args, logits, device, np.flatnonzero(np.isin(data.folds, done)), done)
     summary = build_summary(runs[args.out], config, args, fold_records, time.perf_counter() - started)
     summary["macro_at_other_local_weights"] = {folder.name: summarize(oof).macro.auc
                                                for folder, oof in runs.items() if folder != args.out}
@@ -234,18 +238,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_predictions(data: CrossValidationData, config: TrainConfig, args, logits: dict, device) -> dict:
-    """The out-of-fold files: the config's local weight in ``--out``, the others in subfolders."""
-    meta = {"command": args.command_line, "config": config.to_dict(), "folds": args.folds,
+def write_predictions(data: CrossValidationData, config: TrainConfig, args, logits: dict, device,
+                      rows: np.ndarray, done: list[int]) -> dict:
+    """The out-of-fold files for the test images of the folds in ``done`` (``rows``): the config's
+    local weight in ``--out``, the others in subfolders."""
+    meta = {"command": args.command_line, "config": config.to_dict(), "folds": args.folds, "folds_run": done,
             "fold_rule": f"train.splits.patient_folds(patient_ids, {args.folds}, seed={config.split_seed})",
             "dataset": config.dataset, "extra_train": config.extra_train, "n_extra_train": data.n_extra,
             "held_out_findings": list(config.held_out_findings), "code_version": code_version(),
             "hardware": hardware_description(device, DistributedContext(0, 1, 0))}
     image_ids, patients = _image_ids(data.dataset), list(data.dataset.patient_ids())
+    image_ids, patients = [image_ids[r] for r in rows], [patients[r] for r in rows]
     runs = {}
     for w, values in logits.items():
         folder = args.out if w is None else args.out / f"local-weight-{w:g}"
-        oof = OutOfFold(data.findings, image_ids, patients, data.folds, data.labels, values,
+        oof = OutOfFold(data.findings, image_ids, patients, data.folds[rows], data.labels[rows], values[rows],
                         {**meta, "zero_shot_local_weight": w if w is not None else _config_local_weight(config)})
         oof.save(folder)
         runs[folder] = oof
@@ -271,6 +278,7 @@ def build_summary(oof: OutOfFold, config: TrainConfig, args, fold_records: list[
     seen = [f for f in oof.findings if f not in held_out]
     summary = summarize(oof)
     result = {"command": args.command_line, "n_images": len(oof.image_ids), "folds": args.folds,
+              "folds_run": sorted({int(f) for f in oof.folds}),
               "all_findings": summary.to_dict(),
               "seen_findings_macro": dataclasses.asdict(summarize(oof, seen).macro) if held_out else None,
               "held_out_findings_macro": dataclasses.asdict(summarize(oof, held_out).macro) if held_out else None,
@@ -300,6 +308,8 @@ def summary_markdown(summary: dict) -> str:
     lines = ["# Cross-validation", "", "```", summary["command"], "```", "",
              f"{summary['n_images']} images, {summary['folds']} patient-grouped folds; out-of-fold AUC with "
              "bootstrap 95% CIs (1000 resamples of images).", "",
+             *([f"**Partial run**: only folds {summary['folds_run']} of {summary['folds']} were run; the figures "
+                "cover their test images only.", ""] if len(summary.get("folds_run", [])) < summary["folds"] else []),
              f"- macro AUC ({len(data['macro']['findings'])} findings): **{ci(data['macro'])}**"]
     if summary["held_out_findings"]:
         lines.append(f"- seen findings macro: {ci(summary['seen_findings_macro'])}")
