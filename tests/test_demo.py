@@ -103,26 +103,22 @@ def test_unknown_manifest_version_is_refused(tmp_path):
         load_gallery(tmp_path / "absent")
 
 
-def test_nih_cases_come_from_the_test_split(gallery):
-    """The split that ``evaluate --dataset train/configs/nih-test.json --split test`` scores, which is
-    the one the bundled model's training config (lrclr-nih.json) held out."""
+def test_nih_cases_are_sample_images_the_bundled_models_say_they_trained_on(gallery):
+    """The bundled models train on all 421 images of the NIH sample (they are measured by
+    cross-validation instead), so the gallery's NIH cases were training images; their cards must say
+    so, since the Review page reads that to warn that those scores are not held-out evidence."""
     root = require_shared("nih-cxr14-sample")
-    from train.evaluate import _samples
-    from train.splits import split_dataset
+    from lrclr.trust import trained_on_whole_sample
+    from lrclr.weights import DEFAULT_MODEL_DIR
 
-    training = json.loads((REPO_ROOT / "train" / "configs" / "lrclr-nih.json").read_text(encoding="utf-8"))
-    assert (training["split_fractions"], training["split_seed"]) == ([0.8, 0.1, 0.1], 0)  # evaluate's defaults
-    spec = json.loads((REPO_ROOT / "train" / "configs" / "nih-test.json").read_text(encoding="utf-8"))
-    # The split depends on patients and labels only; skipping the composed reports saves seconds.
-    spec.update(root=str(root), reports=None)
-    test = _samples(spec, "test", training["split_fractions"], training["split_seed"], None)
-    test_images = {test.dataset.image_ids()[i] for i in test.indices}
-    splits = split_dataset(test.dataset, training["split_fractions"], training["split_seed"])
-    names = test.dataset.image_ids()
-    held_in = {names[i] for name in ("train", "val") for i in splits[name].indices}
+    sample = {path.name for path in (root / "images").iterdir()}
     for case in _kind(gallery, "nih"):
         original = case.source.split()[2]  # "NIH ChestX-ray14 <file> ..."
-        assert original in test_images and original not in held_in, (case.id, original)
+        assert original in sample, (case.id, original)
+    for folder in (DEFAULT_MODEL_DIR, DEFAULT_MODEL_DIR.parent / "baseline-default"):
+        card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+        assert trained_on_whole_sample(card), folder.name
+        assert card["training_data"]["split_sizes"]["train"] == len(sample)
 
 
 def test_make_demo_reproduces_the_gallery(tmp_path):

@@ -1,7 +1,8 @@
 """``python -m train make-demo --out assets/demo``: the demo gallery the app ships with.
 
-Copies a curated set of real NIH ChestX-ray14 images (only from the test split of the bundled
-model's training config, so the demo never shows an image the model was trained on) with reports
+Copies a curated set of real NIH ChestX-ray14 images (from the test split of a fixed
+patient-disjoint 0.8/0.1/0.1 split, which the first bundled models held out; the current ones train
+on all 421 sample images, and the Review page says so on these cases) with reports
 composed from real OpenI sentences, the two real DICOMs, and two phantoms with their ground-truth
 masks, then writes ``manifest.json`` (read by ``lrclr.demo.load_gallery``) and ``SOURCES.md``.
 
@@ -23,7 +24,10 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared" / "data"
-TRAIN_CONFIG = REPO_ROOT / "train" / "configs" / "lrclr-nih.json"  # the bundled model's training run
+NIH_SPEC = REPO_ROOT / "train" / "configs" / "nih-test.json"  # the NIH dataset the split is drawn on
+# The split the cases were curated from: the first bundled models' held-out test split. Fixed here so
+# that the gallery does not change when a training config's split does.
+CURATION_SPLIT = ((0.8, 0.1, 0.1), 0)
 COMMAND = "python -m train make-demo --out assets/demo"  # recorded as-is, whatever --out was
 MANIFEST_VERSION = 1
 PHANTOM_SIZE = 512
@@ -110,12 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--openi", type=Path, default=SHARED / "openi-reports" / "NLMCXR_reports.tgz",
                         help="OpenI reports: the .tgz or a folder of XML")
     parser.add_argument("--dicom", type=Path, default=SHARED / "dicom", help="folder with the two DICOMs")
-    parser.add_argument("--config", type=Path, default=TRAIN_CONFIG,
-                        help="training config whose test split the NIH cases must come from")
 
 
 def run(args: argparse.Namespace) -> int:
-    needed = [args.nih / "labels.csv", args.openi, args.config,
+    needed = [args.nih / "labels.csv", args.openi,
               *(args.nih / "images" / c.image for c in NIH_CASES), *(args.dicom / c.file for c in DICOM_CASES)]
     absent = [path for path in needed if not path.exists()]
     if absent:
@@ -153,17 +155,17 @@ def build_gallery(args: argparse.Namespace) -> list[dict]:
     return cases
 
 
-def split_images(nih_root: Path, config_path: Path) -> dict[str, list[str]]:
-    """Image names per split, computed exactly as training and ``evaluate --split`` compute it."""
+def split_images(nih_root: Path) -> dict[str, list[str]]:
+    """Image names per split of ``CURATION_SPLIT``, computed as training and ``evaluate --split`` do."""
     from train.datasets import build_dataset
     from train.splits import split_dataset
 
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    spec = {key: value for key, value in config["dataset"].items() if key not in ("augment", "openi")}
+    spec = {key: value for key, value in json.loads(NIH_SPEC.read_text(encoding="utf-8")).items() if key != "openi"}
     # The split depends only on patients and labels; skipping the composed reports changes nothing.
     spec.update(root=str(nih_root), reports=None)
     dataset = build_dataset(spec)
-    splits = split_dataset(dataset, config["split_fractions"], config["split_seed"])
+    fractions, seed = CURATION_SPLIT
+    splits = split_dataset(dataset, list(fractions), seed)
     names = dataset.image_ids()
     return {split: [names[i] for i in subset.indices] for split, subset in splits.items()}
 
@@ -172,12 +174,12 @@ def _nih_cases(args: argparse.Namespace, bank) -> list[dict]:
     from lrclr.composed_reports import read_nih_labels
 
     labels = {image: findings for image, findings in read_nih_labels(args.nih / "labels.csv")}
-    test = set(split_images(args.nih, args.config)["test"])
+    test = set(split_images(args.nih)["test"])
     cases = []
     for number, case in enumerate(NIH_CASES, 1):
         case_id = f"nih-{number:02d}-{case.slug}"
         if case.image not in test:
-            raise DemoBuildError(f"{case.image} ({case_id}) is not in the test split of {args.config}")
+            raise DemoBuildError(f"{case.image} ({case_id}) is not in the curation split's test part")
         found = labels[case.image] or ("No Finding",)
         if tuple(sorted(found)) != tuple(sorted(case.labels)):
             raise DemoBuildError(f"{case.image} ({case_id}) is labelled {found}, expected {case.labels}")
@@ -259,9 +261,10 @@ def sources_markdown(cases: list[dict]) -> str:
         "Hospital-scale Chest X-ray Database and Benchmarks on Weakly-Supervised Classification and",
         "Localization of Common Thorax Diseases.* CVPR 2017. Acknowledge the NIH Clinical Center as the",
         "data provider. Labels are NIH's, text-mined from the original reports (about 90% accurate).",
-        "All of them are in the TEST split of the bundled model's training config",
-        "(`train/configs/lrclr-nih.json`: patient-disjoint 0.8/0.1/0.1, split seed 0), so the model never",
-        "trained on them. Patient id, age and sex are deliberately not carried.",
+        "All of them are in the TEST split of a patient-disjoint 0.8/0.1/0.1 split (seed 0), which the first",
+        "bundled models held out. The current bundled models train on all 421 sample images (they are",
+        "measured by cross-validation instead), so these were training images for them, and the Review",
+        "page says so. Patient id, age and sex are deliberately not carried.",
         "",
         "## Reports (`*.txt`)",
         "",
