@@ -43,9 +43,12 @@ Copy `train/configs/baseline-nih.json` and `train/configs/lrclr-nih.json` and po
 `{"kind": "mimic", "root": "/data/mimic-cxr-jpg", "reports_root": "/data/mimic-cxr-reports"}` for
 MIMIC-CXR, or `{"kind": "chexpert", "csv_path":
 "/data/chexpert/train.csv", "report_column": ["section_findings", "section_impression"]}` for
-CheXpert Plus (see `train/datasets/`). On a GPU drop `freeze`, `cache_frozen_towers` and
-`image_tower_tail_blocks` to fine-tune everything; `torchrun --nproc_per_node N -m train ...` uses
-several GPUs. Then put the exported folder in the sidebar's **Model folder**.
+CheXpert Plus (see `train/datasets/`). Train the baseline, export it, and point the LRCLR config's
+`"init_from"` at that folder (the README lists the commands). With a validation split of your own,
+set `"split_fractions"` (e.g. `[0.8, 0.1, 0.1]`); `python -m train cross-validate` measures a recipe
+on small data. On a GPU drop `freeze`, `cache_frozen_towers` and `image_tower_tail_blocks` to
+fine-tune everything; `torchrun --nproc_per_node N -m train ...` uses several GPUs. Then put the
+exported folder in the sidebar's **Model folder**.
 """
 
 
