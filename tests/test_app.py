@@ -22,7 +22,7 @@ def test_app_opens_on_the_bundled_model(monkeypatch):
     assert not app.exception
     captions = [c.value for c in app.sidebar.caption]
     assert captions[0].startswith("**lrclr-default** on CPU")
-    assert "340 training images" in captions[1]
+    assert "421 training images" in captions[1]  # the whole NIH sample (measured by cross-validation)
     assert "+ 340 phantom images (training only)" in captions[1]  # the card's extra_training_data
     # It opens on the first demo case, so a fresh install shows something without any data.
     assert app.selectbox(key="review-demo").value == "nih-01-cardiomegaly"
