@@ -226,10 +226,13 @@ def write_card(args: argparse.Namespace, oof, calibration: Calibration, report: 
         findings = [f for f in zero_shot.findings if f in (zero_shot.meta.get("held_out_findings") or [])]
         if not findings:
             raise SystemExit(f"{args.held_out_cv} was not trained with held_out_findings")
-        metrics[HELD_OUT_EVALUATION] = cv_evaluation(zero_shot, args.held_out_cv, name, card, config.use_regions, {}, None,
-                                              "genuinely zero-shot: findings removed from all training texts and "
-                                              f"prompts ({zero_shot.meta.get('folds', '?')}-fold cross-validation "
-                                              f"{Path(args.held_out_cv).name})", findings)
+        # The held-out run's own recipe, which may differ from this model's: the title says whose it is.
+        held_out_regions = bool(((zero_shot.meta.get("config") or {}).get("model") or {}).get("use_regions", False))
+        metrics[HELD_OUT_EVALUATION] = cv_evaluation(
+            zero_shot, args.held_out_cv, name, card, held_out_regions, {}, None,
+            "genuinely zero-shot: findings removed from all training texts and prompts, measured by the "
+            f"{zero_shot.meta.get('folds', '?')}-fold cross-validation {Path(args.held_out_cv).name} "
+            f"({'an LRCLR' if held_out_regions else 'a global-only'} recipe; its command is below)", findings)
     update_card(args.model, {CARD_KEY: calibration.to_dict(), "metrics": metrics})
 
 
