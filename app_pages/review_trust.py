@@ -146,9 +146,10 @@ def evidence_caption(card: dict, rows, explanation) -> None:
         lines.append(f"AUCs, calibration and operating points: {summary.description} (the model card); macro AUC "
                      f"{macro}. Grey rows are not reliable.")
         if summary.held_out_findings and summary.held_out_macro is not None:
-            lines.append(f"Findings the card does not list are 'not validated'. As a guide, the same recipe scored "
-                         f"macro AUC {summary.held_out_macro:.2f} on findings removed from its training entirely "
-                         f"({', '.join(summary.held_out_findings)}): genuinely zero-shot.")
+            lines.append(f"Findings the card does not list are 'not validated'. As a guide, a cross-validation with "
+                         f"findings removed from training entirely ({', '.join(summary.held_out_findings)}) scored "
+                         f"macro AUC {summary.held_out_macro:.2f} on them: genuinely zero-shot (its recipe is on the "
+                         "Model page).")
     st.caption(markdown_literal(" ".join(lines)))
 
 

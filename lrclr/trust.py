@@ -110,7 +110,9 @@ def evidence_summary(card: Mapping[str, Any]) -> EvidenceSummary | None:
     macro = seen["result"].get("macro") or {}
     dataset = seen.get("dataset") or {}
     spec = dataset.get("spec") or {}
-    description = (f"{dataset.get('split', 'cross-validation')} over {dataset.get('n_samples', '?')} "
+    # The title names a partial run ("folds 0 of a 5-fold cross-validation ..."); the split alone would not.
+    scope = str(seen.get("title") or dataset.get("split") or "cross-validation").split(" (findings")[0]
+    description = (f"{scope}, out of fold over {dataset.get('n_samples', '?')} "
                    f"{str(spec.get('kind', '')).upper()} images").strip()
     held = _evaluation(card, HELD_OUT_EVALUATION)
     held_macro = held.get("result", {}).get("macro") or {}
