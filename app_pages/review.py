@@ -210,7 +210,8 @@ def review(case: CaseInput) -> None:
         case_image = encode_case(model, case_key[0], image_sha, image)
         explanation = cached("explanation", (case_key, case.report, findings),
                              lambda: model.explain(case_image, case.report, findings), keep=16)
-    check = trust.input_gate(model, image, case_image)
+    # Once per case, not on every click: it reads the full-resolution pixels.
+    check = cached("input-check", case_key, lambda: trust.input_gate(model, image, case_image))
     widget_key = f"{image_sha[:12]}-{sha256_hex(case.report)[:12]}"
     checks: dict = {"input_check": trust.gate_record(check)}
     with panels:
