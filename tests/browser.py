@@ -138,3 +138,19 @@ def open_review_tab(page, name: str) -> None:
     if tab.get_attribute("aria-selected") != "true":
         tab.click()
         wait_until_idle(page, settle_ms=100)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """(playwright's sync API, URL) of one app server per test module, on the bundled model."""
+    sync_api = require_browser()
+    with running_app(tmp_path_factory.mktemp("lrclr-data")) as url:
+        yield sync_api, url
+
+
+def open_review(page, url: str) -> None:
+    """Open the app and wait until the Review page's viewer is drawn and the run has ended."""
+    page.goto(url)
+    page.wait_for_selector(".st-key-viewer [data-testid='stPlotlyChart']", timeout=240_000)
+    wait_until_idle(page)
+

@@ -28,3 +28,32 @@ def require_shared(relative: str) -> Path:
 @pytest.fixture
 def shared_data():
     return require_shared
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    """The whole app (app.py) in Streamlit's AppTest, on the bundled model, opened on Review."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv("LRCLR_MODEL", raising=False)
+    monkeypatch.setenv("LRCLR_DATA_DIR", str(tmp_path / "data"))
+    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def captured_downloads(monkeypatch) -> dict:
+    """The download buttons' data callables by file name (AppTest never clicks them)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    captured = {}
+    original = MediaFileManager.add_deferred
+
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        captured[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    return captured
+

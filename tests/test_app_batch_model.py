@@ -17,7 +17,6 @@ import zipfile
 
 import pytest
 import torch
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from lrclr.config import tiny_config
@@ -28,7 +27,7 @@ from lrclr.weights import DEFAULT_MODEL_DIR
 # the Model page shows them side by side with paired intervals.
 SHARED = "phantoms"
 from app_pages.shared import app_thread_count
-from tests.conftest import REPO_ROOT, TEST_DATA
+from tests.conftest import REPO_ROOT, TEST_DATA, captured_downloads
 
 BUNDLED = DEFAULT_MODEL_DIR.parent
 GOOD = ("nih_00000075_128_gray8.png", "nih_00000075_128_gray16.png", "nih_00000075_128_rgba.png",
@@ -143,19 +142,6 @@ def study(tmp_path):
     return folder
 
 
-def _captured_downloads(monkeypatch) -> dict:
-    """The download buttons' data callables by file name (AppTest never clicks them)."""
-    captured = {}
-    original = MediaFileManager.add_deferred
-
-    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        captured[file_name] = data_callable
-        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
-    return captured
-
-
 def _run_to_the_end(app: AppTest, limit: int = 50) -> list[str]:
     progress = []
     for _ in range(limit):
@@ -170,7 +156,7 @@ def _run_to_the_end(app: AppTest, limit: int = 50) -> list[str]:
 
 
 def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeypatch, tmp_path, tiny_model_dir, study):
-    downloads = _captured_downloads(monkeypatch)
+    downloads = captured_downloads(monkeypatch)
     app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
     app.text_input(key="batch-folder").set_value(str(study)).run()
     _button(app, "Start").click().run()

@@ -11,19 +11,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from lrclr.demo import load_gallery
-from tests.conftest import REPO_ROOT
 
 PATIENT_ID = "16d7f894-55d7-4d95-8957-d18987f0e981"  # PatientName/PatientID in the bundled DICOMs
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path) -> AppTest:
-    monkeypatch.delenv("LRCLR_MODEL", raising=False)
-    monkeypatch.setenv("LRCLR_DATA_DIR", str(tmp_path / "data"))
-    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
-    app.run()
-    assert not app.exception
-    return app
 
 
 def _demo(kind: str):

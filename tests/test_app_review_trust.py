@@ -10,24 +10,13 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from lrclr.trust import finding_reliability
 from lrclr.weights import DEFAULT_MODEL_DIR
-from tests.conftest import REPO_ROOT
+from tests.conftest import captured_downloads
 
 CARD = json.loads((DEFAULT_MODEL_DIR / "model_card.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path) -> AppTest:
-    monkeypatch.delenv("LRCLR_MODEL", raising=False)
-    monkeypatch.setenv("LRCLR_DATA_DIR", str(tmp_path / "data"))
-    app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
-    app.run()
-    assert not app.exception
-    return app
 
 
 def _open_tab(app: AppTest, name: str) -> AppTest:
@@ -116,14 +105,7 @@ def test_the_deletion_test_reports_top_and_random_drops(app):
 
 
 def test_the_export_holds_what_the_page_showed(app, monkeypatch):
-    captured = {}
-    original = MediaFileManager.add_deferred
-
-    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        captured[file_name] = data_callable
-        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    captured = captured_downloads(monkeypatch)
     _open_tab(app, "Checks")
     next(b for b in app.button if b.key == "deletion-run").click().run()
     _open_tab(app, "Export")

@@ -17,10 +17,10 @@ from lrclr.review import word_map
 from lrclr.weights import DEFAULT_MODEL_DIR
 from tests.browser import (
     ARTIFACTS,
+    app_url,  # noqa: F401 (a fixture)
     chromium_page,
+    open_review,
     open_review_tab,
-    require_browser,
-    running_app,
     screenshot_array,
     wait_until_idle,
 )
@@ -29,22 +29,13 @@ HOSTILE_REPORT = ('Small effusion. <script>window.__xss = 1</script> '
                   '<img src=x onerror="window.__xss = 2"> **bold** [link](javascript:alert(1))')
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    sync_api = require_browser()
-    with running_app(tmp_path_factory.mktemp("lrclr-data")) as url:
-        yield sync_api, url
-
-
 @pytest.fixture
 def page(app_url):
     sync_api, url = app_url
     with chromium_page(sync_api) as page:
         dialogs = []
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(url)
-        page.wait_for_selector(".st-key-viewer [data-testid='stPlotlyChart']", timeout=240_000)
-        wait_until_idle(page)
+        open_review(page, url)
         page.dialogs = dialogs
         yield page
 

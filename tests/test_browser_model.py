@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from lrclr.weights import DEFAULT_MODEL_DIR
-from tests.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    sync_api = require_browser()
-    with running_app(tmp_path_factory.mktemp("lrclr-data")) as url:
-        yield sync_api, url
+from tests.browser import ARTIFACTS, app_url, chromium_page, wait_until_idle  # noqa: F401 (app_url: a fixture)
 
 
 def test_the_model_page_draws_the_roc_curves_of_the_loaded_model(app_url):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import ARTIFACTS, chromium_page, open_review_tab, require_browser, running_app, wait_until_idle
+from tests.browser import ARTIFACTS, app_url, chromium_page, open_review, open_review_tab, wait_until_idle  # noqa: F401 (app_url: a fixture)
 
 # A phantom whose finding the bundled LRCLR localizes: its phrase map depends on the phrase, so it is
 # painted (a map that does not depend on its text is not, and the caption says so instead).
@@ -19,21 +19,12 @@ PHANTOM_CASE = "Phantom: right pneumothorax, left basal atelectasis"
 PHRASE = "right pneumothorax"
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    sync_api = require_browser()
-    with running_app(tmp_path_factory.mktemp("lrclr-data")) as url:
-        yield sync_api, url
-
-
 @pytest.fixture
 def page(app_url):
     sync_api, url = app_url
     with chromium_page(sync_api, 1600, 1100) as page:
-        page.goto(url)
-        page.wait_for_selector(".st-key-viewer [data-testid='stPlotlyChart']", timeout=240_000)
+        open_review(page, url)
         page.wait_for_selector("[data-testid='stDataFrame']", timeout=240_000)
-        wait_until_idle(page)
         yield page
 
 
