@@ -104,3 +104,13 @@ def test_the_model_applies_its_cards_calibration(tmp_path):
     (tmp_path / "m" / "model_card.json").write_text(json.dumps(broken))
     with pytest.raises(ModelLoadError, match="calibration"):
         LRCLRModel.from_pretrained(tmp_path / "m")
+
+
+def test_platt_never_reverses_the_ranking():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(400) < 0.2).astype(float)
+    backwards = -2.0 * labels + rng.normal(0, 1, 400)  # positives score lower: AUC well below 0.5
+    slope, intercept = fit_platt(backwards, labels)
+    assert slope == 0.0
+    # A constant near the base rate is what is left.
+    assert 1 / (1 + np.exp(-intercept)) == pytest.approx(labels.mean(), abs=0.03)

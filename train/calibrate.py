@@ -65,7 +65,10 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         grad = np.array([np.mean((p - y) * z) + 2 * PLATT_PRIOR * (a - 1), np.mean(p - y) + 2 * PLATT_PRIOR * b])
         return value, grad
 
-    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    # The slope may not go below 0: a calibration must never reverse the model's ranking. Where the
+    # out-of-fold scores rank a finding backwards (AUC < 0.5), the fit gives a constant near the base
+    # rate instead of turning the lowest similarities into the highest probabilities.
+    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])
     return float(result.x[0]), float(result.x[1])
 
 
