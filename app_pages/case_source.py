@@ -8,7 +8,7 @@ import streamlit as st
 
 from lrclr.demo import DemoCase, load_gallery
 from lrclr.errors import LRCLRError
-from lrclr.reports import decode_report
+from lrclr.reports import decode_report, report_file_size_problem, report_length_problem
 from lrclr.review import sha256_hex
 
 GALLERY, UPLOAD = "Demo gallery", "Upload"
@@ -29,11 +29,17 @@ def gallery() -> tuple[DemoCase, ...]:
 
 
 def choose_case(key: str, report_area) -> CaseInput | None:
-    """Lay out the case picker (the report box goes into ``report_area``); None until an image is chosen."""
+    """Lay out the case picker (the report box goes into ``report_area``); None until an image is chosen.
+
+    A report over the length limit stays in its box, untouched, and the case goes on without it.
+    """
     source = st.radio("Case", [GALLERY, UPLOAD], horizontal=True, key=f"{key}-source")
-    if source == GALLERY:
-        return _gallery_case(key, report_area)
-    return _uploaded_case(key, report_area)
+    case = _gallery_case(key, report_area) if source == GALLERY else _uploaded_case(key, report_area)
+    problem = report_length_problem(case.report) if case is not None else ""
+    if problem:
+        report_area.error(f"Report not used: {problem}.")
+        case = CaseInput(case.case_id, case.file_name, case.data, "", case.demo)
+    return case
 
 
 def provenance_line(case: DemoCase) -> str:
@@ -70,7 +76,11 @@ def _uploaded_case(key: str, report_area) -> CaseInput | None:
     handed = st.session_state.get(f"{key}-handoff") if upload is None else None
     report_file = report_area.file_uploader("Report (.txt), or paste it below", type=["txt"],
                                             key=f"{key}-report-file")
-    uploaded_report = decode_report(report_file.getvalue()) if report_file else handed.report if handed else ""
+    too_big = report_file_size_problem(report_file.size) if report_file else ""
+    if too_big:
+        report_area.error(f"Report file not read: {too_big}.")
+    uploaded_report = (decode_report(report_file.getvalue()) if report_file and not too_big
+                       else handed.report if handed else "")
     # Keyed by the report file so that uploading a new one replaces what the box shows.
     report = report_area.text_area("Report", value=uploaded_report, height=120,
                           key=f"{key}-report-{sha256_hex(uploaded_report)[:12]}")

@@ -31,7 +31,7 @@ from PIL import Image
 from lrclr.errors import CorruptImageError, ImageReadError, ImageTooLargeError, LRCLRError
 from lrclr.imaging import LoadedImage, load_image
 from lrclr.input_check import InputReference, check_input
-from lrclr.reports import decode_report
+from lrclr.reports import MAX_REPORT_FILE_BYTES, ReportTooLongError, checked_report, decode_report, report_file_size_problem
 
 # Extensions taken from folders and archives. DICOM files often have none, so extension-less files
 # are tried too; anything else (notes, CSVs) is not an image and is left alone.
@@ -41,7 +41,6 @@ REPORT_SUFFIX = ".txt"
 # bigger file or ZIP member is refused before it is read, so an archive that expands to gigabytes
 # (a zip bomb) cannot exhaust memory.
 DEFAULT_MAX_FILE_BYTES = 256 * 2**20
-MAX_REPORT_BYTES = 2**20
 THUMBNAIL_PX = 64
 _READ_CHUNK = 2**20
 
@@ -66,6 +65,7 @@ class PredictionRow:
     error: str = ""
     # The input gate (lrclr.input_check): "" when it passes, else why it does not look like a chest film.
     input_check: str = ""
+    report_note: str = ""  # why the image's report was not read ("" when it was, or there is none)
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,12 @@ class FolderSource:
         if self.reports_dir is None:
             return None
         path = self.reports_dir / f"{Path(item.path).stem}{REPORT_SUFFIX}"
-        if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
+        if not path.is_file():
             return None
-        return decode_report(path.read_bytes())
+        too_big = report_file_size_problem(path.stat().st_size)
+        if too_big:
+            raise ReportTooLongError(too_big)
+        return checked_report(decode_report(path.read_bytes()))
 
     def close(self) -> None:
         pass
@@ -188,8 +191,11 @@ class ZipSource:
         info = self._reports.get((str(path.parent), path.stem))
         if info is None:
             return None
+        too_big = report_file_size_problem(info.file_size)
+        if too_big:
+            raise ReportTooLongError(too_big)
         try:
-            return decode_report(self._read(info, path.name, MAX_REPORT_BYTES))
+            return checked_report(decode_report(self._read(info, path.name, MAX_REPORT_FILE_BYTES)))
         except ImageReadError:
             return None  # an unreadable report leaves the row without report columns
 
@@ -284,8 +290,9 @@ def score_chunk(model, source, chunk: Sequence[BatchInput], findings: Sequence[s
             continue
         probabilities, embedding = scored
         gate = check_input(reference, image.pixels, embedding, image.header, image.colourfulness)
-        row = PredictionRow(item.name, dict(zip(findings, probabilities)), _report_labels(source, item, findings),
-                            input_check="; ".join(gate.reasons))
+        report_labels, report_note = _report_labels(source, item, findings)
+        row = PredictionRow(item.name, dict(zip(findings, probabilities)), report_labels,
+                            input_check="; ".join(gate.reasons), report_note=report_note)
         results.append(BatchResult(item, row, thumbnail_data_uri(image.pixels, thumbnail_px) if thumbnail_px else ""))
     return results
 
@@ -316,17 +323,20 @@ def _score_images(model, images: list[LoadedImage], findings: Sequence[str]) -> 
         return [result for image in images for result in _score_images(model, [image], findings)]
 
 
-def _report_labels(source, item: BatchInput, findings: Sequence[str]) -> dict[str, int]:
+def _report_labels(source, item: BatchInput, findings: Sequence[str]) -> tuple[dict[str, int], str]:
+    """The labeler's status per finding for the item's report, and why the report was not read."""
     try:
         report = source.report(item)
+    except ReportTooLongError as error:
+        return {}, str(error)
     except OSError:
         report = None
     if report is None:
-        return {}
+        return {}, ""
     from lrclr.labeler import label_report
 
     labels = label_report(report).labels
-    return {f: labels[f] for f in findings if f in labels}
+    return {f: labels[f] for f in findings if f in labels}, ""
 
 
 def thumbnail_data_uri(pixels: np.ndarray, max_side: int = THUMBNAIL_PX) -> str:

@@ -182,7 +182,7 @@ PRE_NEGATION = (
     r"there\s+is\s+no", r"there\s+are\s+no", r"cleared", r"clearing\s+of",
 )
 POST_NEGATION = (
-    r"(?:is|are|was|were|has\s+been|have\s+been)?\s*not\s+(?:\w+\s+)?(?:seen|identified|present|visualized|"
+    r"(?:(?:is|are|was|were|has\s+been|have\s+been)\s*)?not\s+(?:\w+\s+)?(?:seen|identified|present|visualized|"
     r"appreciated|demonstrated|evident|noted|detected|apparent|visible|observed|shown)",
     r"(?:has|have)\s+(?:\w+\s+)?(?:resolved|cleared|disappeared|been\s+removed)",
     r"(?:is|are|was|were)\s+(?:\w+\s+)?(?:resolved|absent|gone|removed|cleared)",
@@ -212,7 +212,7 @@ POST_UNCERTAINTY = (
     r"(?:is|are)\s+(?:not\s+)?(?:excluded)\s+",
     r"(?:is|are)\s+(?:possible|questioned|suspected|not\s+excluded|uncertain|difficult\s+to\s+exclude)",
     # "not well seen" is a limit of the film, not a denial.
-    r"(?:is|are|was|were)?\s*not\s+well[- ](?:seen|visualized|evaluated|demonstrated)",
+    r"(?:(?:is|are|was|were)\s*)?not\s+well[- ](?:seen|visualized|evaluated|demonstrated)",
     r"versus", r"vs\.?", r"\?",
 )
 # Phrases that contain a negation word but do not deny a finding ("no change in the effusion").

@@ -12,10 +12,12 @@ Statuses follow CheXpert: 1 positive, 0 negative, -1 uncertain, absent = not men
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from lrclr import finding_patterns as fp
+from lrclr.edge_patterns import compile_alternation, compile_cue_alternation, compile_pattern
 from lrclr.reports import DEID_MARK, Sentence, Span, split_sentences
 
 NIH_FINDINGS: tuple[str, ...] = (
@@ -94,32 +96,24 @@ def aggregate(mentions) -> dict[str, int]:
 # compiled tables
 
 
-def _alternation(patterns) -> re.Pattern:
-    # Longest alternatives first so that "no evidence of" wins over "no"; cue words must stand
-    # alone (not inside "another" or next to "####"), punctuation cues such as "?" need no edges.
-    ordered = sorted(patterns, key=len, reverse=True)
-    wrapped = (f"(?<![\\w#])(?:{p})(?![\\w#])" if p[0] not in "\\" else f"(?:{p})" for p in ordered)
-    return re.compile("|".join(wrapped))
-
-
 @lru_cache(maxsize=1)
 def _tables():
     finding = {
-        name: tuple(re.compile(p) for p in fp.FINDING_PATTERNS.get(name, ()))
+        name: tuple(compile_pattern(p) for p in fp.FINDING_PATTERNS.get(name, ()))
         for name in ALL_FINDINGS
     }
     return {
         "finding": finding,
-        "exclude": {name: tuple(re.compile(p) for p in ps) for name, ps in fp.EXCLUSIONS.items()},
-        "normal": {name: tuple(re.compile(p) for p in ps) for name, ps in fp.NORMAL_STATEMENTS.items()},
-        "pre_neg": _alternation(fp.PRE_NEGATION),
-        "post_neg": _alternation(fp.POST_NEGATION),
-        "pre_unc": _alternation(fp.PRE_UNCERTAINTY),
-        "post_unc": _alternation(fp.POST_UNCERTAINTY),
-        "pseudo": _alternation(fp.PSEUDO_NEGATION),
-        "boundary": re.compile("|".join(fp.CLAUSE_BOUNDARIES)),
-        "laterality": tuple((name, re.compile(p)) for name, p in fp.LATERALITY),
-        "zones": tuple((name, re.compile(p)) for name, p in fp.ZONES),
+        "exclude": {name: tuple(compile_pattern(p) for p in ps) for name, ps in fp.EXCLUSIONS.items()},
+        "normal": {name: tuple(compile_pattern(p) for p in ps) for name, ps in fp.NORMAL_STATEMENTS.items()},
+        "pre_neg": compile_cue_alternation(fp.PRE_NEGATION),
+        "post_neg": compile_cue_alternation(fp.POST_NEGATION),
+        "pre_unc": compile_cue_alternation(fp.PRE_UNCERTAINTY),
+        "post_unc": compile_cue_alternation(fp.POST_UNCERTAINTY),
+        "pseudo": compile_cue_alternation(fp.PSEUDO_NEGATION),
+        "boundary": compile_alternation(fp.CLAUSE_BOUNDARIES),
+        "laterality": tuple((name, compile_pattern(p)) for name, p in fp.LATERALITY),
+        "zones": tuple((name, compile_pattern(p)) for name, p in fp.ZONES),
     }
 
 
@@ -157,15 +151,26 @@ def _raw_mentions(lowered: str, name: str) -> list[tuple[tuple[int, int], ...]]:
     return found
 
 
-def _clause(lowered: str, start: int, end: int) -> tuple[int, int]:
-    """The clause around [start, end): cue scopes stop at its edges."""
-    clause_start, clause_end = 0, len(lowered)
-    for match in _tables()["boundary"].finditer(lowered):
-        if match.end() <= start:
-            clause_start = max(clause_start, match.end())
-        elif match.start() >= end and clause_end == len(lowered):
-            clause_end = match.start()
-    return clause_start, clause_end
+@dataclass(frozen=True)
+class _Clauses:
+    """Clause boundaries of one text, found once: every mention's clause is then a bisection,
+    not a rescan of the text (a rescan per mention made labelling quadratic in sentence length)."""
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    length: int
+
+    @classmethod
+    def of(cls, lowered: str) -> "_Clauses":
+        spans = [m.span() for m in _tables()["boundary"].finditer(lowered)]
+        return cls(tuple(s for s, _ in spans), tuple(e for _, e in spans), len(lowered))
+
+    def around(self, start: int, end: int) -> tuple[int, int]:
+        """The clause around [start, end): cue scopes stop at its edges."""
+        before = bisect_right(self.ends, start)
+        after = bisect_left(self.starts, end)
+        return (self.ends[before - 1] if before else 0,
+                self.starts[after] if after < len(self.starts) else self.length)
 
 
 def _cues(lowered: str) -> list[tuple[int, int, str, str]]:
@@ -186,12 +191,32 @@ def _cues(lowered: str) -> list[tuple[int, int, str, str]]:
     return cues
 
 
-def _decide(lowered, triggers, cues) -> tuple[int, tuple[int, int] | None, str]:
+@dataclass(frozen=True)
+class _Cues:
+    """A text's cues (see ``_cues``) with their starts sorted, so that a mention looks only at the
+    cues inside its clause (looking at all of them made labelling quadratic in sentence length)."""
+
+    cues: tuple[tuple[int, int, str, str], ...]  # in the order _cues found them: ties go to the first
+    by_start: tuple[int, ...]  # indices into cues, ordered by start
+    starts: tuple[int, ...]  # cues[i][0] for i in by_start
+
+    @classmethod
+    def of(cls, cues: list[tuple[int, int, str, str]]) -> "_Cues":
+        by_start = tuple(sorted(range(len(cues)), key=lambda i: cues[i][0]))
+        return cls(tuple(cues), by_start, tuple(cues[i][0] for i in by_start))
+
+    def starting_in(self, start: int, end: int):
+        """The cues that start in [start, end], in the order they were found."""
+        chosen = self.by_start[bisect_left(self.starts, start):bisect_right(self.starts, end)]
+        return [self.cues[i] for i in sorted(chosen)]
+
+
+def _decide(clauses: _Clauses, triggers, cues: _Cues) -> tuple[int, tuple[int, int] | None, str]:
     """Status from the cue nearest to the trigger words inside their clause."""
     first, last = triggers[0], triggers[-1]
-    clause_start, clause_end = _clause(lowered, first[0], last[1])
+    clause_start, clause_end = clauses.around(first[0], last[1])
     best = None
-    for start, end, kind, where in cues:
+    for start, end, kind, where in cues.starting_in(clause_start, clause_end):
         if any(_overlaps((start, end), t) for t in triggers):
             continue
         if where == "pre" and clause_start <= start and end <= last[0]:
@@ -207,34 +232,47 @@ def _decide(lowered, triggers, cues) -> tuple[int, tuple[int, int] | None, str]:
     return (NEGATIVE if best[2] == "negation" else UNCERTAIN), best[1], best[2]
 
 
-def _nearest(lowered, table, triggers, window: tuple[int, int]) -> str:
+def _places(lowered: str, table) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every laterality or zone word, in table then text order: found once
+    per text, not once per mention."""
+    return [(m.start(), m.end(), name) for name, pattern in table for m in pattern.finditer(lowered)]
+
+
+def _nearest(places, clauses: _Clauses, triggers, window: tuple[int, int]) -> str:
     """The laterality or zone word nearest to the triggers, inside their clause and ``window``
     (the stretch not closer to another finding's words), never one of the trigger words."""
-    clause_start, clause_end = _clause(lowered, triggers[0][0], triggers[-1][1])
+    clause_start, clause_end = clauses.around(triggers[0][0], triggers[-1][1])
     start, end = max(clause_start, window[0]), min(clause_end, window[1])
     best = None
-    for name, pattern in table:
-        for match in pattern.finditer(lowered, start, end):
-            if any(_overlaps(match.span(), t) for t in triggers):
-                continue
-            distance = min(abs(match.start() - triggers[-1][1]), abs(triggers[0][0] - match.end()))
-            if best is None or distance < best[0]:
-                best = (distance, name)
+    for place_start, place_end, name in places:
+        if place_start < start or place_end > end or any(_overlaps((place_start, place_end), t) for t in triggers):
+            continue
+        distance = min(abs(place_start - triggers[-1][1]), abs(triggers[0][0] - place_end))
+        if best is None or distance < best[0]:
+            best = (distance, name)
     return best[1] if best else ""
 
 
-def _window(triggers, all_triggers, length: int) -> tuple[int, int]:
-    """From the end of the previous other mention to the start of the next one: "right basilar
-    atelectasis, no pneumothorax" gives the pneumothorax no side."""
-    start, end = 0, length
-    for other in all_triggers:
-        if any(_overlaps(o, t) for o in other for t in triggers):
-            continue  # the same words (e.g. consolidation is also an opacity)
-        if other[-1][1] <= triggers[0][0]:
-            start = max(start, other[-1][1])
-        elif other[0][0] >= triggers[-1][1]:
-            end = min(end, other[0][0])
-    return start, end
+@dataclass(frozen=True)
+class _Neighbours:
+    """Where a text's mentions start and end, sorted, for ``window``."""
+
+    ends: tuple[int, ...]  # each mention's last trigger end
+    starts: tuple[int, ...]  # each mention's first trigger start
+    length: int
+
+    @classmethod
+    def of(cls, all_triggers, length: int) -> "_Neighbours":
+        return cls(tuple(sorted(t[-1][1] for t in all_triggers)), tuple(sorted(t[0][0] for t in all_triggers)), length)
+
+    def window(self, triggers) -> tuple[int, int]:
+        """From the end of the previous other mention to the start of the next one: "right
+        basilar atelectasis, no pneumothorax" gives the pneumothorax no side. (A mention that
+        ends before these triggers start, or starts after they end, cannot share their words.)"""
+        before = bisect_right(self.ends, triggers[0][0])
+        after = bisect_left(self.starts, triggers[-1][1])
+        return (self.ends[before - 1] if before else 0,
+                self.starts[after] if after < len(self.starts) else self.length)
 
 
 def label_sentence(sentence: Sentence | str) -> SentenceLabels:
@@ -242,8 +280,48 @@ def label_sentence(sentence: Sentence | str) -> SentenceLabels:
     ``split_sentences`` (its ``start`` is added), into the string itself when given a str."""
     if isinstance(sentence, str):
         sentence = Sentence(sentence, 0, len(sentence), "")
-    mentions = tuple(_shifted(m, sentence.start) for m in _label_text(sentence.text))
+    text = sentence.text
+    mentions = tuple(_shifted(m, sentence.start + start)
+                     for start, end in _pieces(text) for m in _label_text(text[start:end]))
     return SentenceLabels(sentence, mentions)
+
+
+# Cue scopes, laterality and zone all stop at clause edges, so a long sentence labelled a group of
+# clauses at a time gives the mentions it gives whole, at a cost linear in its length (a report
+# without periods is one "sentence" of any length). Only a single clause longer than this is cut
+# (no OpenI sentence comes near it): the one case where a cue and its finding could be separated.
+_MAX_PIECE_CHARS = 2000
+
+
+def _pieces(text: str) -> list[tuple[int, int]]:
+    """[start, end) pieces of ``text``, each at most ``_MAX_PIECE_CHARS`` long, cut at clause
+    boundaries where there are any."""
+    if len(text) <= _MAX_PIECE_CHARS:
+        return [(0, len(text))]
+    cuts = [match.end() for match in _tables()["boundary"].finditer(_normalise(text))]
+    pieces, start, previous = [], 0, None
+    for cut in cuts + [len(text)]:
+        while cut - start > _MAX_PIECE_CHARS:
+            if previous is not None and previous > start:
+                end = previous
+            else:
+                end = _fallback_cut(text, start, start + _MAX_PIECE_CHARS)
+            pieces.append((start, end))
+            start = end
+        previous = cut
+    if start < len(text):
+        pieces.append((start, len(text)))
+    return pieces
+
+
+def _fallback_cut(text: str, start: int, limit: int) -> int:
+    """Where to cut a clause longer than a piece: after its last comma (a list of findings), else
+    at its last space, else at the limit."""
+    comma = text.rfind(",", start + 1, limit - 1)
+    if comma > start:
+        return comma + 1
+    space = max(text.rfind(blank, start + 1, limit) for blank in " \n\t")
+    return space if space > start else limit
 
 
 def _shifted(mention: Mention, offset: int) -> Mention:
@@ -261,15 +339,20 @@ def _shifted(mention: Mention, offset: int) -> Mention:
 @lru_cache(maxsize=50_000)
 def _label_text(text: str) -> tuple[Mention, ...]:
     lowered = _normalise(text)
-    cues = _cues(lowered)
     found = [(name, triggers, None) for name in ALL_FINDINGS for triggers in _raw_mentions(lowered, name)]
     found += _normal_statements(lowered, found)
-    all_triggers = [triggers for _, triggers, _ in found]
+    if not found:
+        return ()  # most text mentions no finding: no need to look for cues and clauses
+    clauses = _Clauses.of(lowered)
+    cues = _Cues.of(_cues(lowered))
+    tables = _tables()
+    places = (_places(lowered, tables["laterality"]), _places(lowered, tables["zones"]))
+    neighbours = _Neighbours.of([triggers for _, triggers, _ in found], len(lowered))
     mentions = []
     for name, triggers, normal in found:
-        status, cue, kind = (NEGATIVE, normal, "normal statement") if normal else _decide(lowered, triggers, cues)
-        window = _window(triggers, all_triggers, len(lowered))
-        mentions.append(_mention(lowered, name, status, triggers, cue, kind, window))
+        status, cue, kind = (NEGATIVE, normal, "normal statement") if normal else _decide(clauses, triggers, cues)
+        window = neighbours.window(triggers)
+        mentions.append(_mention(places, clauses, name, status, triggers, cue, kind, window))
     order = {name: index for index, name in enumerate(ALL_FINDINGS)}
     mentions.sort(key=lambda m: (m.triggers[0].start, order[m.finding]))
     return tuple(mentions)
@@ -289,16 +372,16 @@ def _normal_statements(lowered, found):
     return out
 
 
-def _mention(lowered, name, status, triggers, cue, kind, window) -> Mention:
-    tables = _tables()
+def _mention(places, clauses, name, status, triggers, cue, kind, window) -> Mention:
+    laterality_places, zone_places = places
     return Mention(
         finding=name,
         status=status,
         triggers=tuple(Span(s, e) for s, e in triggers),
         cue=Span(*cue) if cue else None,
         cue_kind=kind,
-        laterality=_nearest(lowered, tables["laterality"], triggers, window),
-        zone=_nearest(lowered, tables["zones"], triggers, window),
+        laterality=_nearest(laterality_places, clauses, triggers, window),
+        zone=_nearest(zone_places, clauses, triggers, window),
     )
 
 

@@ -30,13 +30,13 @@ def predict_rows(model, files: Sequence[Path], findings: Sequence[str], reports_
 
 
 def csv_header(findings: Sequence[str], with_reports: bool) -> list[str]:
-    report_columns = [f"report: {f}" for f in findings] if with_reports else []
+    report_columns = [*(f"report: {f}" for f in findings), "report not read because"] if with_reports else []
     return ["image", *findings, *report_columns, "not a chest film because", "error"]
 
 
 def csv_fields(row: PredictionRow, findings: Sequence[str], with_reports: bool) -> list[str]:
     probabilities = [f"{row.probabilities[f]:.6f}" if row.probabilities else "" for f in findings]
-    labels = [str(row.report_labels.get(f, "")) for f in findings] if with_reports else []
+    labels = [*(str(row.report_labels.get(f, "")) for f in findings), row.report_note] if with_reports else []
     return [row.image, *probabilities, *labels, row.input_check, row.error]
 
 

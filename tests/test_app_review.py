@@ -158,3 +158,14 @@ def test_a_truncated_png_gives_a_clear_message(app):
     _upload(app, "cut.png", buffer.getvalue()[:60])
     assert not app.exception
     assert app.error and "cut.png" in app.error[0].value
+
+
+def test_a_two_megabyte_pasted_report_is_refused_at_once_and_kept_in_its_box(app):
+    """One limit everywhere: the case is scored without the report, the box still holds it."""
+    dicom = _demo("dicom")
+    huge = "small left pleural effusion no pneumothorax heart size normal " * 33_000  # ~2 MB, no sentence end
+    _upload(app, "study.dcm", dicom.image_bytes(), report=huge)
+    assert any("the report has 2,0" in e.value and "more than the 20,000 read" in e.value for e in app.error)
+    assert next(t for t in app.text_area if t.label == "Report").value == huge
+    assert len(app.dataframe[0].value) == 14
+    assert any("No report: nothing to compare" in c for c in _captions(app))

@@ -162,9 +162,9 @@ def test_reports_beside_the_images_join_the_rows_in_a_folder_and_a_zip(model, mo
     assert page == _cli_csv([folder], model_folder, tmp_path, "--reports", str(folder))
     lines = page.decode().splitlines()
     assert lines[0].endswith("report: Cardiomegaly,report: Effusion,report: pleural thickening,"
-                             "not a chest film because,error")
-    assert lines[1].startswith("case1.png,") and lines[1].endswith(",1,0,,,")  # a real film: the gate is silent
-    assert lines[2].endswith(",,,,,")  # no report for case2
+                             "report not read because,not a chest film because,error")
+    assert lines[1].startswith("case1.png,") and lines[1].endswith(",1,0,,,,")  # a real film: the gate is silent
+    assert lines[2].endswith(",,,,,,")  # no report for case2
     zipped = ZipSource(io.BytesIO(_zip_bytes({"a/case1.png": image, "a/case1.txt": report, "b/case1.txt": b"Normal."})))
     assert zipped.with_reports
     row = _results(BatchRun(model, zipped, FINDINGS))[0].row

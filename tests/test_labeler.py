@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 
 import pytest
 
-from conftest import require_shared
+from conftest import growth_ratio, require_shared
 from lrclr.labeler import (
     ALL_FINDINGS,
     CHEXPERT_OBSERVATIONS,
@@ -167,3 +168,44 @@ def test_mesh_check_on_real_openi():
     result = evaluate(reports)
     assert macro_f1(result["labeler"]) >= 0.85
     assert macro_f1(result["labeler"]) > macro_f1(result["baseline"])
+
+
+_PHRASES = (
+    "heart size is mildly enlarged", "small left pleural effusion", "no pneumothorax",
+    "there is no focal consolidation", "possible right lower lobe nodule", "lungs are clear",
+    "stable mediastinal contours", "mild pulmonary edema cannot be excluded", "no acute osseous abnormality",
+    "patchy bibasilar atelectasis", "the cardiac silhouette is normal", "interval removal of the chest tube",
+)
+
+
+def _single_sentence_report(characters: int, seed: int) -> str:
+    """A report with no sentence end at all: random findings joined by spaces."""
+    rng = random.Random(seed)
+    parts, length = [], 0
+    while length < characters:
+        parts.append(rng.choice(_PHRASES))
+        length += len(parts[-1]) + 1
+    return " ".join(parts)[:characters]
+
+
+def test_a_report_without_sentence_ends_costs_time_linear_in_its_length():
+    """A line-per-finding report without periods is one sentence; before, each mention rescanned
+    the whole sentence for clause edges, cues and the other mentions (40 kB took a minute)."""
+    ratio = growth_ratio(label_report, lambda seed: _single_sentence_report(40_000, seed),
+                         lambda seed: _single_sentence_report(400_000, seed + 100))
+    assert ratio < 25
+
+
+def test_a_long_sentence_is_labelled_clause_by_clause_with_the_same_result():
+    """Pieces are cut at clause edges, where cue scopes stop anyway: the long sentence's mentions
+    are those of its clauses labelled one by one."""
+    clauses = [f"there is {phrase}" for phrase in _PHRASES] * 20
+    text = "; ".join(clauses)
+    whole = label_sentence(text).mentions
+    offset, one_by_one = 0, []
+    for clause in clauses:
+        one_by_one += [(m.finding, m.status, m.laterality, m.zone, m.triggers[0].start + offset)
+                       for m in label_sentence(clause).mentions]
+        offset += len(clause) + 2
+    assert len(text) > 4_000
+    assert [(m.finding, m.status, m.laterality, m.zone, m.triggers[0].start) for m in whole] == one_by_one

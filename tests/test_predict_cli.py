@@ -14,7 +14,7 @@ import torch
 from lrclr.config import LRCLRConfig, TowerConfig, tiny_config
 from lrclr.model import LRCLRModel
 from lrclr.predict import collect_image_files, predict_rows, write_csv
-from lrclr.reports import decode_report
+from lrclr.reports import MAX_REPORT_CHARS, decode_report
 from tests.conftest import REPO_ROOT, TEST_DATA, require_shared
 
 
@@ -105,10 +105,29 @@ def test_report_labels_join_the_row_when_a_report_is_present(tmp_path):
     scored, failed = write_csv(predict_rows(model, files, findings, tmp_path), out, findings, with_reports=True)
     assert (scored, failed) == (1, 0)
     header, row = list(csv.reader(io.StringIO(out.getvalue())))
-    assert header[-5:] == ["report: Cardiomegaly", "report: Effusion", "report: Nodule", "not a chest film because",
-                           "error"]
-    assert row[-5:-2] == ["1", "0", ""] and row[-1] == ""
+    assert header[-6:] == ["report: Cardiomegaly", "report: Effusion", "report: Nodule", "report not read because",
+                           "not a chest film because", "error"]
+    assert row[-6:-2] == ["1", "0", "", ""] and row[-1] == ""
     assert row[-2] == ""  # a real radiograph and a model card without a reference: the gate passes it
+
+
+def test_a_report_over_the_length_limit_is_named_and_not_read(tmp_path):
+    """One limit everywhere: the row is scored, its report columns are empty and say why."""
+    torch.manual_seed(0)
+    model = LRCLRModel(tiny_config()).eval()
+    for name in ("long", "huge"):
+        shutil.copy(TEST_DATA / "nih_00000075_128_gray8.png", tmp_path / f"{name}.png")
+    (tmp_path / "long.txt").write_text("Cardiomegaly " * (MAX_REPORT_CHARS // 13 + 1))
+    (tmp_path / "huge.txt").write_text("x" * (4 * MAX_REPORT_CHARS + 1))
+    out = io.StringIO()
+    findings = ["Cardiomegaly"]
+    scored, failed = write_csv(predict_rows(model, collect_image_files([tmp_path]), findings, tmp_path), out,
+                               findings, with_reports=True)
+    assert (scored, failed) == (2, 0)
+    header, huge, long = list(csv.reader(io.StringIO(out.getvalue())))
+    assert huge[0] == "huge.png" and "more than a 20,000-character report can take" in huge[3] and huge[2] == ""
+    assert long[0] == "long.png" and "more than the 20,000 read" in long[3] and long[2] == ""
+    assert float(long[1]) > 0  # the image is still scored
 
 
 def test_report_decoding_tolerates_odd_encodings():

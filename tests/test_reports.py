@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from conftest import require_shared
+from conftest import growth_ratio, require_shared
 from lrclr.reports import (
     UNHEADED,
     OpenIReport,
@@ -123,6 +123,13 @@ def test_sentences_have_sections_and_exact_spans():
     ("No effusion. heart size is normal.", ["No effusion.", "heart size is normal."]),
     ("Is there a mass? No.", ["Is there a mass?", "No."]),
     ("Lungs clear\n\nHeart normal", ["Lungs clear", "Heart normal"]),
+    # A line-per-finding report without periods: each line is a statement.
+    ("Heart size enlarged\nSmall left effusion\n- no pneumothorax\n2) stable nodule",
+     ["Heart size enlarged", "Small left effusion", "- no pneumothorax", "2) stable nodule"]),
+    # A report wrapped at a fixed width runs on across line breaks.
+    ("There is no focal\nconsolidation or effusion. Heart size is\nNormal.",
+     ["There is no focal\nconsolidation or effusion.", "Heart size is\nNormal."]),
+    ("Small effusions,\nBilateral. No\nPneumothorax.", ["Small effusions,\nBilateral.", "No\nPneumothorax."]),
     ('He said "no effusion." Heart fine.', ['He said "no effusion."', "Heart fine."]),
 ])
 def test_sentence_splitting_edge_cases(text, expected):
@@ -166,3 +173,15 @@ def test_real_openi_archive_parses():
     for report in reports[:500]:
         text = report.text()
         assert all(text[s.start:s.end] == s.text for s in report.sentences())
+
+
+def test_many_periods_in_one_sentence_cost_linear_time():
+    """Each candidate end looks at a fixed span around it, never at the rest of the report: before,
+    every "e.g." in a sentence split the sentence so far and copied the rest of the report."""
+    def report(count):
+        return lambda repeat: "Opacity e.g. " * count + "end." + " " * repeat
+
+    text = report(20_000)(0)
+    sentences = split_sentences(text)
+    assert len(sentences) == 1 and sentences[0].end == len(text)
+    assert growth_ratio(split_sentences, report(2_000), report(20_000)) < 25

@@ -1,0 +1,62 @@
+"""Fast edge-first patterns find exactly what the plain regular expressions find."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import require_shared
+from lrclr import finding_patterns as fp
+from lrclr.edge_patterns import EdgeFirstPattern, compile_alternation, compile_cue_alternation, compile_pattern
+from lrclr.labeler import _normalise
+
+_SAMPLE = _normalise(
+    "Heart size is mildly enlarged; the cardiac silhouette, which was normal, is now large. No "
+    "pneumothorax, effusion or focal consolidation. XXXX effusion. Possible right lower lobe nodule? "
+    "Mild edema cannot be excluded but there is no pneumonia. The tube has been removed. bi-basilar "
+    "atelectasis, not seen before; pleural fluid in the fissure. costophrenic angles are blunted. "
+    "_nodule nodule_ 2nodules ####nodule #### mass.cardiomegaly,effusion"
+)
+
+
+def _matches(pattern, text):
+    return [(m.span(), tuple(m.span(g) for g in range(1, pattern.groups + 1))) for m in pattern.finditer(text)]
+
+
+def _all_single_patterns():
+    tables = (fp.FINDING_PATTERNS, fp.EXCLUSIONS, fp.NORMAL_STATEMENTS)
+    singles = [p for table in tables for patterns in table.values() for p in patterns]
+    return singles + [p for _, p in fp.LATERALITY + fp.ZONES]
+
+
+def _texts(shared: bool):
+    if not shared:
+        return [_SAMPLE]
+    from lrclr.reports import load_openi_reports
+
+    reports = load_openi_reports(require_shared("openi-reports/NLMCXR_reports.tgz"))
+    return [_SAMPLE, _normalise(" ".join(f"{r.findings} {r.impression}" for r in reports[:1500]))]
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["sample", "openi"])
+def test_every_labeler_pattern_finds_the_same_matches_fast_and_plain(shared):
+    texts = _texts(shared)
+    lifted = 0
+    for pattern in _all_single_patterns():
+        fast, plain = compile_pattern(pattern), compile_pattern(pattern, fast=False)
+        lifted += isinstance(fast, EdgeFirstPattern)
+        for text in texts:
+            assert _matches(fast, text) == _matches(plain, text), pattern
+    assert lifted > 50  # the fast path is the one taken
+    for cues in (fp.PRE_NEGATION, fp.POST_NEGATION, fp.PRE_UNCERTAINTY, fp.POST_UNCERTAINTY, fp.PSEUDO_NEGATION):
+        for text in texts:
+            assert _matches(compile_cue_alternation(cues), text) == \
+                _matches(compile_cue_alternation(cues, fast=False), text)
+    for text in texts:
+        assert _matches(compile_alternation(fp.CLAUSE_BOUNDARIES), text) == \
+            _matches(compile_alternation(fp.CLAUSE_BOUNDARIES, fast=False), text)
+
+
+def test_a_leading_boundary_over_a_top_level_alternation_is_not_lifted():
+    # "\bfoo|bar": the \b belongs to foo only; lifting it would demand an edge before "bar" too.
+    pattern = compile_pattern(r"\bfoo|bar")
+    assert _matches(pattern, "xbar foo") == [((1, 4), ()), ((5, 8), ())]
