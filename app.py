@@ -2,12 +2,14 @@
 
 import streamlit as st
 
-from app_pages.shared import render_sidebar, show_model_status
+from app_pages.shared import deployment, render_sidebar, require_login, show_model_status
 from app_pages.tour import render_tour
 
 st.set_page_config(page_title="LRCLR Review", layout="wide")
+settings = deployment()
+user = require_login(settings)  # with logins on, nothing below runs until the user signs in
 tour_slot = st.sidebar.container()  # the tour sits above the model and annotator settings
-model_status = render_sidebar()
+model_status = render_sidebar(settings, user)
 navigation = st.navigation([
     st.Page("app_pages/review.py", title="Review", default=True),
     st.Page("app_pages/annotate.py", title="Annotate"),

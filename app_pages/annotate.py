@@ -13,7 +13,8 @@ from lrclr.annotation_queue import DEFAULT_QUEUE_LENGTH, QueueItem, build_queue
 from lrclr.annotations import VERDICTS, AnnotationStore, PairKey
 from lrclr.errors import ImageReadError, LRCLRError
 from lrclr.imaging import load_image
-from lrclr.review import markdown_literal, sha256_hex
+from lrclr.escaping import markdown_literal
+from lrclr.review import sha256_hex
 from app_pages.case_source import CaseInput, choose_case
 from app_pages.shared import cached, current_annotator, current_model, current_store, encode_case, model_key
 
@@ -102,7 +103,7 @@ def annotate(model, store: AnnotationStore, annotator: str, case: CaseInput) -> 
     try:
         image = cached("annotate-image", (image_sha,), lambda: load_image(case.data, name=case.file_name))
     except ImageReadError as error:
-        st.error(str(error))
+        st.error(markdown_literal(str(error)))
         return
     case_image = encode_case(model, model_key(model), image_sha, image)
     explanation = cached("annotate-explanation", (model_key(model), image_sha, case.report),
@@ -145,7 +146,7 @@ st.caption("Judge where the model says each report word looks. Verdicts are stor
            "with patient identifiers.")
 for name, show in (("annotate-error", st.error), ("annotate-notice", st.info)):
     if st.session_state.get(name):
-        show(st.session_state.pop(name))
+        show(markdown_literal(st.session_state.pop(name)))
 annotator_name, flag_store, loaded_model = current_annotator(), current_store(), current_model()
 picker, report_area = st.columns([2, 3])
 with picker:

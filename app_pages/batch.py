@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from lrclr.batch import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource, format_duration
+from lrclr.batch import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource, collect_image_files, format_duration
 from lrclr.errors import LRCLRError
+from lrclr.escaping import markdown_literal
 from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN
 from lrclr.prompts import NIH_FINDINGS
 from lrclr.review import sha256_hex
 from app_pages.case_source import UPLOAD, CaseInput
-from app_pages.shared import current_model
+from app_pages.shared import current_model, current_settings
 
 RUN, RESULTS, ROOT, NOTICE = "batch-run", "batch-results", "batch-root", "batch-notice"
 FOLDER, ARCHIVE = "Folder on the server", "ZIP upload"
@@ -52,14 +52,14 @@ def start(model) -> None:
 
 
 def _open_input(kind, folder: str, upload, with_reports: bool):
-    if kind == ARCHIVE:
+    settings = current_settings()
+    if kind == ARCHIVE or not settings.batch_roots:
         if upload is None:
             raise LRCLRError("Upload a ZIP archive first.")
         return ZipSource(io.BytesIO(upload.getvalue())), ""
-    path = Path(folder.strip()).expanduser()
-    if not folder.strip() or not path.is_dir():
-        raise LRCLRError(f"{folder.strip() or '(empty)'} is not a folder on this server.")
-    return FolderSource.from_paths([path], reports_dir=path if with_reports else None), str(path)
+    path = settings.batch_folder(folder)
+    files = [f for f in collect_image_files([path]) if settings.allows_file(f)]
+    return FolderSource(files, reports_dir=path if with_reports else None), str(path)
 
 
 def cancel() -> None:
@@ -84,10 +84,15 @@ def open_in_review(index: int) -> None:
 
 
 def input_form(running: bool) -> None:
-    kind = st.radio("Images from", [FOLDER, ARCHIVE], horizontal=True, key="batch-kind", disabled=running)
+    roots = current_settings().batch_roots
+    # Server folders only where the deployment lists some: by default a browser user reads no server file.
+    kind = st.radio("Images from", [FOLDER, ARCHIVE] if roots else [ARCHIVE], horizontal=True, key="batch-kind",
+                    disabled=running)
     if kind == FOLDER:
-        st.text_input("Folder path on the server", key="batch-folder", disabled=running,
-                      placeholder="/data/studies/2024-05", help="Read recursively: PNG, JPEG and DICOM files")
+        st.text_input("Folder on the server", key="batch-folder", disabled=running,
+                      placeholder=str(roots[0] / "2024-05"),
+                      help="Read recursively (hidden folders skipped): PNG, JPEG and DICOM files. Allowed: "
+                           + ", ".join(markdown_literal(str(root)) for root in roots))
         st.checkbox("Read same-named .txt reports from this folder", key="batch-reports", disabled=running,
                     help="Adds what each report states per finding (the CLI's --reports option)")
     else:
@@ -197,7 +202,7 @@ def batch_page() -> None:
         st.button("Start", type="primary", on_click=start, args=(model,), disabled=running)
         st.button("Cancel", on_click=cancel, disabled=not running)
     if notice := st.session_state.get(NOTICE):
-        st.error(notice)
+        st.error(markdown_literal(notice))
     if run is None:
         return
     if running:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from lrclr.demo import DemoCase, load_gallery
 from lrclr.errors import LRCLRError
+from lrclr.escaping import markdown_literal
 from lrclr.reports import decode_report, report_file_size_problem, report_length_problem
 from lrclr.review import sha256_hex
 
@@ -56,15 +57,15 @@ def _gallery_case(key: str, report_area) -> CaseInput | None:
     try:
         cases = gallery()
     except LRCLRError as error:
-        st.error(f"The demo gallery cannot be read: {error}")
+        st.error(markdown_literal(f"The demo gallery cannot be read: {error}"))
         return None
     by_id = {case.id: case for case in cases}
     chosen = st.selectbox("Demo case", list(by_id), format_func=lambda i: by_id[i].title, key=f"{key}-demo")
     case = by_id[chosen]
-    st.caption(f"Source: {case.source}. License: {case.license}.")
-    st.caption(provenance_line(case))
+    st.caption(markdown_literal(f"Source: {case.source}. License: {case.license}."))
+    st.caption(markdown_literal(provenance_line(case)))
     if case.notes:
-        st.caption(f"Look at: {case.notes}")
+        st.caption(markdown_literal(f"Look at: {case.notes}"))
     report = report_area.text_area("Report", value=case.report_text(), height=120, key=f"{key}-report-{case.id}",
                           help="Edit freely; the model re-reads the report when you change it.")
     return CaseInput(case.id, case.image, case.image_bytes(), report, case)

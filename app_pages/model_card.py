@@ -19,7 +19,8 @@ from lrclr.card_tables import (auc_frame, card_facts, evaluation_title, evaluati
                                paired_intervals, read_cards, same_evaluation, side_table)
 from lrclr.explain import grid_to_image
 from lrclr.model import LRCLRModel
-from lrclr.review import markdown_literal, phrase_map
+from lrclr.escaping import markdown_literal
+from lrclr.review import phrase_map
 from lrclr.weights import DEFAULT_MODEL_DIR
 from app_pages.case_source import gallery
 from app_pages.shared import cached, current_model, encode_case, model_key
@@ -160,8 +161,9 @@ def localization_examples(model: LRCLRModel) -> None:
     st.plotly_chart(viz.localization_figure(image, grid_map, model.config.image_size, mask, (peak_x, peak_y), phrase),
                     key="card-localization", config={"displaylogo": False})
     hit = "inside" if mask[peak_y, peak_x] else "outside"
-    st.caption(f"Left: the model's map for the phrase '{phrase}' (its peak marked ×). Right: the phantom's "
-               f"ground-truth {finding} mask. The peak falls {hit} the mask (one case of the pointing game).")
+    st.caption(markdown_literal(f"Left: the model's map for the phrase '{phrase}' (its peak marked ×). Right: the "
+                                f"phantom's ground-truth {finding} mask. The peak falls {hit} the mask (one case "
+                                f"of the pointing game)."))
 
 
 def model_page() -> None:

@@ -14,6 +14,7 @@ import streamlit as st
 
 from lrclr.agreement import pairwise_agreement
 from lrclr.annotations import VERDICTS, AnnotationStore
+from lrclr.escaping import plotly_label
 from app_pages.case_source import GALLERY, gallery
 from app_pages.shared import current_store
 
@@ -23,10 +24,11 @@ VERDICT_COLOURS = {"bad match": "#d62728", "good match": "#2ca02c", "unsure": "#
 def counts_figure(counts: dict[str, dict[str, int]], title: str, horizontal: bool = True) -> go.Figure:
     """Stacked bars of verdicts per group (day, word or annotator)."""
     groups = list(counts)[::-1] if horizontal else list(counts)
+    labels = [plotly_label(g) for g in groups]  # annotator names and report words are user text
     figure = go.Figure()
     for verdict in VERDICTS:
         values = [counts[g][verdict] for g in groups]
-        figure.add_trace(go.Bar(x=values if horizontal else groups, y=groups if horizontal else values, name=verdict,
+        figure.add_trace(go.Bar(x=values if horizontal else labels, y=labels if horizontal else values, name=verdict,
                                 orientation="h" if horizontal else "v", marker_color=VERDICT_COLOURS[verdict]))
     figure.update_layout(barmode="stack", title=title, height=max(260, 24 * len(groups) + 120),
                          margin={"l": 0, "r": 0, "t": 40, "b": 0}, legend={"orientation": "h"})

@@ -15,13 +15,13 @@ import streamlit as st
 
 from lrclr import viz
 from lrclr.errors import ImageReadError
+from lrclr.escaping import markdown_literal
 from lrclr.imaging import LoadedImage, load_image
 from lrclr.model import CaseImage, LRCLRModel
 from lrclr.prompts import NIH_FINDINGS
 from lrclr.review import (
     analysis_record,
     distinct_labels,
-    markdown_literal,
     phrase_map,
     sha256_hex,
     word_map,
@@ -39,10 +39,10 @@ def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> Loade
                        lambda: load_image(case.data, name=case.file_name, include_identifiers=show_identifiers),
                        keep=4)
     except ImageReadError as error:
-        st.error(str(error))
+        st.error(markdown_literal(str(error)))
         return None
     for warning in image.warnings:
-        st.warning(warning)
+        st.warning(markdown_literal(warning))
     return image
 
 

@@ -20,7 +20,8 @@ from lrclr.faithfulness import DEFAULT_REPEATS, deletion_test
 from lrclr.input_check import InputCheck, InputReference, check_input
 from lrclr.map_checks import phrase_specificity, reference_maps
 from lrclr.prompts import parse_finding_list
-from lrclr.review import finding_rows, markdown_literal
+from lrclr.escaping import markdown_literal
+from lrclr.review import finding_rows
 from lrclr.trust import evidence_summary, trained_on_whole_sample
 from app_pages.shared import cached
 

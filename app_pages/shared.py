@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from pathlib import Path
 
 import streamlit as st
 import torch
 
-from lrclr.annotations import AnnotationStore, default_data_dir
+from lrclr.annotations import AnnotationStore
+from lrclr.deployment import DeploymentSettings, load_settings
 from lrclr.card_tables import training_data_summary
 from lrclr.errors import LRCLRError
+from lrclr.escaping import markdown_literal
 from lrclr.imaging import LoadedImage
+from lrclr.logins import Credentials, User
 from lrclr.model import CaseImage, LRCLRModel
-from lrclr.weights import DEFAULT_MODEL_DIR
 
 MODEL_KEY = "model"
 STORE_KEY = "flag-store"
@@ -84,29 +85,90 @@ def cached(name: str, key: tuple, compute, keep: int = 1):
     return entries[key]
 
 
-def render_sidebar():
-    """Model folder, device, annotator and flag store. Starts loading the model (see
-    ``current_model``) and returns the sidebar slot that ``show_model_status`` fills."""
+SETTINGS_KEY, USER_KEY = "deployment-settings", "signed-in-user"
+
+
+def deployment() -> DeploymentSettings:
+    """The deployment settings, read on every run (a few lines): nothing a browser sends changes
+    them. A broken settings file stops every page with the reason, never falls back to defaults."""
+    try:
+        settings = load_settings()
+    except LRCLRError as error:
+        st.error(markdown_literal(str(error)))
+        st.stop()
+    st.session_state[SETTINGS_KEY] = settings
+    return settings
+
+
+def current_settings() -> DeploymentSettings:
+    return st.session_state.get(SETTINGS_KEY) or load_settings()
+
+
+def require_login(settings: DeploymentSettings) -> User | None:
+    """The signed-in user; without one, a sign-in form and nothing else (every page runs this first).
+    None when the deployment has no logins."""
+    if not settings.login_required:
+        return None
+    user = st.session_state.get(USER_KEY)
+    if user is not None:
+        return user
+    st.title("LRCLR Review")
+    with st.form("sign-in"):
+        name = st.text_input("User name", max_chars=64)
+        password = st.text_input("Password", type="password", max_chars=1024)
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            user = Credentials.load(settings.credentials).authenticate(name, password)
+        except LRCLRError as error:
+            st.error(markdown_literal(str(error)))
+            st.stop()
+        if user is not None:
+            st.session_state[USER_KEY] = user
+            st.rerun()
+        st.error("Wrong user name or password.")
+    st.caption("This deployment requires a sign-in. Ask its administrator for an account.")
+    st.stop()
+
+
+def sign_out() -> None:
+    st.session_state.pop(USER_KEY, None)
+    st.session_state.pop("annotator", None)
+
+
+def render_sidebar(settings: DeploymentSettings, user: User | None):
+    """Model, device, annotator and flag store, as the deployment allows. Starts loading the model
+    (see ``current_model``) and returns the sidebar slot that ``show_model_status`` fills."""
     with st.sidebar:
+        if user is not None:
+            st.caption(markdown_literal(f"Signed in as {user.name} ({user.role})"))
+            st.button("Sign out", on_click=sign_out)
         st.header("Model")
-        default = os.environ.get("LRCLR_MODEL", str(DEFAULT_MODEL_DIR))
-        folder = st.text_input("Model folder", value=default, help="config.json + model.safetensors")
+        labels = [choice.label for choice in settings.models]
+        # With logins, only an admin chooses; everyone else works with the deployment's first model.
+        may_choose = user is None or user.is_admin
+        if not may_choose:
+            st.session_state.pop("model-choice", None)
+        label = st.selectbox("Model", labels, key="model-choice", disabled=not may_choose,
+                             help="The models this deployment offers" + ("" if may_choose else " (an admin chooses)"))
         device = st.radio("Device", ["auto", "cpu"], horizontal=True, help="auto: CUDA > MPS > CPU")
-        source = (str(Path(folder).expanduser()), device)
+        source = (str(settings.model_folder(label or labels[0])), device)
         st.session_state[MODEL_KEY] = (source, start_loading_model(*source))
         model_status = st.empty()
         st.header("Annotator")
-        # Re-assigned each run so the name survives pages that do not draw this widget.
-        st.session_state["annotator"] = st.session_state.get("annotator", "")
-        st.text_input("Your name or ID", key="annotator", help="Recorded with the verdicts you give",
-                      max_chars=200)
-        folder = st.text_input("Flag store folder", value=os.environ.get("LRCLR_DATA_DIR", str(default_data_dir())),
-                               help="Where verdicts are kept (SQLite); set LRCLR_DATA_DIR to change the default")
+        if user is not None:
+            st.session_state["annotator"] = user.name  # verdicts are recorded under the signed-in name
+            st.caption(markdown_literal(f"Verdicts are recorded as {user.name}."))
+        else:
+            # Re-assigned each run so the name survives pages that do not draw this widget.
+            st.session_state["annotator"] = st.session_state.get("annotator", "")
+            st.text_input("Your name or ID", key="annotator", help="Recorded with the verdicts you give",
+                          max_chars=200)
         st.session_state[STORE_KEY] = None
         try:
-            st.session_state[STORE_KEY] = open_store(str(Path(folder).expanduser()))
+            st.session_state[STORE_KEY] = open_store(str(settings.flag_store))
         except (LRCLRError, OSError) as error:
-            st.error(f"The flag store cannot be opened: {error}")
+            st.error(markdown_literal(f"The flag store cannot be opened: {error}"))
     return model_status
 
 
@@ -120,16 +182,17 @@ def show_model_status(slot) -> None:
         if model is None:
             source, loading = st.session_state[MODEL_KEY]
             error = loading.exception()
-            st.error(str(error) if isinstance(error, LRCLRError) else f"The model could not be loaded: {error!r}")
+            st.error(markdown_literal(str(error) if isinstance(error, LRCLRError)
+                                      else f"The model could not be loaded: {error!r}"))
             start_loading_model.clear(*source)
             return
-        st.caption(f"**{model.model_id}** on {model.device_info.name}")
+        st.caption(f"**{markdown_literal(model.model_id)}** on {markdown_literal(model.device_info.name)}")
         if model.fallback_notice:
-            st.warning(model.fallback_notice)
+            st.warning(markdown_literal(model.fallback_notice))
         trained_on = training_data_summary(model.model_card.get("training_data"),
                                            model.model_card.get("extra_training_data"))
         if trained_on:
-            st.caption(f"Trained on: {trained_on}")
+            st.caption(markdown_literal(f"Trained on: {trained_on}"))
 
 
 def model_is_loading() -> bool:
@@ -162,4 +225,9 @@ def current_store() -> AnnotationStore | None:
 
 
 def current_annotator() -> str:
-    return str(st.session_state.get("annotator", "")).strip()
+    user = st.session_state.get(USER_KEY)
+    return user.name if user is not None else str(st.session_state.get("annotator", "")).strip()
+
+
+def current_user() -> User | None:
+    return st.session_state.get(USER_KEY)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable
 
 from lrclr.errors import AnnotationStoreError
+from lrclr.escaping import csv_text_cell, csv_text_value
 
 if TYPE_CHECKING:  # only for type hints: importing lrclr.explain would pull in torch
     from lrclr.explain import RegionExplanation, WordExplanation
@@ -601,8 +602,8 @@ def _csv_cell(value: Any, nullable: bool) -> str:
     """None -> empty cell; in a nullable column an empty string is a lone ``'``."""
     if value is None:
         return ""
-    if isinstance(value, str) and ((nullable and value == "") or value[:1] in ("=", "+", "-", "@", "\t", "\r", "'")):
-        return "'" + value
+    if isinstance(value, str):
+        return "'" if nullable and value == "" else csv_text_cell(value)
     return str(value)
 
 
@@ -613,7 +614,7 @@ def _csv_value(cell: str, column: str, nullable: bool) -> Any:
         return int(cell)
     if column in _FLOAT_COLUMNS:
         return float(cell)
-    return cell[1:] if cell.startswith("'") else cell
+    return csv_text_value(cell)
 
 
 def read_csv(source: str | Path | IO[str], table: str = "verdicts") -> list[Verdict] | list[HistoryEntry]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import statistics
 import time
@@ -79,14 +80,20 @@ class BatchResult:
 
 
 def collect_image_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Files given directly are always tried; folders contribute their image-like files, sorted."""
+    """Files given directly are always tried; folders contribute their image-like files, sorted.
+
+    Hidden files and folders (``.git``, ``.cache``) are skipped, and links to folders are not
+    followed, so a walk stays inside the folder it was given.
+    """
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )
+            found = []
+            for folder, subfolders, names in os.walk(path):
+                subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+                found += [Path(folder) / n for n in names
+                          if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES]
+            files += sorted(f for f in found if f.is_file())
         else:
             files.append(path)
     return files

@@ -1,4 +1,5 @@
-"""Command line for the library: ``python -m lrclr predict PATH... --out predictions.csv``."""
+"""Command line for the library: ``python -m lrclr predict PATH... --out predictions.csv`` and
+``python -m lrclr add-user`` for a deployment's logins."""
 
 from __future__ import annotations
 
@@ -37,7 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
                               "float32 by up to about 0.1 (BENCHMARKS.md). The CPU always runs float32")
     predict.add_argument("--batch-size", type=int, default=None,
                          help="images per model batch (default: 32 on CUDA, 16 on MPS, 8 on a CPU)")
+    add_user = sub.add_parser(
+        "add-user",
+        help="add a user to a deployment's credentials file, or reset their password and role",
+        description="The password is read from standard input (one line), never prompted for: "
+        "printf '%s' \"$PASSWORD\" | python -m lrclr add-user users.toml dr_carol --role admin --password-stdin",
+    )
+    add_user.add_argument("credentials", type=Path, help="the credentials file (created if missing)")
+    add_user.add_argument("name", help="the user's name, recorded with their verdicts")
+    add_user.add_argument("--role", required=True, choices=("admin", "annotator"),
+                          help="admin may choose the model; annotator reviews and records verdicts")
+    add_user.add_argument("--password-stdin", action="store_true", required=True,
+                          help="read the password from standard input")
     return parser
+
+
+def run_add_user(args: argparse.Namespace) -> int:
+    from lrclr.logins import add_user
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    add_user(args.credentials, args.name, args.role, password)
+    print(f"{args.name} ({args.role}) saved in {args.credentials}", file=sys.stderr)
+    return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -80,7 +102,7 @@ def _with_progress(run):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_predict(args)
+        return run_add_user(args) if args.command == "add-user" else run_predict(args)
     except (LRCLRError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from lrclr.batch import (  # noqa: F401  (IMAGE_SUFFIXES and collect_image_files
     PredictionRow,
     collect_image_files,
 )
+from lrclr.escaping import csv_text_cell
 
 
 def predict_rows(model, files: Sequence[Path], findings: Sequence[str], reports_dir: Path | None = None,
@@ -36,8 +37,9 @@ def csv_header(findings: Sequence[str], with_reports: bool) -> list[str]:
 
 def csv_fields(row: PredictionRow, findings: Sequence[str], with_reports: bool) -> list[str]:
     probabilities = [f"{row.probabilities[f]:.6f}" if row.probabilities else "" for f in findings]
-    labels = [*(str(row.report_labels.get(f, "")) for f in findings), row.report_note] if with_reports else []
-    return [row.image, *probabilities, *labels, row.input_check, row.error]
+    labels = [*(str(row.report_labels.get(f, "")) for f in findings), csv_text_cell(row.report_note)] if with_reports else []
+    # File names are user text, and an error or note repeats the file name.
+    return [csv_text_cell(row.image), *probabilities, *labels, csv_text_cell(row.input_check), csv_text_cell(row.error)]
 
 
 def write_csv(rows: Iterable[PredictionRow], out: TextIO, findings: Sequence[str], with_reports: bool = False):

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -25,9 +24,6 @@ DEFAULT_DISCORDANCE_THRESHOLD = 0.5
 REPORT_STATUS_TEXT = {POSITIVE: "present", NEGATIVE: "absent", UNCERTAIN: "uncertain"}
 NOT_MENTIONED = "not mentioned"
 NO_REPORT = "no report"
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them
-# also defuses Streamlit's own ":colour[...]" and ":material/...:" directives.
-_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
 
 
 @dataclass(frozen=True)
@@ -49,12 +45,6 @@ class FindingRow:
 
 def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
-
-
-def markdown_literal(text: str) -> str:
-    """User text for a widget label that Streamlit renders as Markdown, shown exactly as typed
-    (no links, images, emphasis or HTML)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def distinct_labels(texts: list[str]) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
+from lrclr.escaping import plotly_label
 from lrclr.card_tables import finite_number
 from lrclr.explain import Explanation, grid_to_image
 from lrclr.preprocess import letterbox_geometry
@@ -96,7 +96,7 @@ def colour_bar_trace(scale: MapScale, title: str) -> go.Scatter:
         x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
         marker={"color": [scale.low, scale.high], "cmin": scale.low, "cmax": scale.high, "showscale": True,
                 "colorscale": [[0.0, "rgb(0,0,0)"], [0.5, "rgb(255,0,0)"], [1.0, "rgb(255,255,0)"]],
-                "colorbar": {"title": {"text": html.escape(title), "side": "right"}, "thickness": 14, "len": 0.9}},
+                "colorbar": {"title": {"text": plotly_label(title), "side": "right"}, "thickness": 14, "len": 0.9}},
     )
 
 
@@ -192,7 +192,7 @@ def findings_bar_figure(findings: list[tuple[str, float, bool, float, bool]], gr
     findings in a warning colour, unreliable ones hatched. Rows: (finding, probability, discordant,
     threshold, reliable). ``greyed``: the input gate failed, every bar is grey."""
     ordered = sorted(findings, key=lambda row: row[1])
-    names = [html.escape(name) for name, *_ in ordered]  # typed finding names are user text
+    names = [plotly_label(name) for name, *_ in ordered]  # typed finding names are user text
     colours = ["#9e9e9e" if greyed else "#d62728" if discordant else "#1f77b4" for _, _, discordant, _, _ in ordered]
     figure = go.Figure(go.Bar(
         x=[p for _, p, *_ in ordered], y=names, orientation="h", marker_color=colours,
@@ -246,7 +246,7 @@ def roc_figure(entries: list[tuple[str, dict]], finding: str) -> go.Figure | Non
         if not isinstance(points, dict) or not points.get("fpr"):
             continue
         auc = next((finite_number(f.get("auc")) for f in result.get("findings") or [] if f.get("finding") == finding), None)
-        name = html.escape(f"{label} · AUC {auc:.3f}" if auc is not None else label)
+        name = plotly_label(f"{label} · AUC {auc:.3f}" if auc is not None else label)
         figure.add_trace(go.Scatter(x=points["fpr"], y=points["tpr"], mode="lines", name=name,
                                     line={"color": colour, "width": 2.5},
                                     hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra></extra>"))
@@ -255,7 +255,7 @@ def roc_figure(entries: list[tuple[str, dict]], finding: str) -> go.Figure | Non
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", hoverinfo="skip",
                                 line={"color": "grey", "dash": "dot", "width": 1}))
     figure.update_layout(height=460, margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"orientation": "h", "y": -0.2},
-                         title=html.escape(f"ROC: {finding}"),
+                         title=plotly_label(f"ROC: {finding}"),
                          xaxis={"title": "false positive rate (1 − specificity)", "range": [0, 1], "constrain": "domain"},
                          yaxis={"title": "true positive rate (sensitivity)", "range": [0, 1.01], "scaleanchor": "x"})
     return figure
@@ -270,7 +270,7 @@ def localization_figure(image, grid_map: np.ndarray, image_size: int, mask: np.n
     panels = (overlay_heatmap(base, grid_map, image.original_size, image_size, 0.5),
               mask_overlay(base, mask))
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.02,
-                           subplot_titles=(html.escape(f"model map: '{phrase}'"), "ground-truth mask"))
+                           subplot_titles=(plotly_label(f"model map: '{phrase}'"), "ground-truth mask"))
     for column, panel in enumerate(panels, start=1):
         figure.add_trace(go.Image(source=_data_uri(panel, lossless=True), hoverinfo="skip"), row=1, col=column)
         figure.add_trace(go.Scatter(x=[peak[0] * scale], y=[peak[1] * scale], mode="markers", showlegend=False,

@@ -79,3 +79,18 @@ def growth_ratio(work, small, large, repeats: int = 3) -> float:
         return statistics.median(times)
 
     return median_seconds(large) / median_seconds(small)
+
+
+def as_shown(markdown: str) -> str:
+    """What the reader sees of Markdown built by ``markdown_literal``: escapes and joiners removed."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+def deployment_settings(monkeypatch, folder: Path, text: str) -> Path:
+    """A deployment settings file with ``text`` (TOML), made the server's via ``$LRCLR_SETTINGS``."""
+    path = folder / "deployment.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("LRCLR_SETTINGS", str(path))
+    return path

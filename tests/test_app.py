@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, as_shown
 
 
 def _app(monkeypatch, model_dir=None) -> AppTest:
@@ -20,7 +20,7 @@ def _app(monkeypatch, model_dir=None) -> AppTest:
 def test_app_opens_on_the_bundled_model(monkeypatch):
     app = _app(monkeypatch)
     assert not app.exception
-    captions = [c.value for c in app.sidebar.caption]
+    captions = [as_shown(c.value) for c in app.sidebar.caption]
     assert captions[0].startswith("**lrclr-default** on CPU")
     assert "421 training images" in captions[1]  # the whole NIH sample (measured by cross-validation)
     assert "+ 340 phantom images (training only)" in captions[1]  # the card's extra_training_data
@@ -47,5 +47,5 @@ def test_a_model_folder_fixed_after_a_failed_load_is_loaded_on_the_next_run(monk
     shutil.copytree(DEFAULT_MODEL_DIR, folder)
     app.run()
     assert not app.exception and not app.sidebar.error
-    assert app.sidebar.caption[0].value.startswith("**lrclr-default** on CPU")
+    assert as_shown(app.sidebar.caption[0].value).startswith("**lrclr-default** on CPU")
     assert len(app.dataframe[0].value) == 14

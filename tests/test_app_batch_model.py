@@ -27,7 +27,7 @@ from lrclr.weights import DEFAULT_MODEL_DIR
 # the Model page shows them side by side with paired intervals.
 SHARED = "phantoms"
 from app_pages.shared import app_thread_count
-from tests.conftest import REPO_ROOT, TEST_DATA, captured_downloads
+from tests.conftest import REPO_ROOT, TEST_DATA, as_shown, captured_downloads, deployment_settings
 
 BUNDLED = DEFAULT_MODEL_DIR.parent
 GOOD = ("nih_00000075_128_gray8.png", "nih_00000075_128_gray16.png", "nih_00000075_128_rgba.png",
@@ -42,7 +42,9 @@ def tiny_model_dir(tmp_path_factory):
     return LRCLRModel(tiny_config()).save_pretrained(tmp_path_factory.mktemp("models") / "tiny-model")
 
 
-def _app(monkeypatch, tmp_path, model_dir=None, page: str | None = None) -> AppTest:
+def _app(monkeypatch, tmp_path, model_dir=None, page: str | None = None, server_folder=None) -> AppTest:
+    if server_folder is not None:  # the deployment lets the Batch page read this folder
+        deployment_settings(monkeypatch, tmp_path, f"[batch]\nserver_folders = [{json.dumps(str(server_folder))}]\n")
     if model_dir is None:
         monkeypatch.delenv("LRCLR_MODEL", raising=False)
     else:
@@ -125,7 +127,7 @@ def test_a_users_model_without_evaluations_shows_its_card_and_says_so(monkeypatc
     assert [json.loads(element.value) for element in app.json] == [card]
     assert any("holds no evaluation" in i.value for i in app.info)
     # The localization example still runs this model on the phantom.
-    assert any("ground-truth" in c.value for c in app.caption)
+    assert any("ground-truth" in as_shown(c.value) for c in app.caption)
 
 
 # ---- Batch page ----------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ def _run_to_the_end(app: AppTest, limit: int = 50) -> list[str]:
 
 def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeypatch, tmp_path, tiny_model_dir, study):
     downloads = captured_downloads(monkeypatch)
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
     app.text_input(key="batch-folder").set_value(str(study)).run()
     _button(app, "Start").click().run()
     progress = _run_to_the_end(app)
@@ -181,7 +183,7 @@ def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeyp
 
 
 def test_the_results_filter_by_finding_and_threshold(monkeypatch, tmp_path, tiny_model_dir, study):
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
     app.text_input(key="batch-folder").set_value(str(study)).run()
     _button(app, "Start").click().run()
     _run_to_the_end(app)
@@ -217,7 +219,7 @@ def test_a_zip_batch_refuses_unsafe_members_and_cancel_stops_it(monkeypatch, tmp
 
 
 def test_open_in_review_hands_the_chosen_file_to_the_review_page(monkeypatch, tmp_path, tiny_model_dir, study):
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
     app.text_input(key="batch-folder").set_value(str(study)).run()
     _button(app, "Start").click().run()
     _run_to_the_end(app)

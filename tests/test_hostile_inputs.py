@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from lrclr.errors import ImageReadError
 from lrclr.imaging import load_image
 from lrclr.reports import decode_report
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, as_shown
 from tests.hostile_inputs import GRAY8, HOSTILE_REPORTS, hostile_images
 
 IMAGES = {case.name: case for case in hostile_images()}
@@ -78,7 +78,7 @@ def test_hostile_image_in_the_app(review, name):
     if case.expect is None:
         assert len(review.dataframe[0].value) == 14
     else:
-        assert [e.value for e in review.error if case.expect in e.value], [e.value for e in review.error]
+        assert [e.value for e in review.error if case.expect in as_shown(e.value)], [e.value for e in review.error]
         assert not review.dataframe
 
 
@@ -89,9 +89,13 @@ def test_hostile_report_in_the_app(review, name):
         (f"{name}.txt", HOSTILE_REPORTS[name], "text/plain")).run()
     assert not review.exception
     report_box = next(t for t in review.text_area if t.label == "Report")
-    assert report_box.value == decode_report(HOSTILE_REPORTS[name])  # shown exactly as decoded, as text
     assert len(review.dataframe[0].value) == 14
-    if name == "100k-characters":
+    if name == "100k-characters":  # over the limit: not read, and the reason shown
+        assert report_box.value == ""
+        assert any("more than a 20,000-character report can take" in as_shown(e.value) for e in review.error)
+        return
+    assert report_box.value == decode_report(HOSTILE_REPORTS[name])  # shown exactly as decoded, as text
+    if name == "15k-characters":
         assert any("longer than the model reads" in w.value for w in review.warning)
     review.session_state["review-tab"] = "Report words"  # its word buttons carry the report's text
     review.run()
@@ -114,5 +118,9 @@ def test_hostile_reports_in_the_cli(tmp_path):
     assert sorted(rows) == sorted(f"{name}.png" for name in HOSTILE_REPORTS)
     assert all(row["error"] == "" for row in rows.values())
     # The long report states both findings; the labeler reads them (1 = present).
-    assert rows["100k-characters.png"]["report: Cardiomegaly"] == "1"
-    assert rows["100k-characters.png"]["report: Effusion"] == "1"
+    assert rows["15k-characters.png"]["report: Cardiomegaly"] == "1"
+    assert rows["15k-characters.png"]["report: Effusion"] == "1"
+    # Over the limit: the image is scored, the report named as not read.
+    over = rows["100k-characters.png"]
+    assert over["report: Cardiomegaly"] == "" and "not read" in over["report not read because"]
+    assert over["Cardiomegaly"] != ""
