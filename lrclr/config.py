@@ -36,6 +36,15 @@ class TowerConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+# The widest range any supported architecture uses, with room to spare.
+_SIZE_LIMITS = {
+    "image_size": (32, 2048), "embed_dim": (4, 4096), "num_regions": (0, 1024), "scorer_hidden": (1, 8192),
+    "interaction_layers": (0, 24), "interaction_heads": (1, 64), "max_text_tokens": (8, 8192),
+}
+_MAX_OPTION = 65_536
+_MAX_CONFIG_BYTES = 1_000_000
+
+
 @dataclass
 class LRCLRConfig:
     image_tower: TowerConfig = field(default_factory=lambda: TowerConfig("efficientnet-lite0"))
@@ -79,6 +88,19 @@ class LRCLRConfig:
             raise ValueError(f"zero_shot_local_mode must be one of {LOCAL_MODES}, got {self.zero_shot_local_mode!r}")
         if not self.use_regions:
             self.zero_shot_local_weight = 0.0
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Refuse sizes no real model has before anything is built: a config.json is read before
+        the weights, and a hostile one must not make the server allocate gigabytes to find out."""
+        for name, (low, high) in _SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+        for tower in (self.image_tower, self.text_tower):
+            for key, value in tower.options.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > _MAX_OPTION:
+                    raise ValueError(f"{tower.kind} option {key} = {value!r} is larger than any real tower's")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -105,6 +127,8 @@ class LRCLRConfig:
     @classmethod
     def load(cls, folder: str | Path) -> "LRCLRConfig":
         path = Path(folder) / CONFIG_FILE
+        if path.stat().st_size > _MAX_CONFIG_BYTES:
+            raise ValueError(f"{path.name} is {path.stat().st_size:,} bytes; a model config is a few kilobytes")
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 

@@ -172,20 +172,21 @@ class HFVisionTower(ImageTower):
     def __init__(self, source: str, image_size: int, pretrained: bool = True):
         from transformers import AutoConfig, AutoModel, CLIPVisionConfig, CLIPVisionModel
 
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, **HF_SAFE_LOADING)
         model_type = getattr(config, "model_type", "")
         is_clip = model_type in ("clip", "clip_vision_model")
         defaults = ((0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)) if is_clip else (IMAGENET_MEAN, IMAGENET_STD)
         super().__init__(*_read_processor_stats(source, *defaults))
         if pretrained:
             # A full CLIP checkpoint (e.g. CheXzero converted to HF) holds both towers; take its vision half.
-            self.model = CLIPVisionModel.from_pretrained(source) if is_clip else AutoModel.from_pretrained(source)
+            self.model = (CLIPVisionModel.from_pretrained(source, **HF_SAFE_WEIGHTS) if is_clip
+                          else AutoModel.from_pretrained(source, **HF_SAFE_WEIGHTS))
         elif is_clip:
             vision = config.vision_config if model_type == "clip" else config
             self.model = CLIPVisionModel(CLIPVisionConfig(**vision.to_dict()))
         else:
             # Weights come from model.safetensors; only the architecture is read from the source.
-            self.model = AutoModel.from_config(config)
+            self.model = AutoModel.from_config(config, **HF_SAFE_LOADING)
         vision_config = getattr(self.model.config, "vision_config", self.model.config)
         self.patch_size = getattr(vision_config, "patch_size", None)
         self.image_size = image_size
@@ -230,8 +231,9 @@ def _hf_text_tower(source: str, pretrained: bool = True) -> TextTower:
 
     hf_logging.disable_progress_bar()  # a loading bar per model is noise in the CLI and the app log
 
-    model = AutoModel.from_pretrained(source) if pretrained else AutoModel.from_config(AutoConfig.from_pretrained(source))
-    return TextTower(model, AutoTokenizer.from_pretrained(source))
+    model = (AutoModel.from_pretrained(source, **HF_SAFE_WEIGHTS) if pretrained
+             else AutoModel.from_config(AutoConfig.from_pretrained(source, **HF_SAFE_LOADING), **HF_SAFE_LOADING))
+    return TextTower(model, AutoTokenizer.from_pretrained(source, **HF_SAFE_LOADING))
 
 
 def _minilm_tower(pretrained: bool = True) -> TextTower:
@@ -266,7 +268,34 @@ TextTowerFactory = Callable[[TowerConfig, bool], TextTower]
 def _require_source(tower: TowerConfig) -> str:
     if not tower.source:
         raise ModelLoadError(f"tower kind '{tower.kind}' needs a 'source': a local checkpoint folder or hub id")
+    _refuse_unsafe_checkpoint(tower.source)
     return tower.source
+
+
+# Hugging Face loading, always: never run a checkpoint's own code (and so never ask on stdin whether
+# to), and never unpickle: weights only from safetensors files.
+HF_SAFE_LOADING = {"trust_remote_code": False}
+HF_SAFE_WEIGHTS = {**HF_SAFE_LOADING, "use_safetensors": True}
+
+
+def _refuse_unsafe_checkpoint(source: str) -> None:
+    """A clear refusal for the two checkpoints that loading must never touch: custom code, and
+    pickled weights without a safetensors copy (a pickle can run any code when it is read)."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return  # a hub id: transformers applies HF_SAFE_WEIGHTS (and there is no hub offline)
+    config = folder / "config.json"
+    try:
+        declares_code = config.is_file() and "auto_map" in json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        declares_code = False  # transformers reports the unreadable config itself
+    if declares_code:
+        raise ModelLoadError(f"{source}: this checkpoint needs its own Python code (config.json has 'auto_map'); "
+                             "LRCLR never runs a checkpoint's code. Use a standard transformers architecture.")
+    if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise ModelLoadError(f"{source}: the weights are pickled (.bin) and LRCLR never unpickles; save them as "
+                             "safetensors first: AutoModel.from_pretrained(folder).save_pretrained(folder, "
+                             "safe_serialization=True) on a machine you trust.")
 
 
 IMAGE_TOWERS: dict[str, ImageTowerFactory] = {

@@ -82,3 +82,28 @@ def test_a_missing_checkpoint_folder_is_a_clear_error(tmp_path):
     config.text_tower = TowerConfig("no-such-kind")
     with pytest.raises(ModelLoadError, match="unknown text tower 'no-such-kind'"):
         LRCLRModel(config)
+
+
+def test_a_checkpoint_with_only_pickled_weights_is_refused_without_unpickling(tmp_path):
+    folder = _save_vision("vit", tmp_path / "vit")
+    weights = tmp_path / "vit" / "model.safetensors"
+    (tmp_path / "vit" / "pytorch_model.bin").write_bytes(b"a pickle would run code here")
+    weights.unlink()
+    config = tiny_config()
+    config.image_tower = TowerConfig("hf-vision", source=folder)
+    with pytest.raises(ModelLoadError, match="never unpickles"):
+        LRCLRModel(config)
+
+
+def test_a_checkpoint_that_needs_its_own_code_is_refused_without_a_prompt(tmp_path, monkeypatch):
+    import json
+
+    folder = _save_bert(tmp_path / "bert")
+    config_file = tmp_path / "bert" / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()),
+                                       "auto_map": {"AutoModel": "modeling_evil.EvilModel"}}))
+    monkeypatch.setattr("builtins.input", lambda *args: pytest.fail("asked on stdin"))
+    config = tiny_config()
+    config.text_tower = TowerConfig("hf-text", source=folder)
+    with pytest.raises(ModelLoadError, match="never runs a checkpoint's code"):
+        LRCLRModel(config)

@@ -125,3 +125,27 @@ def test_config_json_round_trip_and_newer_versions_refused():
         LRCLRConfig.from_dict({**config.to_dict(), "config_version": 99})
     with pytest.raises(ValueError, match="unknown config keys: bogus"):
         LRCLRConfig.from_dict({**config.to_dict(), "bogus": 1})
+
+
+@pytest.mark.parametrize("change", [
+    {"embed_dim": 10**9}, {"image_size": 10**6}, {"num_regions": -1}, {"interaction_layers": 10**4},
+    {"max_text_tokens": "many"}, {"image_tower": {"kind": "tiny-cnn", "source": None, "options": {"width": 10**9}}},
+])
+def test_a_config_with_impossible_sizes_is_refused_before_anything_is_allocated(tmp_path, change):
+    """config.json is read before the weights: a hostile one must not make the server allocate."""
+    import resource
+
+    folder = LRCLRModel(tiny_config()).save_pretrained(tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelLoadError, match="is not a valid LRCLR config"):
+        LRCLRModel.from_pretrained(folder)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB: under 100 MB more
+
+
+def test_a_huge_config_file_is_refused_unread(tmp_path):
+    folder = LRCLRModel(tiny_config()).save_pretrained(tmp_path / "model")
+    (folder / "config.json").write_text(" " * 2_000_000 + "{}")
+    with pytest.raises(ModelLoadError, match="a model config is a few kilobytes"):
+        LRCLRModel.from_pretrained(folder)
