@@ -16,7 +16,16 @@ from lrclr.imaging import load_image
 from lrclr.escaping import markdown_literal
 from lrclr.review import sha256_hex
 from app_pages.case_source import CaseInput, choose_case
-from app_pages.shared import cached, current_annotator, current_model, current_store, encode_case, model_key
+from app_pages.shared import (
+    cached,
+    current_annotator,
+    current_model,
+    current_settings,
+    current_store,
+    encode_case,
+    image_bytes,
+    model_key,
+)
 
 SHORTCUTS = {"bad match": "B", "good match": "G", "unsure": "U"}
 
@@ -101,7 +110,9 @@ def judged_table(verdicts) -> None:
 def annotate(model, store: AnnotationStore, annotator: str, case: CaseInput) -> None:
     image_sha = sha256_hex(case.data)  # once per run: images are megabytes, the queue has dozens of pairs
     try:
-        image = cached("annotate-image", (image_sha,), lambda: load_image(case.data, name=case.file_name))
+        image = cached("annotate-image", (image_sha,), lambda: load_image(
+            case.data, name=case.file_name, max_decoded_pixels=current_settings().budgets.decoded_pixels),
+            size=image_bytes)
     except ImageReadError as error:
         st.error(markdown_literal(str(error)))
         return

@@ -14,7 +14,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from lrclr.batch import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource, collect_image_files, format_duration
+from lrclr.batch import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource, format_duration
 from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
 from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN
@@ -41,7 +41,7 @@ def start(model) -> None:
     except (LRCLRError, OSError) as error:
         state[NOTICE] = str(error)
         return
-    if not source.inputs:
+    if not source.inputs and not getattr(source, "listing", False):
         state[NOTICE] = "No PNG, JPEG or DICOM files were found there."
         source.close()
         return
@@ -58,8 +58,8 @@ def _open_input(kind, folder: str, upload, with_reports: bool):
             raise LRCLRError("Upload a ZIP archive first.")
         return ZipSource(io.BytesIO(upload.getvalue())), ""
     path = settings.batch_folder(folder)
-    files = [f for f in collect_image_files([path]) if settings.allows_file(f)]
-    return FolderSource(files, reports_dir=path if with_reports else None), str(path)
+    # Listed step by step inside the run, so a large tree shows progress and Cancel works at once.
+    return FolderSource.walking(path, reports_dir=path if with_reports else None, allow=settings.allows_file), str(path)
 
 
 def cancel() -> None:
@@ -125,6 +125,8 @@ def summary(run: BatchRun) -> None:
     st.progress(run.position / max(run.total, 1), text=f"{state}: {run.position} / {run.total}")
     per_file = f" ({run.seconds / run.position:.2f} s per file)" if run.position else ""
     st.caption(f"{run.scored} scored, {run.failed} could not be read, in {format_duration(run.seconds)}{per_file}.")
+    if run.total == 0 and not run.cancelled:
+        st.info("No PNG, JPEG or DICOM files were found there.")
 
 
 def display_path(path: str) -> str:

@@ -24,7 +24,7 @@ class CaseInput:
     demo: DemoCase | None
 
 
-@st.cache_resource
+@st.cache_resource(max_entries=1)
 def gallery() -> tuple[DemoCase, ...]:
     return load_gallery()
 

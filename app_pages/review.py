@@ -28,7 +28,7 @@ from lrclr.review import (
 )
 from app_pages import review_trust as trust
 from app_pages.case_source import CaseInput, choose_case
-from app_pages.shared import cached, current_model, encode_case, model_is_loading, model_key
+from app_pages.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
 
 VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
 
@@ -36,8 +36,9 @@ VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": 
 def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> LoadedImage | None:
     try:
         image = cached("image", (image_sha, show_identifiers),
-                       lambda: load_image(case.data, name=case.file_name, include_identifiers=show_identifiers),
-                       keep=4)
+                       lambda: load_image(case.data, name=case.file_name, include_identifiers=show_identifiers,
+                                          max_decoded_pixels=current_settings().budgets.decoded_pixels),
+                       keep=4, size=image_bytes)
     except ImageReadError as error:
         st.error(markdown_literal(str(error)))
         return None

@@ -24,7 +24,9 @@ MODEL_KEY = "model"
 STORE_KEY = "flag-store"
 
 
-@st.cache_resource(show_spinner=False)
+# Every process-wide cache is bounded: models and stores come from the deployment's fixed lists, and
+# a few entries cover them (each model is hundreds of MB, so more would be a leak, not a cache).
+@st.cache_resource(max_entries=4, show_spinner=False)
 def start_loading_model(folder: str, device: str) -> Future:
     """Load once per process and (folder, device), in the background; every session shares it.
 
@@ -54,7 +56,7 @@ def _load_model(folder: str, device: str) -> LRCLRModel:
     return LRCLRModel.from_pretrained(folder, device=device)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def open_store(folder: str) -> AnnotationStore:
     """One store (one SQLite connection, locked per call) per folder and process."""
     return AnnotationStore.open(folder)
@@ -70,19 +72,26 @@ def model_key(model: LRCLRModel) -> str:
     return f"{model.model_id}@{id(model)}"
 
 
-def cached(name: str, key: tuple, compute, keep: int = 1):
+def cached(name: str, key: tuple, compute, keep: int = 1, size=None):
     """Keep up to ``keep`` values per name in the session (most recent first); compute on a miss.
 
-    Going back to a case the user just looked at then costs nothing.
+    Going back to a case the user just looked at then costs nothing. With ``size`` (value -> bytes),
+    the values also stay within the deployment's per-session cache budget (the newest is always kept).
     """
     entries: dict = st.session_state.setdefault(f"{name}-cache", {})
     if key in entries:
         entries[key] = entries.pop(key)  # most recently used last
     else:
         entries[key] = compute()
-        while len(entries) > keep:
+        budget = current_settings().budgets.session_cache_bytes
+        while len(entries) > keep or (size is not None and len(entries) > 1
+                                      and sum(size(v) for v in entries.values()) > budget):
             entries.pop(next(iter(entries)))
     return entries[key]
+
+
+def image_bytes(image: LoadedImage) -> int:
+    return image.pixels.nbytes
 
 
 SETTINGS_KEY, USER_KEY = "deployment-settings", "signed-in-user"

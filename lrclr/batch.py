@@ -42,6 +42,10 @@ REPORT_SUFFIX = ".txt"
 # bigger file or ZIP member is refused before it is read, so an archive that expands to gigabytes
 # (a zip bomb) cannot exhaust memory.
 DEFAULT_MAX_FILE_BYTES = 256 * 2**20
+# A chunk holds its decoded images at once, so each is decoded at most this large (the model reads
+# 448 px, the thumbnails 64 px): 8 MP keeps a 3000 x 2500 radiograph whole, and a chunk of eight
+# 49-megapixel PNGs under 500 MB (BENCHMARKS.md). The CLI reads the same way: its CSV is the page's.
+BATCH_DECODED_PIXELS = 8_000_000
 THUMBNAIL_PX = 64
 _READ_CHUNK = 2**20
 
@@ -80,23 +84,55 @@ class BatchResult:
 
 
 def collect_image_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Files given directly are always tried; folders contribute their image-like files, sorted.
-
-    Hidden files and folders (``.git``, ``.cache``) are skipped, and links to folders are not
-    followed, so a walk stays inside the folder it was given.
-    """
+    """Files given directly are always tried; folders contribute their image-like files, sorted
+    (hidden files and folders skipped, links to folders not followed: see ``FolderWalk``)."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = []
-            for folder, subfolders, names in os.walk(path):
-                subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-                found += [Path(folder) / n for n in names
-                          if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES]
-            files += sorted(f for f in found if f.is_file())
+            walk = FolderWalk(path)
+            while not walk.done:
+                walk.step()
+            files += walk.files
         else:
             files.append(path)
     return files
+
+
+class FolderWalk:
+    """A folder's image-like files, listed a slice of time at a time, so that the Batch page shows
+    progress and can be cancelled while a large tree is listed.
+
+    Hidden files and folders (``.git``, ``.cache``) are skipped and links to folders are not
+    followed, so the walk stays inside its folder; ``allow`` can refuse any file found (the
+    deployment's roots: a link to a file may point anywhere).
+    """
+
+    def __init__(self, root: Path, allow=lambda path: True):
+        self._walk = os.walk(root)
+        self._allow = allow
+        self._found: list[Path] = []
+        self.folders = 0
+        self.done = False
+
+    def step(self, seconds: float = 0.25) -> None:
+        deadline = time.monotonic() + seconds
+        for folder, subfolders, names in self._walk:
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            self.folders += 1
+            self._found += [Path(folder) / n for n in names
+                            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES]
+            if time.monotonic() > deadline:
+                return
+        self.done = True
+
+    @property
+    def found(self) -> int:
+        return len(self._found)
+
+    @property
+    def files(self) -> list[Path]:
+        """The files found, sorted (complete once ``done``)."""
+        return sorted(f for f in self._found if f.is_file() and self._allow(f))
 
 
 class FolderSource:
@@ -106,14 +142,31 @@ class FolderSource:
     """
 
     def __init__(self, files: Sequence[Path], reports_dir: str | Path | None = None,
-                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES):
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, walk: FolderWalk | None = None):
         self.inputs = tuple(BatchInput(p.name, str(p), _file_size(p)) for p in files)
         self.reports_dir = Path(reports_dir) if reports_dir is not None else None
         self.max_file_bytes = max_file_bytes
+        self._walk = walk
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], reports_dir: str | Path | None = None) -> "FolderSource":
         return cls(collect_image_files(paths), reports_dir)
+
+    @classmethod
+    def walking(cls, folder: Path, reports_dir: str | Path | None = None, allow=lambda path: True) -> "FolderSource":
+        """A source whose files are still being listed: ``BatchRun`` lists them step by step."""
+        return cls([], reports_dir, walk=FolderWalk(folder, allow))
+
+    @property
+    def listing(self) -> bool:
+        return self._walk is not None and not self._walk.done
+
+    def list_more(self) -> str:
+        """List for a moment; returns what has been found so far, for the progress line."""
+        self._walk.step()
+        if self._walk.done:
+            self.inputs = tuple(BatchInput(p.name, str(p), _file_size(p)) for p in self._walk.files)
+        return f"listing files: {self._walk.found} found in {self._walk.folders} folders"
 
     @property
     def with_reports(self) -> bool:
@@ -124,7 +177,7 @@ class FolderSource:
         if size > self.max_file_bytes:
             raise ImageTooLargeError(f"{item.name}: the file is {_megabytes(size)}, more than the "
                                      f"{_megabytes(self.max_file_bytes)} allowed")
-        return load_image(item.path, name=item.name)
+        return load_image(item.path, name=item.name, max_decoded_pixels=BATCH_DECODED_PIXELS)
 
     def read_bytes(self, item: BatchInput) -> bytes:
         return Path(item.path).read_bytes()
@@ -188,7 +241,7 @@ class ZipSource:
         return bool(self._reports)
 
     def load(self, item: BatchInput) -> LoadedImage:
-        return load_image(self.read_bytes(item), name=item.name)
+        return load_image(self.read_bytes(item), name=item.name, max_decoded_pixels=BATCH_DECODED_PIXELS)
 
     def read_bytes(self, item: BatchInput) -> bytes:
         return self._read(self._members[item.path], item.name, self.max_file_bytes)
@@ -384,15 +437,24 @@ class BatchRun:
         self.model, self.source, self.findings = model, source, tuple(findings)
         self.batch_size = max(1, batch_size or default_batch_size(model))
         self.thumbnail_px = thumbnail_px
-        self.total = len(source.inputs)
         self.position = self.scored = self.failed = 0
+        self.listing_text = ""
         self.cancelled = False
         self.seconds = 0.0
         self.eta = EtaEstimator()
 
     @property
+    def total(self) -> int:
+        return len(self.source.inputs)
+
+    @property
+    def listing(self) -> bool:
+        """Whether the source is still finding its files (a folder walk, see ``FolderWalk``)."""
+        return getattr(self.source, "listing", False)
+
+    @property
     def finished(self) -> bool:
-        return self.position >= self.total
+        return not self.listing and self.position >= self.total
 
     @property
     def active(self) -> bool:
@@ -403,6 +465,9 @@ class BatchRun:
 
     def step(self) -> list[BatchResult]:
         if not self.active:
+            return []
+        if self.listing:
+            self.listing_text = self.source.list_more()
             return []
         chunk = self.source.inputs[self.position:self.position + self.batch_size]
         start = time.perf_counter()
@@ -425,6 +490,8 @@ class BatchRun:
 
     def progress_text(self) -> str:
         """"n / total · ETA 1 min 05 s" (or "estimating" before the first chunk)."""
+        if self.listing:
+            return self.listing_text or "listing files…"
         left = self.remaining_seconds()
         eta = "done" if self.finished else "ETA estimating…" if left is None else f"ETA {format_duration(left)}"
         return f"{self.position} / {self.total} · {eta}"

@@ -10,6 +10,7 @@ warnings and error messages; they are returned only when the caller asks for the
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import struct
@@ -84,6 +85,10 @@ class LoadedImage:
     # Mean spread between the colour channels of the source (0 for grayscale): the input gate's
     # evidence that a photograph, not a radiograph, was uploaded (lrclr.input_check).
     colourfulness: float = 0.0
+    # How many stored pixels each decoded pixel spans along a side (1: full resolution): an image
+    # over the caller's ``max_decoded_pixels`` is downsampled while it is decoded, and says so in
+    # ``warnings``.
+    decoded_scale: int = 1
 
 
 def load_image(
@@ -92,10 +97,14 @@ def load_image(
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     include_identifiers: bool = False,
+    max_decoded_pixels: int | None = None,
 ) -> LoadedImage:
     """Decode a PNG, JPEG or DICOM given as a path, bytes or a binary file-like object.
 
-    The format is decided from the content, never from the file name.
+    The format is decided from the content, never from the file name. An image of more than
+    ``max_pixels`` is refused; one of more than ``max_decoded_pixels`` (None: no limit) is decoded
+    at a whole-number fraction of its size (block means, as area resampling does), so that the
+    memory it takes is set by the caller's budget rather than by the file.
     """
     data, name = _read_source(source, name)
     if not data:
@@ -105,8 +114,8 @@ def load_image(
         raise _error(UnsupportedFormatError, name,
                      f"this is not a PNG, JPEG or DICOM image ({_describe_content(data)})")
     if fmt == "dicom":
-        return _load_dicom(data, name, max_pixels, include_identifiers)
-    return _load_pillow(data, fmt, name, max_pixels)
+        return _load_dicom(data, name, max_pixels, include_identifiers, max_decoded_pixels)
+    return _load_pillow(data, fmt, name, max_pixels, max_decoded_pixels)
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -202,6 +211,29 @@ def _check_size(width: int, height: int, max_pixels: int, name: str | None) -> N
                      f"more than the {max_pixels / 1e6:.0f} megapixels allowed")
 
 
+def _scale_for(width: int, height: int, max_decoded_pixels: int | None) -> int:
+    """The smallest whole factor that brings width x height within the budget."""
+    if not max_decoded_pixels or width * height <= max_decoded_pixels:
+        return 1
+    return math.ceil(math.sqrt(width * height / max_decoded_pixels))
+
+
+def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
+    """Each factor x factor block averaged (edge rows and columns that fill no block dropped), in
+    the input's dtype. The float accumulation is buffered by numpy, never a full-size copy."""
+    height, width = values.shape[0] // factor, values.shape[1] // factor
+    blocks = values[:height * factor, :width * factor].reshape(height, factor, width, factor, *values.shape[2:])
+    means = blocks.mean(axis=(1, 3), dtype=np.float32)
+    return np.rint(means).astype(values.dtype) if np.issubdtype(values.dtype, np.integer) else means.astype(values.dtype)
+
+
+def _downsample_note(factor: int, width: int, height: int) -> list[str]:
+    if factor == 1:
+        return []
+    return [f"shown and scored at 1/{factor} of its {width} x {height} pixels (this deployment's memory budget "
+            "for one image)"]
+
+
 # --- PNG and JPEG ---------------------------------------------------------------------------
 
 
@@ -229,7 +261,8 @@ def _declared_size(data: bytes, fmt: str) -> tuple[int, int] | None:
     return None
 
 
-def _load_pillow(data: bytes, fmt: str, name: str | None, max_pixels: int) -> LoadedImage:
+def _load_pillow(data: bytes, fmt: str, name: str | None, max_pixels: int,
+                 max_decoded_pixels: int | None = None) -> LoadedImage:
     label = fmt.upper()
     size = _declared_size(data, fmt)
     if size is not None:
@@ -237,8 +270,15 @@ def _load_pillow(data: bytes, fmt: str, name: str | None, max_pixels: int) -> Lo
     try:
         image = Image.open(io.BytesIO(data), formats=[label])
         _check_size(*image.size, max_pixels, name)
+        stored_size = image.size
+        factor = _scale_for(*stored_size, max_decoded_pixels)
+        if factor > 1 and fmt == "jpeg":  # the decoder itself works at 1/2, 1/4 or 1/8 scale
+            image.draft(image.mode, (stored_size[0] // factor, stored_size[1] // factor))
         frames = getattr(image, "n_frames", 1)
         image.load()
+        mode = image.mode
+        image = _reduced(image, _scale_for(*image.size, max_decoded_pixels))
+        factor = round(stored_size[0] / image.size[0])
         upright = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
         raise _error(ImageTooLargeError, name, f"the image is larger than allowed ({_short_reason(exc)})") from exc
@@ -257,11 +297,28 @@ def _load_pillow(data: bytes, fmt: str, name: str | None, max_pixels: int) -> Lo
         warnings.append("rotated upright according to the file's EXIF orientation tag")
     pixels, bits, notes = _pillow_to_unit(upright)
     width, height = upright.size
-    header = {"Format": label, "Color Mode": image.mode, "Rows": str(height),
-              "Columns": str(width), "Bits Stored": str(bits)}
+    rotated = upright.size != image.size
+    stored_width, stored_height = stored_size[::-1] if rotated else stored_size
+    header = {"Format": label, "Color Mode": mode, "Rows": str(stored_height),
+              "Columns": str(stored_width), "Bits Stored": str(bits)}
     return LoadedImage(pixels=pixels, original_size=(width, height), source_format=fmt,
-                       bits_stored=bits, header=header, warnings=tuple(warnings + notes),
-                       colourfulness=_colourfulness(upright))
+                       bits_stored=bits, header=header,
+                       warnings=tuple(warnings + notes + _downsample_note(factor, stored_width, stored_height)),
+                       colourfulness=_colourfulness(upright), decoded_scale=factor)
+
+
+def _reduced(image: Image.Image, factor: int) -> Image.Image:
+    """``image`` downsampled by block means; palette and 1-bit images by taking every factor-th pixel
+    after conversion (their values are not intensities to average)."""
+    if factor == 1:
+        return image
+    if image.mode.startswith("I;16"):
+        values = _block_mean(np.asarray(image), factor)
+        return Image.fromarray(values)  # uint16 comes back as I;16
+    if image.mode in ("1", "P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else
+                              "L" if image.mode == "1" else "RGB")
+    return image.reduce(factor)
 
 
 def _pillow_to_unit(image: Image.Image) -> tuple[np.ndarray, int, list[str]]:
@@ -317,7 +374,8 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 # --- DICOM ----------------------------------------------------------------------------------
 
 
-def _load_dicom(data: bytes, name: str | None, max_pixels: int, include_identifiers: bool) -> LoadedImage:
+def _load_dicom(data: bytes, name: str | None, max_pixels: int, include_identifiers: bool,
+                max_decoded_pixels: int | None = None) -> LoadedImage:
     ds = _parse_dicom(data, name)
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         if _looks_truncated(ds, data):
@@ -330,19 +388,25 @@ def _load_dicom(data: bytes, name: str | None, max_pixels: int, include_identifi
     rows, columns, frames = _geometry(ds, name)
     _check_size(columns, rows, max_pixels, name)
     stored = _decode_first_frame(ds, name)
+    factor = _scale_for(columns, rows, max_decoded_pixels)
+    if factor > 1:  # before the display pipeline's float copies; palette indices are not averaged
+        palette = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR"
+        stored = stored[::factor, ::factor].copy() if palette else _block_mean(stored, factor)
     try:
         pixels, bits, notes, window = _dicom_to_unit(stored, ds)
     except Exception as exc:  # e.g. a palette or LUT that does not fit the pixel values
         raise _error(CorruptImageError, name,
                      f"the DICOM image could not be converted for display: {_short_reason(exc)}") from exc
     warnings = [f"multi-frame DICOM ({frames} frames): showing frame 1"] if frames > 1 else []
+    warnings += _downsample_note(factor, columns, rows)
     header = _safe_header(ds)
     header["Window Applied"] = window
     return LoadedImage(
         pixels=pixels, original_size=(pixels.shape[1], pixels.shape[0]), source_format="dicom",
         bits_stored=bits, header=header,
         identifiers=_identifiers(ds) if include_identifiers else {},
-        warnings=tuple(warnings + notes), pixel_spacing_mm=_pixel_spacing(ds),
+        warnings=tuple(warnings + notes), pixel_spacing_mm=_scaled_spacing(_pixel_spacing(ds), factor),
+        decoded_scale=factor,
     )
 
 
@@ -485,6 +549,11 @@ def _window(values: np.ndarray, center: float, width: float, function: str) -> n
     if width == 1:
         return (values > center - 0.5).astype(np.float64)
     return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
+
+
+def _scaled_spacing(spacing: tuple[float, float] | None, factor: int) -> tuple[float, float] | None:
+    """Millimetres per decoded pixel: a downsampled pixel spans ``factor`` stored ones."""
+    return None if spacing is None else (spacing[0] * factor, spacing[1] * factor)
 
 
 def _pixel_spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:

@@ -163,7 +163,8 @@ def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeyp
     app.text_input(key="batch-folder").set_value(str(study)).run()
     _button(app, "Start").click().run()
     progress = _run_to_the_end(app)
-    assert progress and all(" / 12 · " in text for text in progress)
+    scoring = [text for text in progress if not text.startswith("listing files")]
+    assert scoring and all(" / 12 · " in text for text in scoring)
     assert any("ETA" in text for text in progress)
     assert [p.proto.text for p in app.progress] == ["Finished: 12 / 12"]
     results, errors = app.dataframe[0].value, app.dataframe[1].value
@@ -260,3 +261,48 @@ def test_the_tour_steps_open_cases_and_can_be_dismissed_and_reopened(monkeypatch
         _button(app, "Next").click().run()
     _button(app, "Open the Model page").click().run()
     assert app.title[0].value == "Model"
+
+
+def test_with_default_settings_the_batch_page_offers_no_server_folder(monkeypatch, tmp_path, tiny_model_dir):
+    monkeypatch.delenv("LRCLR_SETTINGS", raising=False)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    assert app.radio(key="batch-kind").options == ["ZIP upload"]
+    assert not any(t.key == "batch-folder" for t in app.text_input)
+    # A folder typed into the session anyway (a crafted request) is not read.
+    app.session_state["batch-folder"] = str(REPO_ROOT)
+    _button(app, "Start").click().run()
+    assert "batch-run" not in app.session_state  # no run was started
+    assert any("Upload a ZIP archive first" in as_shown(e.value) for e in app.error)
+
+
+def test_a_folder_outside_the_allowed_roots_gets_one_message_whether_or_not_it_exists(monkeypatch, tmp_path,
+                                                                                       tiny_model_dir, study):
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
+    messages = set()
+    for typed in ("/etc", "/no/such/folder", str(study / ".." / ".."), f"{study}/../../..", "../.."):
+        app.text_input(key="batch-folder").set_value(typed).run()
+        _button(app, "Start").click().run()
+        errors = [as_shown(e.value) for e in app.error]
+        assert len(errors) == 1 and "not a folder the Batch page may read" in errors[0]
+        messages.add(errors[0])
+    assert len(messages) == 1
+
+
+def test_cancel_stops_a_folder_listing(monkeypatch, tmp_path, tiny_model_dir):
+    big = tmp_path / "big"
+    for index in range(300):  # many folders: listing takes several steps
+        (big / f"s{index:03d}").mkdir(parents=True)
+        shutil.copy(TEST_DATA / GOOD[0], big / f"s{index:03d}" / "a.png")
+    from lrclr.batch import FolderWalk
+
+    step = FolderWalk.step
+    monkeypatch.setattr(FolderWalk, "step", lambda walk, seconds=0.25: step(walk, 0))  # one folder per step
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=big)
+    app.text_input(key="batch-folder").set_value(str(big)).run()
+    _button(app, "Start").click().run()
+    app.run()
+    assert app.session_state["batch-run"].listing
+    assert any(p.proto.text.startswith("listing files: ") for p in app.progress)
+    _button(app, "Cancel").click().run()
+    assert not app.exception and not app.session_state["batch-run"].active
+    assert [p.proto.text for p in app.progress] == ["Cancelled: 0 / 0"]
