@@ -48,8 +48,9 @@ CheXpert Plus (see `train/datasets/`). Train the baseline, export it, and point 
 `"init_from"` at that folder (the README lists the commands). With a validation split of your own,
 set `"split_fractions"` (e.g. `[0.8, 0.1, 0.1]`); `python -m train cross-validate` measures a recipe
 on small data. On a GPU drop `freeze`, `cache_frozen_towers` and `image_tower_tail_blocks` to
-fine-tune everything; `torchrun --nproc_per_node N -m train ...` uses several GPUs. Then put the
-exported folder in the sidebar's **Model folder**.
+fine-tune everything; `torchrun --nproc_per_node N -m train ...` uses several GPUs. Then list the
+exported folder under `[models]` in the deployment settings (README, "Shared deployments"), or start
+the server with `LRCLR_MODEL` set to it, and choose it in the sidebar's **Model** list.
 """
 
 
@@ -68,8 +69,8 @@ def at_a_glance(model: LRCLRModel) -> None:
 def card_section(model: LRCLRModel) -> None:
     facts = card_facts(model)
     st.dataframe(facts, hide_index=True, width="stretch", height=35 * (len(facts) + 1) + 3)
-    st.caption("Switch models with the sidebar's **Model folder**: the bundled ones are below, or any folder "
-               "with config.json, model.safetensors and model_card.json.")
+    st.caption("Switch models with the sidebar's **Model** list: the bundled ones are below; a deployment "
+               "lists any other folder with config.json, model.safetensors and model_card.json in its settings.")
     st.code("\n".join(str(p.parent) for p in sorted(BUNDLED_DIR.glob("*/model_card.json"))), language=None)
     commands = [("training", model.model_card.get("training_command"))]
     commands += [(f"evaluation: {name}", entry.get("command")) for name, entry in

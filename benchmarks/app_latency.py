@@ -49,7 +49,7 @@ _SIGNATURE_JS = """() => {
 # cold start ends when the model's overlay and its caption have replaced it.
 _OVERLAY_SHOWN_JS = f"""() => ({_SIGNATURE_JS})() !== '' &&
   [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
-    .some(c => c.innerText.includes("no heatmap"))"""
+    .some(c => c.innerText.includes("no heat map"))"""
 
 
 def _signature(page) -> str:

@@ -170,3 +170,12 @@ def test_a_two_megabyte_pasted_report_is_refused_at_once_and_kept_in_its_box(app
     assert next(t for t in app.text_area if t.label == "Report").value == huge
     assert len(app.dataframe[0].value) == 14
     assert any("No report: nothing to compare" in c for c in _captions(app))
+
+
+def test_an_uploaded_file_name_with_markdown_is_shown_literally_in_the_error_box(app):
+    name = "[click](https://evil.example) :red[alarm] $x^2$ ![p](https://evil.example/p.png).png"
+    _upload(app, name, b"this is a text file, not an image")
+    error = app.error[0].value
+    assert as_shown(error).startswith(name + ": ")
+    # Every Markdown construct is escaped: no link, image, colour or maths survives.
+    assert "](" not in error.replace("\\]\\(", "") and "\\$x^2\\$" in error.replace("\\^", "^")

@@ -17,7 +17,7 @@ from tests.conftest import TEST_DATA
 MARKDOWN_PAYLOADS = [
     "[click](https://evil.example/x)", "![tracker](https://evil.example/pixel.png)", ":red[alarm] :material/home:",
     "$\\frac{1}{0}$", "**bold** _it_ `code` <b>html</b>", "https://evil.example/a", "www.evil.example",
-    "someone@evil.example",
+    "someone@evil.example", "<img src=x onerror=alert(1)> a_b \\ [l](javascript:x)",
 ]
 
 
@@ -55,3 +55,16 @@ def test_predictions_csv_neutralises_formula_file_names_in_image_and_error(tmp_p
     assert {row[0] for row in rows} == {"'=HYPERLINK(1).png", "'@SUM(A1).png"}
     assert any(cell.startswith("'@SUM(A1).png: ") for cell in cells)  # the error names the file
     assert not any(cell[0] in "=+@\t\r" for cell in cells)
+
+
+def test_a_url_in_a_report_is_not_a_link_on_the_annotate_page():
+    """The sentence shown beside a region keeps its bold word; the report's own text stays text."""
+    from types import SimpleNamespace
+
+    from app_pages.annotate import sentence_markdown
+
+    sentence = "See https://evil.example/x and www.evil.example for effusion."
+    item = SimpleNamespace(sentence=sentence, word_in_sentence=(sentence.index("effusion"), len(sentence) - 1))
+    shown = sentence_markdown(item)
+    assert "**effusion**" in shown
+    assert "https\\:\u2060\\/\\/evil" in shown and "www\u2060\\.evil" in shown

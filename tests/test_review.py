@@ -14,7 +14,6 @@ from lrclr.review import (
     NO_REPORT,
     analysis_record,
     finding_rows,
-    markdown_literal,
     phrase_map,
     sha256_hex,
     word_map,
@@ -76,16 +75,6 @@ def test_the_baseline_grounds_words_by_patch_similarity():
     explanation = _explanation("effusion", {}, with_regions=False)
     assert word_map(explanation, 0)[1, 2] == 1.0
     assert phrase_map(_explanation("", {})).shape == GRID
-
-
-def test_markdown_literal_leaves_nothing_for_markdown_to_interpret():
-    hostile = "![x](http://e/i.png) <img src=x onerror=alert(1)> :red[x] **b** `c` a_b \\ [l](javascript:x)"
-    escaped = markdown_literal(hostile)
-    # Every ASCII punctuation character is escaped, so no syntax survives; unescaping restores the text.
-    assert all(escaped[i - 1] == "\\" for i, ch in enumerate(escaped) if ch in "![]()<>:*`_" and i > 0)
-    import re
-    assert re.sub(r"\\(.)", r"\1", escaped) == hostile
-    assert markdown_literal("plain words 123") == "plain words 123"
 
 
 def test_the_analysis_export_is_json_and_names_the_case_only_by_id_and_hashes():
