@@ -21,6 +21,7 @@ from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN
 from lrclr.prompts import NIH_FINDINGS
 from lrclr.review import sha256_hex
 from app_pages.case_source import UPLOAD, CaseInput
+from app_pages.review_trust import EXTRA_FINDINGS
 from app_pages.shared import current_model, current_settings
 
 RUN, RESULTS, ROOT, NOTICE = "batch-run", "batch-results", "batch-root", "batch-notice"
@@ -78,6 +79,9 @@ def open_in_review(index: int) -> None:
         st.session_state[NOTICE] = f"{result.row.image} cannot be opened: {error}"
         return
     st.session_state["review-source"] = UPLOAD
+    typed = [finding for finding in run.findings if finding not in NIH_FINDINGS]
+    if typed:  # what the batch scored, Review scores too
+        st.session_state[EXTRA_FINDINGS] = ", ".join(typed)
     st.session_state["review-handoff"] = CaseInput(f"upload-{sha256_hex(data)[:12]}", result.row.image, data,
                                                    report, None)
     st.session_state["batch-open-review"] = True
@@ -156,8 +160,11 @@ def results_table(run: BatchRun, results: list) -> None:
     config = {"image": st.column_config.ImageColumn("image", width="small"),
               **{f: st.column_config.NumberColumn(f, format="%.3f") for f in run.findings}}
     st.dataframe(frame, hide_index=True, column_config=config, width="stretch", row_height=64)
-    st.caption(f"{len(shown)} of {len(scored)} scored studies shown, highest {finding} first; click a column "
-               "header to sort. Zero-shot probabilities from a research model: not a diagnosis.")
+    # The table sorts in the browser, which the page never hears of: the caption says how it was
+    # listed, and that a header click changes that (it said "highest X first" after any sort).
+    st.caption(markdown_literal(f"{len(shown)} of {len(scored)} scored studies shown, listed highest {finding} first "
+                                f"(a click on a column header sorts by that column instead). Zero-shot probabilities "
+                                f"from a research model: not a diagnosis."))
     if shown:
         labels = {i: display_path(r.input.path) for i, r in shown}
         choice = st.selectbox("Open a study in the Review page", list(labels), key="batch-open-choice",

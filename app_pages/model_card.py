@@ -11,15 +11,15 @@ into Markdown or HTML (plotly labels are HTML-escaped). The tables and figures a
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from lrclr import viz
 from lrclr.card_tables import (auc_frame, card_facts, evaluation_title, evaluations, limits_lines, macro_summaries,
                                paired_intervals, read_cards, same_evaluation, side_table)
-from lrclr.explain import grid_to_image
-from lrclr.model import LRCLRModel
 from lrclr.escaping import markdown_literal
+from lrclr.map_checks import peak_cells
+from lrclr.model import LRCLRModel
+from lrclr.prompts import finding_phrase
 from lrclr.review import phrase_map
 from lrclr.weights import DEFAULT_MODEL_DIR
 from app_pages.case_source import gallery
@@ -150,15 +150,16 @@ def localization_examples(model: LRCLRModel) -> None:
     case = phantoms[left.selectbox("Phantom", list(phantoms), format_func=lambda i: phantoms[i].title,
                                    key="card-phantom")]
     finding = right.selectbox("Finding", case.mask_findings, key=f"card-finding-{case.id}")
-    phrase = finding.replace("_", " ").lower()
+    phrase = finding_phrase(finding)  # the phrase train evaluate's pointing game grounds
     image = cached("card-image", (case.id,), case.load_image)
     image_sha = case.image_sha256
     case_image = encode_case(model, model_key(model), image_sha, image)
     grid_map = cached("card-map", (model_key(model), image_sha, phrase),
                       lambda: phrase_map(model.explain(case_image, phrase, findings=())))
-    heat = grid_to_image(grid_map, case_image.letterbox)
     mask = case.mask(finding)
-    peak_y, peak_x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    valid = case_image.features.valid[0].cpu().numpy().reshape(grid_map.shape)
+    # The pointing game's own peak rule (the upsampled map's argmax drifts to the border).
+    peak_y, peak_x = case_image.letterbox.cell_centre(*peak_cells(grid_map, valid)[0], grid_map.shape)
     st.plotly_chart(viz.localization_figure(image, grid_map, model.config.image_size, mask, (peak_x, peak_y), phrase),
                     key="card-localization", config={"displaylogo": False})
     hit = "inside" if mask[peak_y, peak_x] else "outside"

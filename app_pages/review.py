@@ -168,12 +168,19 @@ def mask_comparison(case: CaseInput, image: LoadedImage, model_view) -> None:
     right.image(viz.mask_overlay(base, case.demo.mask(finding)), caption=f"Ground truth: {finding}", width="stretch")
 
 
-def header_panels(image: LoadedImage, show_identifiers: bool) -> None:
+def identifiers_key(image_sha: str) -> str:
+    """Showing identifiers is asked for one case at a time: the next case opens with them hidden."""
+    return f"show-identifiers-{image_sha[:16]}"
+
+
+def header_panels(image: LoadedImage, image_sha: str) -> None:
     if image.source_format != "dicom":
         return
-    with st.expander("DICOM header (patient identifiers hidden)"):
-        st.checkbox("Show patient identifiers", key="show-identifiers",
-                    help="Off by default; identifiers are never exported or stored.")
+    show_identifiers = bool(st.session_state.get(identifiers_key(image_sha), False))
+    title = "shown below, for this case only" if show_identifiers else "hidden"
+    with st.expander(f"DICOM header (patient identifiers {title})"):
+        st.checkbox("Show patient identifiers for this case", key=identifiers_key(image_sha),
+                    help="Off by default and for every new case; identifiers are never exported or stored.")
         if image.header:
             st.table(pd.DataFrame({"field": list(image.header), "value": list(image.header.values())}))
     if show_identifiers and image.identifiers:
@@ -182,8 +189,8 @@ def header_panels(image: LoadedImage, show_identifiers: bool) -> None:
 
 
 def review(case: CaseInput) -> None:
-    show_identifiers = bool(st.session_state.get("show-identifiers", False))
     image_sha = sha256_hex(case.data)  # once per run: a DICOM can be megabytes
+    show_identifiers = bool(st.session_state.get(identifiers_key(image_sha), False))
     image = read_image(case, image_sha, show_identifiers)
     if image is None:
         return
@@ -202,7 +209,7 @@ def review(case: CaseInput) -> None:
     if model is None:
         chart_slot.image(base, caption=f"{image.original_size[0]}x{image.original_size[1]} px")
         panels.warning("No model is loaded (see the sidebar), so only the image is shown.")
-        header_panels(image, show_identifiers)
+        header_panels(image, image_sha)
         return
     case_key = (model_key(model), image_sha)
     typed = trust.extra_findings(kept(trust.EXTRA_FINDINGS))  # kept: its box is in the Findings tab
@@ -261,7 +268,7 @@ def review(case: CaseInput) -> None:
     with tabs["Export"]:
         if tabs["Export"].open:
             export_panel(drawn.image, explanation, case, model, checks)
-    header_panels(image, show_identifiers)
+    header_panels(image, image_sha)
 
 
 def overlay_controls(explanation) -> dict:

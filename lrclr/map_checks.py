@@ -32,6 +32,18 @@ REFERENCE_PHRASES: tuple[str, ...] = (
 NOT_SPECIFIC_CORRELATION = 0.9
 
 
+def peak_cells(grid_map: np.ndarray, candidates: np.ndarray) -> list[tuple[int, int]]:
+    """(row, col) of the highest candidate cell(s) of a map: where the map points.
+
+    One rule for the pointing game (``train evaluate``) and the Model page: the peak is taken on
+    the model's grid and placed at its cell's centre (``Letterbox.cell_centre``), never on the
+    bilinear upsampling, where an interior cell's peak is blended with its neighbours and border
+    cells keep their value along the clamped margin, so a nearly flat map points at the edge.
+    """
+    values = np.where(np.asarray(candidates, dtype=bool), np.asarray(grid_map, dtype=np.float64), -np.inf)
+    return [(int(row), int(col)) for row, col in np.argwhere(values == values.max())]
+
+
 def correlation(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Pearson correlation of two maps on the ``valid`` cells; 1 when either is constant there."""
     a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)

@@ -48,6 +48,12 @@ class Letterbox:
         cell_h, cell_w = self.model_size / rows, self.model_size / cols
         return self.to_original((col * cell_w, row * cell_h, (col + 1) * cell_w, (row + 1) * cell_h))
 
+    def cell_centre(self, row: int, col: int, grid: tuple[int, int]) -> tuple[int, int]:
+        """(y, x): the original pixel at the centre of cell (row, col), where a cell's peak is placed."""
+        width, height = self.original_size
+        x0, y0, x1, y1 = self.cell_box(row, col, grid)
+        return min(int((y0 + y1) / 2), height - 1), min(int((x0 + x1) / 2), width - 1)
+
     def valid_cells(self, grid: tuple[int, int], min_fraction: float = 0.5) -> np.ndarray:
         """Boolean (rows, cols): cells at least ``min_fraction`` covered by image content."""
         rows, cols = grid

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -196,7 +197,11 @@ def test_the_results_filter_by_finding_and_threshold(monkeypatch, tmp_path, tiny
     assert len(app.dataframe[0].value) == len(everything)
     app.slider(key="batch-threshold").set_value(round(float(high), 2) + 0.01).run()  # above every score
     assert app.dataframe[0].value.empty
-    assert any(c.value.startswith(f"0 of {len(everything)} scored studies shown") for c in app.caption)
+    assert any(as_shown(c.value).startswith(f"0 of {len(everything)} scored studies shown") for c in app.caption)
+    # The order is the page's, until the reader sorts by a column header (issue #19: the caption kept
+    # saying "highest Effusion first" after any sort).
+    assert any("listed highest Effusion first (a click on a column header sorts by that column instead)"
+               in as_shown(c.value) for c in app.caption)
 
 
 def test_a_zip_batch_refuses_unsafe_members_and_cancel_stops_it(monkeypatch, tmp_path, tiny_model_dir):
@@ -222,6 +227,7 @@ def test_a_zip_batch_refuses_unsafe_members_and_cancel_stops_it(monkeypatch, tmp
 def test_open_in_review_hands_the_chosen_file_to_the_review_page(monkeypatch, tmp_path, tiny_model_dir, study):
     app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
     app.text_input(key="batch-folder").set_value(str(study)).run()
+    app.multiselect(key="batch-findings").set_value(["Effusion", "rib fracture"]).run()
     _button(app, "Start").click().run()
     _run_to_the_end(app)
     results = app.session_state["batch-results"]
@@ -231,7 +237,9 @@ def test_open_in_review_hands_the_chosen_file_to_the_review_page(monkeypatch, tm
     assert not app.exception
     assert app.title[0].value == "Review"
     assert "Opened from the Batch page: siim_pneumothorax_example.dcm" in [t.value for t in app.text]
-    assert len(app.dataframe[0].value) == 14  # the Review page scored the handed-over DICOM
+    findings = app.dataframe[0].value
+    # The Review page scored the handed-over DICOM, the batch's typed finding included (issue #19).
+    assert len(findings) == 15 and any("rib fracture" in str(name) for name in findings.iloc[:, 0])
 
 
 # ---- the demo tour -------------------------------------------------------------------------------
@@ -306,3 +314,37 @@ def test_cancel_stops_a_folder_listing(monkeypatch, tmp_path, tiny_model_dir):
     _button(app, "Cancel").click().run()
     assert not app.exception and not app.session_state["batch-run"].active
     assert [p.proto.text for p in app.progress] == ["Cancelled: 0 / 0"]
+
+
+def test_the_model_pages_peak_is_the_pointing_games_peak(monkeypatch, tmp_path):
+    """Issue #19: the page took the upsampled map's argmax, the rule train/evaluate.py documents as wrong."""
+    from lrclr.demo import load_gallery
+    from lrclr.map_checks import peak_cells
+    from lrclr.model import LRCLRModel
+    from lrclr.prompts import finding_phrase
+    from lrclr.review import phrase_map
+
+    from lrclr.explain import grid_to_image
+
+    app = _app(monkeypatch, tmp_path, None, "app_pages/model_card.py")
+    case = next(c for c in load_gallery() if c.id == app.selectbox(key="card-phantom").value)
+    model = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR)
+    encoded = model.encode_case(case.load_image())
+    peaks = {}
+    for finding in case.mask_findings:
+        grid_map = phrase_map(model.explain(encoded, finding_phrase(finding), findings=()))
+        valid = encoded.features.valid[0].numpy().reshape(grid_map.shape)
+        heat = grid_to_image(grid_map, encoded.letterbox)
+        peaks[finding] = (encoded.letterbox.cell_centre(*peak_cells(grid_map, valid)[0], grid_map.shape),
+                          tuple(int(i) for i in np.unravel_index(int(np.argmax(heat)), heat.shape)))
+    # A finding where the two rules disagree, so that the test tells them apart.
+    finding = next(f for f, (cell_rule, upsampled_argmax) in peaks.items() if cell_rule != upsampled_argmax)
+    app.selectbox(key=f"card-finding-{case.id}").set_value(finding).run()
+    peak_y, peak_x = peaks[finding][0]
+    figure = next(f for f in _figures(app) if any(t.get("hovertemplate", "").startswith("peak") for t in f["data"]))
+    marker = next(t for t in figure["data"] if t.get("hovertemplate", "").startswith("peak"))
+    from lrclr import viz
+
+    image = case.load_image()
+    scale = viz.to_display_rgb(image.pixels).width / image.original_size[0]  # the figure's display scale
+    assert marker["x"][0] == pytest.approx(peak_x * scale) and marker["y"][0] == pytest.approx(peak_y * scale)

@@ -179,3 +179,18 @@ def test_an_uploaded_file_name_with_markdown_is_shown_literally_in_the_error_box
     assert as_shown(error).startswith(name + ": ")
     # Every Markdown construct is escaped: no link, image, colour or maths survives.
     assert "](" not in error.replace("\\]\\(", "") and "\\$x^2\\$" in error.replace("\\^", "^")
+
+
+def test_identifiers_shown_for_one_dicom_are_hidden_again_on_the_next(app):
+    """Issue #19: once shown, identifiers stayed on for the next DICOM while the title said hidden."""
+    cases = {c.id: c for c in load_gallery() if c.kind == "dicom"}
+    _upload(app, "first.dcm", cases["dicom-01-jpeg"].image_bytes())
+    next(c for c in app.checkbox if c.label.startswith("Show patient identifiers")).check().run()
+    assert PATIENT_ID in _all_text(app)
+    assert any("identifiers shown below, for this case only" in e.label for e in app.expander)
+    # The same patient's other file (MONOCHROME1): a different image, so a new case.
+    app.file_uploader(key="review-image").set_value(("second.dcm", cases["dicom-02-monochrome1"].image_bytes(),
+                                                     "application/dicom")).run()
+    assert not app.exception
+    assert PATIENT_ID not in _all_text(app)
+    assert any(e.label == "DICOM header (patient identifiers hidden)" for e in app.expander)

@@ -37,6 +37,7 @@ import torch
 from lrclr.device import autocast
 from lrclr.errors import LRCLRError
 from lrclr.explain import Explanation
+from lrclr.map_checks import peak_cells
 from lrclr.preprocess import Letterbox, prepare_images
 from lrclr.prompts import NIH_FINDINGS, finding_phrase
 from lrclr.zero_shot import score_findings
@@ -268,7 +269,7 @@ def content_cell_hits(mask: np.ndarray, letterbox: Letterbox, grid: tuple[int, i
     ``pointing_game_hit`` grows it), so it is enough to look up each content cell's centre once.
     """
     mask = grown_mask(mask, tolerance_px)
-    return np.array([bool(mask[cell_centre(letterbox, int(row), int(col), grid)])
+    return np.array([bool(mask[letterbox.cell_centre(int(row), int(col), grid)])
                      for row, col in np.argwhere(content_cells(letterbox, grid, top))])
 
 
@@ -314,26 +315,13 @@ def top_cell_boxes(grid_map: np.ndarray, candidates: np.ndarray, letterbox: Lett
 
 
 def peak_heatmap(grid_map: np.ndarray, candidates: np.ndarray, letterbox: Letterbox) -> np.ndarray:
-    """Original-pixel map that is 1 at the centre of the highest candidate cell(s), 0 elsewhere.
-
-    The peak is taken on the model's grid and placed at its cell's centre, rather than taken on
-    the bilinear upsampling (``grid_to_image``): there an interior cell's centre falls between
-    pixels and its peak is blended with its neighbours, while cells on the image border keep their
-    value along the clamped margin (fully in the corners), so a nearly flat map points at the edge.
-    """
+    """Original-pixel map that is 1 at the centre of the highest candidate cell(s), 0 elsewhere
+    (the peak rule is ``lrclr.map_checks.peak_cells``, which the Model page uses too)."""
     width, height = letterbox.original_size
     heat = np.zeros((height, width), dtype=np.float32)
-    values = np.where(candidates, grid_map, -np.inf)
-    for row, col in np.argwhere(values == values.max()):
-        heat[cell_centre(letterbox, int(row), int(col), grid_map.shape)] = 1.0
+    for row, col in peak_cells(grid_map, candidates):
+        heat[letterbox.cell_centre(row, col, grid_map.shape)] = 1.0
     return heat
-
-
-def cell_centre(letterbox: Letterbox, row: int, col: int, grid: tuple[int, int]) -> tuple[int, int]:
-    """(y, x): the original pixel at the centre of cell (row, col), where a cell's peak is placed."""
-    width, height = letterbox.original_size
-    x0, y0, x1, y1 = letterbox.cell_box(row, col, grid)
-    return min(int((y0 + y1) / 2), height - 1), min(int((x0 + x1) / 2), width - 1)
 
 
 def summarise_localization(cases: Sequence[LocalizationCase]) -> list[LocalizationScore]:
