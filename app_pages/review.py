@@ -7,6 +7,7 @@ that choosing a word, a region or a display setting only redraws.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from lrclr.prompts import NIH_FINDINGS
 from lrclr.review import (
     analysis_record,
     distinct_labels,
+    overlay_export_lines,
     phrase_map,
     sha256_hex,
     word_map,
@@ -134,15 +136,23 @@ def phrase_explanation(model: LRCLRModel, case_image: CaseImage, case_key: tuple
     return cached("phrase", (case_key, phrase), lambda: model.explain(case_image, phrase, findings=()))
 
 
-def export_panel(shown, explanation, case: CaseInput, model: LRCLRModel, checks: dict) -> None:
-    st.download_button("Overlay as PNG", data=lambda: viz.png_bytes(shown), file_name=f"{case.case_id}-overlay.png",
-                       mime="image/png", on_click="ignore")
+def export_panel(drawn: "DrawnOverlay", explanation, case: CaseInput, model: LRCLRModel, checks: dict) -> None:
+    lines = overlay_export_lines(drawn.caption, case.case_id, model.model_id,
+                                 datetime.datetime.now(datetime.timezone.utc))
+    st.download_button("Overlay as PNG", data=lambda: viz.png_bytes(viz.export_picture(drawn.image, lines,
+                                                                                        drawn.colour_bar)),
+                       file_name=f"{case.case_id}-overlay.png", mime="image/png", on_click="ignore")
+    include_report = st.checkbox("Include the report's text in the JSON", key="export-include-report", value=False,
+                                 help="Off: the report is named by its SHA-256 only, and its words by their "
+                                      "positions. Real reports carry names and dates.")
     threshold = st.session_state.get("findings-threshold", 0.5)
     record = lambda: json.dumps(analysis_record(explanation, case.data, case.case_id, model.model_card, threshold,
-                                                checks), indent=2, default=_json_default)
+                                                checks, include_report=include_report), indent=2, default=_json_default)
     st.download_button("Analysis as JSON", data=record, file_name=f"{case.case_id}-analysis.json",
                        mime="application/json", on_click="ignore")
-    st.caption("Exports name the case by its id and hashes; no file names or patient identifiers.")
+    st.caption("Exports name the case by its id and hashes; no file names or patient identifiers"
+               + (", and the JSON holds the report's text because you asked." if include_report
+                  else ", and no report text."))
 
 
 def _json_default(value):
@@ -267,7 +277,7 @@ def review(case: CaseInput) -> None:
             trust.gate_details(check)
     with tabs["Export"]:
         if tabs["Export"].open:
-            export_panel(drawn.image, explanation, case, model, checks)
+            export_panel(drawn, explanation, case, model, checks)
     header_panels(image, image_sha)
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from dataclasses import asdict, dataclass
 
@@ -111,9 +112,12 @@ def word_map(explanation: Explanation, word_index: int) -> np.ndarray:
 
 
 def analysis_record(explanation: Explanation, image_bytes: bytes, case_id: str, model_card: dict,
-                    threshold: float = DEFAULT_DISCORDANCE_THRESHOLD, checks: dict | None = None) -> dict:
+                    threshold: float = DEFAULT_DISCORDANCE_THRESHOLD, checks: dict | None = None,
+                    include_report: bool = False) -> dict:
     """The JSON export of one review. No file names, DICOM headers or patient identifiers: the case
-    is named by its id (a demo id, or the upload's hash) and the image by its SHA-256.
+    is named by its id (a demo id, or the upload's hash) and the image by its SHA-256. The report's
+    text (real reports carry names and dates), and so each word's text, is in it only with
+    ``include_report``; otherwise the report is its SHA-256 and the words their positions.
 
     ``checks`` holds what else the page showed, JSON-ready (the input gate, the map's scale and
     specificity, counterfactual probes, the deletion test); the card figures the findings table
@@ -130,5 +134,23 @@ def analysis_record(explanation: Explanation, image_bytes: bytes, case_id: str, 
         "evidence": asdict(summary) if summary is not None else None,
         "calibration_fitted_on": (model_card.get("calibration") or {}).get("fitted_on"),
         "checks": checks or {},
-        "explanation": explanation.to_dict(),
+        "report_included": include_report,
+        "explanation": explanation.to_dict() if include_report else _without_report_text(explanation.to_dict()),
     }
+
+
+def overlay_export_lines(caption: str, case_id: str, model_id: str, made: datetime.datetime) -> list[str]:
+    """The footer of the exported overlay PNG: what the picture shows (the viewer's caption, which
+    names the word or phrase and the map's values), whose it is, when, and what it is not."""
+    return [f"Shows: {caption}.", f"Case {case_id} · model {model_id} · {made:%Y-%m-%d %H:%M} UTC",
+            "Research software, not a medical device."]
+
+
+def _without_report_text(explained: dict) -> dict:
+    explained["report"] = None
+    for word in explained["words"]:
+        word["text"] = None
+    for region in explained["regions"]:
+        for word in region["top_words"]:
+            word["text"] = None
+    return explained

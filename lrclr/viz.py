@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +152,35 @@ def mask_overlay(base: Image.Image, mask: np.ndarray, opacity: float = 0.45) -> 
     alpha = alpha.resize(base.size, Image.NEAREST)
     tint = Image.new("RGB", base.size, MASK_COLOUR)
     return Image.composite(tint, base, alpha)
+
+
+def export_picture(overlay: Image.Image, lines: Sequence[str], colour_bar: tuple[MapScale, str] | None) -> Image.Image:
+    """The overlay as the export PNG carries it: with a footer that says what it shows (the lines:
+    the map's word or phrase, the model, the date, "not a medical device") and, when a map is
+    painted, its colour bar with the real values at both ends. The picture alone loses that context."""
+    font = ImageFont.load_default(size=14)
+    line_height, margin, bar_height = 20, 10, 14
+    lines = [part for line in lines for part in textwrap.wrap(line, max(20, overlay.width // 7)) or [""]]
+    footer = margin * 2 + line_height * len(lines) + ((bar_height + line_height) if colour_bar else 0)
+    picture = Image.new("RGB", (overlay.width, overlay.height + footer), "white")
+    picture.paste(overlay.convert("RGB"), (0, 0))
+    draw = ImageDraw.Draw(picture)
+    y = overlay.height + margin
+    if colour_bar is not None:
+        scale, title = colour_bar
+        width = max(10, overlay.width - 2 * margin)
+        ramp = heat_colours(np.linspace(0, 1, width))[None, :, :].repeat(bar_height, axis=0)
+        picture.paste(Image.fromarray(ramp), (margin, y))
+        y += bar_height + 2
+        low, high = f"{scale.low:.3f}", f"{scale.high:.3f}"
+        draw.text((margin, y), low, fill="black", font=font)
+        draw.text((overlay.width - margin - draw.textlength(high, font=font), y), high, fill="black", font=font)
+        draw.text(((overlay.width - draw.textlength(title, font=font)) / 2, y), title, fill="black", font=font)
+        y += line_height
+    for line in lines:
+        draw.text((margin, y), line, fill="black", font=font)
+        y += line_height
+    return picture
 
 
 def png_bytes(image: Image.Image, compress_level: int = 6) -> bytes:

@@ -116,3 +116,21 @@ def test_the_export_holds_what_the_page_showed(app, monkeypatch):
     assert record["checks"]["input_check"]["passed"] is True
     rows = {r["finding"]: r for r in record["findings_vs_report"]}
     assert set(rows) >= {"Effusion", "Cardiomegaly"} and "evidence" in rows["Effusion"]
+
+
+def test_the_png_export_says_what_it_shows_and_the_json_leaves_the_report_out_unless_asked(app, monkeypatch):
+    """Issue #19: the PNG had no word, colour bar, model id or 'not a medical device' line, and the
+    JSON embedded the report (real reports carry names and dates)."""
+    from PIL import Image
+
+    captured = captured_downloads(monkeypatch)
+    _open_tab(app, "Export")
+    png = Image.open(io.BytesIO(captured[next(n for n in captured if n.endswith("-overlay.png"))]()))
+    footer = np.asarray(png.convert("L"))[-60:]
+    assert png.height > png.width and (footer < 128).mean() > 0.005  # a footer with text below the picture
+    record = json.loads(captured[next(n for n in captured if n.endswith("-analysis.json"))]())
+    report = next(t for t in app.text_area if t.label == "Report").value
+    assert record["report_included"] is False and report not in json.dumps(record)
+    next(c for c in app.checkbox if c.key == "export-include-report").check().run()
+    record = json.loads(captured[next(n for n in captured if n.endswith("-analysis.json"))]())
+    assert record["report_included"] is True and record["explanation"]["report"] == report

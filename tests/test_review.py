@@ -85,8 +85,14 @@ def test_the_analysis_export_is_json_and_names_the_case_only_by_id_and_hashes():
     assert record["image_sha256"] == sha256_hex(b"image bytes")
     assert record["report_sha256"] == sha256_hex(report)
     assert record["findings_vs_report"][0]["report_says"] == "present"
-    assert record["explanation"]["words"][0]["text"] == "Small"
     assert "file_name" not in text and "PatientName" not in text
+    # The report's text, and so each word's, only when asked for (issue #19: real reports carry
+    # names and dates); otherwise the hash and the words' positions.
+    assert report not in text and "Small" not in text and record["report_included"] is False
+    assert record["explanation"]["words"][0]["start"] == 0 and record["explanation"]["words"][0]["text"] is None
+    with_report = analysis_record(explanation, b"image bytes", "upload-0123456789ab", {"code_version": "x"},
+                                  include_report=True)
+    assert with_report["explanation"]["report"] == report and with_report["explanation"]["words"][0]["text"] == "Small"
 
 
 def test_window_level_maps_the_window_onto_black_to_white():
@@ -167,3 +173,20 @@ def test_repeated_words_get_distinct_labels_that_read_the_same():
     assert len(set(labels)) == len(labels)
     assert [label.replace("\u200b", "") for label in labels] == ["There", "is", "no", "effusion", "there", "is", "is"]
     assert labels[1] == "is"  # the first occurrence is untouched
+
+
+def test_the_exported_overlay_says_what_it_shows_whose_it_is_and_what_it_is_not():
+    import datetime
+
+    from lrclr.review import overlay_export_lines
+    from lrclr.viz import MapScale
+
+    lines = overlay_export_lines("heat map of the word 'effusion': values 0.010 to 0.300", "nih-02-effusion",
+                                 "lrclr-default", datetime.datetime(2026, 12, 1, 16, 20))
+    assert lines == ["Shows: heat map of the word 'effusion': values 0.010 to 0.300.",
+                     "Case nih-02-effusion · model lrclr-default · 2026-12-01 16:20 UTC",
+                     "Research software, not a medical device."]
+    base = viz.to_display_rgb(np.full((200, 160), 0.5, dtype=np.float32))
+    picture = viz.export_picture(base, lines, (MapScale(0.01, 0.3, kind="attention"), "attention (this map)"))
+    assert picture.width == base.width and picture.height > base.height + 3 * 20  # footer: bar and lines
+    assert np.asarray(picture)[:base.height].tolist() == np.asarray(base.convert("RGB")).tolist()
