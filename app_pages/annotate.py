@@ -50,7 +50,9 @@ def undo(store: AnnotationStore, annotator: str) -> None:
     st.session_state["annotate-notice"] = "Nothing to undo." if entry is None else "Last change undone."
 
 
-def choose_known_annotator() -> None:
+def continue_as_known_annotator() -> None:
+    """Confirm button: picking a name in the list only proposes it, since someone else's name
+    chosen by accident records verdicts under it (issue #19)."""
     st.session_state["annotator"] = st.session_state["annotate-known"]
 
 
@@ -152,6 +154,22 @@ def annotate(model, store: AnnotationStore, annotator: str, case: CaseInput) -> 
     judged_table(mine)
 
 
+def annotate_section(annotator_name: str, flag_store, loaded_model, chosen_case) -> None:
+    if not annotator_name:
+        st.warning("Enter your name or ID in the sidebar first: every verdict records who gave it.")
+        known = list(flag_store.counts("annotator")) if flag_store is not None else []
+        if known:
+            proposed = st.selectbox("Or continue as an annotator already in this store", known, index=None,
+                                    key="annotate-known")
+            if proposed:
+                st.button(markdown_literal(f"Continue as {proposed}: my verdicts are recorded under this name"),
+                          on_click=continue_as_known_annotator, key="annotate-known-confirm")
+    elif flag_store is None or loaded_model is None:
+        st.warning("A model and a flag store are needed (see the sidebar).")
+    elif chosen_case is not None:
+        annotate(loaded_model, flag_store, annotator_name, chosen_case)
+
+
 st.title("Annotate")
 st.caption("Judge where the model says each report word looks. Verdicts are stored with your name, never "
            "with patient identifiers.")
@@ -159,16 +177,14 @@ for name, show in (("annotate-error", st.error), ("annotate-notice", st.info)):
     if st.session_state.get(name):
         show(markdown_literal(st.session_state.pop(name)))
 annotator_name, flag_store, loaded_model = current_annotator(), current_store(), current_model()
-picker, report_area = st.columns([2, 3])
-with picker:
-    chosen_case = choose_case("annotate", report_area.container())
-if not annotator_name:
-    st.warning("Enter your name or ID in the sidebar first: every verdict records who gave it.")
-    known = list(flag_store.counts("annotator")) if flag_store is not None else []
-    if known:
-        st.selectbox("Or continue as an annotator already in this store", known, index=None,
-                     key="annotate-known", on_change=choose_known_annotator)
-elif flag_store is None or loaded_model is None:
-    st.warning("A model and a flag store are needed (see the sidebar).")
-elif chosen_case is not None:
-    annotate(loaded_model, flag_store, annotator_name, chosen_case)
+# The pair being judged comes first, the case picker below it: at 1600x1000 the pair was below the
+# fold (issue #19). The picker runs first (the pair depends on it) but draws into the lower slot.
+work, case_slot = st.container(), st.container()
+with case_slot:
+    st.subheader("Case")
+    picker, report_area = st.columns([2, 3])
+    with picker:
+        chosen_case = choose_case("annotate", report_area.container())
+with work:
+    annotate_section(annotator_name, flag_store, loaded_model, chosen_case)
+

@@ -94,7 +94,7 @@ def image_bytes(image: LoadedImage) -> int:
     return image.pixels.nbytes
 
 
-SETTINGS_KEY, USER_KEY = "deployment-settings", "signed-in-user"
+SETTINGS_KEY, USER_KEY, EDITING_NAME_KEY = "deployment-settings", "signed-in-user", "annotator-editing"
 
 
 def deployment() -> DeploymentSettings:
@@ -171,8 +171,16 @@ def render_sidebar(settings: DeploymentSettings, user: User | None):
         else:
             # Re-assigned each run so the name survives pages that do not draw this widget.
             st.session_state["annotator"] = st.session_state.get("annotator", "")
-            st.text_input("Your name or ID", key="annotator", help="Recorded with the verdicts you give",
-                          max_chars=200)
+            name = st.session_state["annotator"].strip()
+            if name and not st.session_state.get(EDITING_NAME_KEY):
+                # Once given, the name is shown, not an input: the box leaves the page, and with it the
+                # keyboard focus, so the verdict keys (B, G, U) record verdicts instead of typing into
+                # the name ("dr_carolgg", issue #19).
+                st.caption(markdown_literal(f"Verdicts are recorded as {name}."))
+                st.button("Change name", on_click=lambda: st.session_state.update({EDITING_NAME_KEY: True}))
+            else:
+                st.text_input("Your name or ID", key="annotator", help="Recorded with the verdicts you give",
+                              max_chars=200, on_change=lambda: st.session_state.update({EDITING_NAME_KEY: False}))
         st.session_state[STORE_KEY] = None
         try:
             st.session_state[STORE_KEY] = open_store(str(settings.flag_store))

@@ -29,7 +29,8 @@ class QueueItem:
 
 
 def build_queue(explanation: Explanation, length: int = DEFAULT_QUEUE_LENGTH) -> list[QueueItem]:
-    """Up to ``length`` pairs over the whole report, highest attention first; empty without regions."""
+    """The ``length`` strongest pairs over the whole report (highest attention), in an order that
+    moves from region to region (``_regions_in_turn``); empty without regions."""
     if not explanation.regions:
         return []
     sentences = split_sentences(explanation.report)
@@ -44,4 +45,15 @@ def build_queue(explanation: Explanation, length: int = DEFAULT_QUEUE_LENGTH) ->
                                    (word.start - offset, word.end - offset)))
     # Ties broken by report order, then rank, so the queue is stable between reruns.
     items.sort(key=lambda item: (-item.attention, item.word.index, item.region.rank))
-    return items[:length]
+    return _regions_in_turn(items[:length])
+
+
+def _regions_in_turn(strongest: list[QueueItem]) -> list[QueueItem]:
+    """The same pairs, ordered so that a session sees varied regions early: each region's strongest
+    pair first (regions by their best pair), then each region's second, and so on. Highest-first
+    alone put a dozen words on region 1 before any other region (issue #19)."""
+    by_region: dict[int, list[QueueItem]] = {}
+    for item in strongest:  # already strongest first, so each list is too
+        by_region.setdefault(item.region.rank, []).append(item)
+    rounds = max((len(items) for items in by_region.values()), default=0)
+    return [items[turn] for turn in range(rounds) for items in by_region.values() if turn < len(items)]

@@ -11,10 +11,23 @@ def test_the_queue_puts_the_strongest_pairs_first_and_skips_function_words():
     # regions 1 and 2, odd ones (0.25, 0.75). "." is a word there but not a judgeable one.
     report = "Small effusion . The heart was big ."
     queue = build_queue(_explanation(report, {}))
+    # Each region's strongest pair first, then each region's next (issue #19: region 1 took the
+    # first dozen pairs); within a region, highest attention first.
     assert [(i.word.text, i.region.rank, i.attention) for i in queue[:4]] == [
-        ("Small", 1, 1.0), ("heart", 1, 1.0), ("big", 1, 1.0), ("effusion", 2, 0.75)]
+        ("Small", 1, 1.0), ("effusion", 2, 0.75), ("heart", 1, 1.0), ("Small", 2, 0.0)]
     assert not {"The", "was", "."} & {i.word.text for i in queue}
-    assert [i.attention for i in queue] == sorted((i.attention for i in queue), reverse=True)
+    for rank in {i.region.rank for i in queue}:
+        mine = [i.attention for i in queue if i.region.rank == rank]
+        assert mine == sorted(mine, reverse=True)
+
+
+def test_the_queue_moves_between_regions_and_keeps_the_strongest_pairs():
+    report = "Small effusion . The heart was big . Mild edema and a large nodule"
+    everything = build_queue(_explanation(report, {}), length=1000)
+    short = build_queue(_explanation(report, {}), length=6)
+    strongest = sorted(everything, key=lambda i: -i.attention)[:6]
+    assert sorted(i.attention for i in short) == sorted(i.attention for i in strongest)
+    assert len({i.region.rank for i in short[:2]}) == 2  # the first two pairs are on different regions
 
 
 def test_each_pair_carries_its_sentence_with_the_word_span_inside_it():

@@ -115,5 +115,9 @@ def test_an_annotator_already_in_the_store_can_be_chosen_instead_of_typed(data_d
     app = _page("app_pages/annotate.py")
     app.selectbox(key="annotate-known").set_value("dr-known").run()
     assert not app.exception
-    assert app.sidebar.text_input(key="annotator").value == "dr-known"
+    # Picking only proposes the name (issue #19: someone else's name was one accidental click away).
+    assert app.session_state["annotator"] == "" and not any("This case:" in c.value for c in app.caption)
+    next(b for b in app.button if b.key == "annotate-known-confirm").click().run()
+    assert app.session_state["annotator"] == "dr-known"
+    assert any("Verdicts are recorded as dr\\-known" in c.value for c in app.sidebar.caption)
     assert _progress_text(app).startswith("This case: 0 of 30")

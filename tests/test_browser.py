@@ -119,10 +119,22 @@ def test_a_verdict_given_with_a_keyboard_shortcut_appears_on_the_quality_page(pa
     page.get_by_role("button", name="Bad match").wait_for()
     wait_until_idle(page, settle_ms=1000)  # the shortcut listens once the button is mounted
     shown_sentence = page.get_by_text("in its sentence").first.inner_text()
-    page.locator("h1").first.click()  # focus leaves the text box, so the key goes to the shortcut
+    # No click elsewhere first: once the name is given its box leaves the page, and the focus with
+    # it, so the key records a verdict instead of typing into the name (issue #19: "reader-kbdb").
+    page.get_by_text("Verdicts are recorded as reader-kbd.").wait_for()
+    assert page.get_by_role("textbox", name="Your name or ID").count() == 0
     page.keyboard.press("b")
     page.get_by_text("This case: 1 of 30 pairs judged").wait_for()
     page.screenshot(path=str(ARTIFACTS / "annotate-1-after-shortcut.png"))
+    # At 1600x1000 the pair being judged, its region on the image and its buttons, is in view
+    # without scrolling (issue #19: it started below the fold, under the case picker).
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.mouse.wheel(0, -5000)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "annotate-2-1600x1000.png"))
+    buttons = page.get_by_role("button", name="Bad match").bounding_box()
+    region_image = page.locator("[data-testid='stImage'] img").first.bounding_box()
+    assert buttons["y"] + buttons["height"] < 1000 and region_image["y"] + 0.5 * region_image["height"] < 1000
     assert shown_sentence.startswith("Word ")
     page.get_by_role("link", name="Quality").click()
     page.get_by_text("Latest verdicts").wait_for()
