@@ -118,7 +118,9 @@ def draw_regions(base: Image.Image, explanation: Explanation, ranks: set[int] | 
             continue
         x0, y0, x1, y1 = (c * scale for c in region.box)
         draw.rectangle((x0, y0, x1, y1), outline=(*REGION_COLOUR, alpha), width=2)
-        draw.text((x0 + 3, y0 + 1), str(region.rank), fill=(*REGION_COLOUR, alpha), font=font)
+        # A black outline keeps the number readable on the yellow end of the heat map (issue #19).
+        draw.text((x0 + 3, y0 + 1), str(region.rank), fill=(*REGION_COLOUR, alpha), font=font,
+                  stroke_width=2, stroke_fill=(0, 0, 0, alpha))
     return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
 
 

@@ -190,3 +190,13 @@ def test_the_exported_overlay_says_what_it_shows_whose_it_is_and_what_it_is_not(
     picture = viz.export_picture(base, lines, (MapScale(0.01, 0.3, kind="attention"), "attention (this map)"))
     assert picture.width == base.width and picture.height > base.height + 3 * 20  # footer: bar and lines
     assert np.asarray(picture)[:base.height].tolist() == np.asarray(base.convert("RGB")).tolist()
+
+
+def test_region_numbers_stay_readable_on_the_yellow_end_of_the_heat_map():
+    """Issue #19: the numbers were yellow on a yellow heat map. Each now has a black outline."""
+    explanation = _explanation("Small effusion.", {})
+    yellow = Image.new("RGB", (200, 200), tuple(int(c) for c in viz.heat_colours(np.array([1.0]))[0]))
+    drawn = np.asarray(viz.draw_regions(yellow, explanation)).astype(int)
+    x0, y0, _, _ = (int(c * 200 / explanation.image_size[0]) for c in explanation.regions[0].box)
+    label = drawn[y0 + 2:y0 + 20, x0 + 3:x0 + 20]
+    assert (label.sum(axis=-1) < 100).any()  # dark outline pixels around the number
