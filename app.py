@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages.shared import deployment, render_sidebar, require_login, show_model_status
-from app_pages.tour import render_tour
+from app_pages.tour import follow_tour_link, render_tour
 
 st.set_page_config(page_title="LRCLR Review", layout="wide")
 settings = deployment()
@@ -17,6 +17,7 @@ navigation = st.navigation([
     st.Page("app_pages/batch.py", title="Batch"),
     st.Page("app_pages/model_card.py", title="Model"),
 ])
-render_tour(tour_slot)
+follow_tour_link()
 navigation.run()
+render_tour(tour_slot)  # after the page, which waited for the model: the steps quote its card
 show_model_status(model_status)

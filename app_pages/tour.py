@@ -2,7 +2,7 @@
 
 One step at a time says what to open, what to click and what to look at, with a button that opens
 the step's case (or page). Dismiss hides it for the session; "Show the demo tour" brings it back.
-Called from ``app.py`` on every page, after the navigation is set up.
+Called from ``app.py`` on every page, after the page itself.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ STEP, DISMISSED, GO = "tour-step", "tour-dismissed", "tour-go"
 
 
 def steps() -> tuple[TourStep, ...]:
-    """The loaded model's tour (its numbers come from its card; ``lrclr.tour``). While the model
-    loads, the steps say the card holds no figures yet; the next rerun has them."""
+    """The loaded model's tour (its numbers come from its card; ``lrclr.tour``); without a model
+    (it failed to load), the steps say the card holds no figures."""
     model = loaded_model()
     return tour_steps(model.model_card if model is not None else None)
 
@@ -43,10 +43,16 @@ def _dismiss(hidden: bool) -> None:
     st.session_state[DISMISSED] = hidden
 
 
-def render_tour(slot) -> None:
-    """Draws the tour into ``slot`` (a sidebar container); opens the page a step's button asked for."""
+def follow_tour_link() -> None:
+    """Opens the page a step's button asked for (before any page runs)."""
     if target := st.session_state.pop(GO, None):
         st.switch_page(target)
+
+
+def render_tour(slot) -> None:
+    """Draws the tour into ``slot`` (a sidebar container placed above the settings). Called after
+    the page has run, so the model has loaded and the steps quote its card; drawn before it, a step
+    said "this model's card validates no finding" while the weights were still loading."""
     with slot:
         if st.session_state.get(DISMISSED, False):
             st.button("Show the demo tour", key="tour-show", on_click=_dismiss, args=(False,))

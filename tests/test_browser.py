@@ -70,6 +70,13 @@ def _words_by_specificity(case) -> tuple[list[str], list[str]]:
     return specific, unspecific
 
 
+def test_the_tour_quotes_the_models_card_on_a_fresh_servers_first_page(page):
+    """This module's server is fresh, so the model was still loading when this page was first drawn:
+    the tour once said "this model's card validates no finding" then (it was drawn before the page)."""
+    tour = page.locator(".st-key-tour").inner_text()
+    assert "cross-validated AUC is" in tour and "validates no finding" not in tour
+
+
 def test_a_demo_case_opens_and_choosing_a_word_changes_the_heatmap(page):
     case = load_gallery()[1]  # not the one the page opens on, so the test really opens a case
     specific, _ = _words_by_specificity(case)
