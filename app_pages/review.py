@@ -331,11 +331,15 @@ def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, e
             caption = (f"no heat map: the map of {what} does not depend on the text here (it correlates "
                        f"{specific.correlation_with_reference:.2f} with this image's mean map over 10 reference "
                        f"finding phrases; above {specific.threshold:.2f} it is the image's map, not the phrase's)")
-    if settings["show_regions"]:
+    # The caption is the overlay's legend: each thing drawn says what it is and which tab chose it
+    # (a word, a region and the boxes can be on screen at once, issue #19).
+    if settings["show_regions"] and explanation.regions:
         shown = viz.draw_regions(shown, explanation, set(range(1, settings["top"] + 1)),
                                  opacity=settings["box_opacity"])
+        caption += f"; yellow boxes: the top {settings['top']} selected regions, numbered by rank"
     if rank is not None:
         shown = viz.highlight_region(shown, explanation, rank)
+        caption += f"; cyan box: region {rank}, chosen in Regions"
     return DrawnOverlay(shown, caption, colour_bar, record)
 
 

@@ -75,6 +75,9 @@ def test_a_demo_case_shows_scores_regions_and_grounds_a_chosen_word(app):
     assert list(top_words.columns) == ["word", "position", "attention"] and len(top_words) >= 1
     # The word chosen in its (now closed) tab still drives the heatmap.
     assert third in _viewer_caption(app)
+    # The caption is the legend of everything drawn at once (issue #19: overlays piled up unexplained).
+    assert "cyan box: region 1, chosen in Regions" in _viewer_caption(app)  # the pills' value is the rank
+    assert "yellow boxes: the top 16 selected regions, numbered by rank" in _viewer_caption(app)
     _open_tab(app, "Findings")
     assert third in _viewer_caption(app) and len(app.dataframe[0].value) == 14
     _open_tab(app, "Report words")
