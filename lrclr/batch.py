@@ -142,11 +142,13 @@ class FolderSource:
     """
 
     def __init__(self, files: Sequence[Path], reports_dir: str | Path | None = None,
-                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, walk: FolderWalk | None = None):
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, walk: FolderWalk | None = None,
+                 allow=lambda path: True):
         self.inputs = tuple(BatchInput(p.name, str(p), _file_size(p)) for p in files)
         self.reports_dir = Path(reports_dir) if reports_dir is not None else None
         self.max_file_bytes = max_file_bytes
         self._walk = walk
+        self._allow = allow  # checked for reports too: a report may be a link out of the allowed folders
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], reports_dir: str | Path | None = None) -> "FolderSource":
@@ -155,7 +157,7 @@ class FolderSource:
     @classmethod
     def walking(cls, folder: Path, reports_dir: str | Path | None = None, allow=lambda path: True) -> "FolderSource":
         """A source whose files are still being listed: ``BatchRun`` lists them step by step."""
-        return cls([], reports_dir, walk=FolderWalk(folder, allow))
+        return cls([], reports_dir, walk=FolderWalk(folder, allow), allow=allow)
 
     @property
     def listing(self) -> bool:
@@ -186,7 +188,7 @@ class FolderSource:
         if self.reports_dir is None:
             return None
         path = self.reports_dir / f"{Path(item.path).stem}{REPORT_SUFFIX}"
-        if not path.is_file():
+        if not path.is_file() or not self._allow(path):
             return None
         too_big = report_file_size_problem(path.stat().st_size)
         if too_big:

@@ -130,3 +130,27 @@ def test_an_admin_may_choose_the_model(monkeypatch, tmp_path):
     choice.set_value("baseline (bundled)").run()
     assert not app.exception
     assert "baseline-default" in app.sidebar.caption[1].value.replace("\\", "")
+
+
+def test_a_walk_in_an_allowed_folder_reads_neither_links_out_nor_hidden_files(tmp_path, roots, monkeypatch):
+    """Files and reports found in an allowed folder are read only if they resolve inside it."""
+    import shutil
+
+    from lrclr.batch import FolderSource
+    from tests.conftest import TEST_DATA
+
+    studies = roots / "studies"
+    shutil.copy(TEST_DATA / "nih_00000075_128_gray8.png", studies / "case.png")
+    (tmp_path / "outside" / "secret.png").write_bytes((TEST_DATA / "nih_00000075_128_gray8.png").read_bytes())
+    (tmp_path / "outside" / "case.txt").write_text("Patient John Smith. Effusion.")
+    (studies / "link.png").symlink_to(tmp_path / "outside" / "secret.png")
+    (studies / "case.txt").symlink_to(tmp_path / "outside" / "case.txt")
+    (studies / ".git" / "hidden.png").write_bytes(b"x")
+    deployment_settings(monkeypatch, tmp_path, f'[batch]\nserver_folders = ["{roots}"]\n')
+    settings = load_settings()
+    source = FolderSource.walking(settings.batch_folder("studies"), reports_dir=studies, allow=settings.allows_file)
+    while source.listing:
+        source.list_more()
+    assert sorted(item.name for item in source.inputs) == ["a.png", "case.png"]
+    case = next(item for item in source.inputs if item.name == "case.png")
+    assert source.report(case) is None  # its report links out of the allowed folder
