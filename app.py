@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from app_pages.shared import deployment, render_sidebar, require_login, show_model_status
-from app_pages.tour import follow_tour_link, render_tour
+from pages.parts.shared import deployment, render_sidebar, require_login, show_model_status
+from pages.parts.tour import follow_tour_link, render_tour
 
 st.set_page_config(page_title="LRCLR Review", layout="wide")
 settings = deployment()
@@ -11,11 +11,11 @@ user = require_login(settings)  # with logins on, nothing below runs until the u
 tour_slot = st.sidebar.container()  # the tour sits above the model and annotator settings
 model_status = render_sidebar(settings, user)
 navigation = st.navigation([
-    st.Page("app_pages/review.py", title="Review", default=True),
-    st.Page("app_pages/annotate.py", title="Annotate"),
-    st.Page("app_pages/quality.py", title="Quality"),
-    st.Page("app_pages/batch.py", title="Batch"),
-    st.Page("app_pages/model_card.py", title="Model"),
+    st.Page("pages/review.py", title="Review", default=True),
+    st.Page("pages/annotate.py", title="Annotate"),
+    st.Page("pages/quality.py", title="Quality"),
+    st.Page("pages/batch.py", title="Batch"),
+    st.Page("pages/model_card.py", title="Model"),
 ])
 follow_tour_link()
 navigation.run()

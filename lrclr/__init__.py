@@ -1,6 +1,6 @@
 """LRCLR: Local Region Contrastive Learning for chest X-ray image-report models.
 
-The library shared by the Streamlit app (``app.py``, ``app_pages/``) and the training package
+The library shared by the Streamlit app (``app.py``, ``pages/``) and the training package
 (``train/``). It never imports Streamlit.
 """
 

@@ -38,13 +38,13 @@ def _progress_text(app: AppTest) -> str:
 
 
 def test_annotate_asks_who_is_judging_first(data_dir):
-    app = _page("app_pages/annotate.py")
+    app = _page("pages/annotate.py")
     assert "Enter your name or ID" in app.warning[0].value
     assert not [b for b in app.button if b.label == "Bad match"]
 
 
 def test_a_verdict_with_a_comment_is_stored_shown_verbatim_and_undone(data_dir):
-    app = _page("app_pages/annotate.py", annotator="dr-a")
+    app = _page("pages/annotate.py", annotator="dr-a")
     assert _progress_text(app) == "This case: 0 of 30 pairs judged"
     app.text_input(key=next(t.key for t in app.text_input if t.label == "Comment (optional)")).set_value(
         HOSTILE_COMMENT)
@@ -65,7 +65,7 @@ def test_a_verdict_with_a_comment_is_stored_shown_verbatim_and_undone(data_dir):
 
 
 def test_skip_moves_to_the_next_pair_without_storing_anything(data_dir):
-    app = _page("app_pages/annotate.py", annotator="dr-a")
+    app = _page("pages/annotate.py", annotator="dr-a")
     first = [m.value for m in app.markdown]
     _button(app, "Skip").click().run()
     assert [m.value for m in app.markdown] != first
@@ -88,7 +88,7 @@ def test_quality_shows_counts_agreement_and_opens_the_worst_case_in_review(data_
                               ["bad match", "good match", "good match", "unsure"]):
             store.record("dr-a", pair, a, "")
             store.record("dr-b", pair, b, "<b>not bold</b>")
-    app = _page("app_pages/quality.py")
+    app = _page("pages/quality.py")
     metrics = {m.label: m.value for m in app.metric}
     assert metrics == {"Verdicts": "8", "Bad match": "3", "Good match": "3", "Unsure": "2"}
     agreement = app.dataframe[1].value
@@ -105,14 +105,14 @@ def test_quality_shows_counts_agreement_and_opens_the_worst_case_in_review(data_
 
 
 def test_quality_with_an_empty_store_says_what_to_do(data_dir):
-    app = _page("app_pages/quality.py")
+    app = _page("pages/quality.py")
     assert "No verdicts yet" in app.info[0].value
 
 
 def test_an_annotator_already_in_the_store_can_be_chosen_instead_of_typed(data_dir):
     with AnnotationStore.open(data_dir) as store:
         store.record("dr-known", _pair("nih-01-cardiomegaly", "heart", 0, 1), "good match", "")
-    app = _page("app_pages/annotate.py")
+    app = _page("pages/annotate.py")
     app.selectbox(key="annotate-known").set_value("dr-known").run()
     assert not app.exception
     # Picking only proposes the name (issue #19: someone else's name was one accidental click away).

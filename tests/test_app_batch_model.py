@@ -27,7 +27,7 @@ from lrclr.weights import DEFAULT_MODEL_DIR
 # The evaluation both bundled cards hold on the same data (train evaluate --card-key phantoms), so
 # the Model page shows them side by side with paired intervals.
 SHARED = "phantoms"
-from app_pages.shared import app_thread_count
+from pages.parts.shared import app_thread_count
 from tests.conftest import REPO_ROOT, TEST_DATA, as_shown, captured_downloads, deployment_settings
 
 BUNDLED = DEFAULT_MODEL_DIR.parent
@@ -72,7 +72,7 @@ def _figures(app: AppTest) -> list[dict]:
 
 @pytest.mark.parametrize("shown, other", [("lrclr-default", "baseline-default"), ("baseline-default", "lrclr-default")])
 def test_the_model_page_shows_the_cards_tables_and_roc_curves_of_the_loaded_model(monkeypatch, tmp_path, shown, other):
-    app = _app(monkeypatch, tmp_path, BUNDLED / shown, "app_pages/model_card.py")
+    app = _app(monkeypatch, tmp_path, BUNDLED / shown, "pages/model_card.py")
     card = json.loads((BUNDLED / shown / "model_card.json").read_text(encoding="utf-8"))
     other_card = json.loads((BUNDLED / other / "model_card.json").read_text(encoding="utf-8"))
     assert [json.loads(element.value) for element in app.json] == [card]  # exactly the file, nothing added
@@ -115,7 +115,7 @@ def test_the_model_page_shows_the_cards_tables_and_roc_curves_of_the_loaded_mode
 
 
 def test_the_roc_finding_can_be_changed(monkeypatch, tmp_path):
-    app = _app(monkeypatch, tmp_path, None, "app_pages/model_card.py")
+    app = _app(monkeypatch, tmp_path, None, "pages/model_card.py")
     app.selectbox(key=f"roc-{SHARED}").set_value("Edema").run()
     assert not app.exception
     titles = [f["layout"]["title"]["text"] for f in _figures(app) if "title" in f["layout"]]
@@ -123,7 +123,7 @@ def test_the_roc_finding_can_be_changed(monkeypatch, tmp_path):
 
 
 def test_a_users_model_without_evaluations_shows_its_card_and_says_so(monkeypatch, tmp_path, tiny_model_dir):
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/model_card.py")
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/model_card.py")
     card = json.loads((tiny_model_dir / "model_card.json").read_text(encoding="utf-8"))
     assert [json.loads(element.value) for element in app.json] == [card]
     assert any("holds no evaluation" in i.value for i in app.info)
@@ -160,7 +160,7 @@ def _run_to_the_end(app: AppTest, limit: int = 50) -> list[str]:
 
 def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeypatch, tmp_path, tiny_model_dir, study):
     downloads = captured_downloads(monkeypatch)
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/batch.py", server_folder=study)
     app.text_input(key="batch-folder").set_value(str(study)).run()
     _button(app, "Start").click().run()
     progress = _run_to_the_end(app)
@@ -185,7 +185,7 @@ def test_a_folder_batch_lists_results_and_errors_and_its_csv_is_the_clis(monkeyp
 
 
 def test_the_results_filter_by_finding_and_threshold(monkeypatch, tmp_path, tiny_model_dir, study):
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/batch.py", server_folder=study)
     app.text_input(key="batch-folder").set_value(str(study)).run()
     _button(app, "Start").click().run()
     _run_to_the_end(app)
@@ -211,7 +211,7 @@ def test_a_zip_batch_refuses_unsafe_members_and_cancel_stops_it(monkeypatch, tmp
         for index in range(20):
             archive.writestr(f"studies/case{index:02d}.png", image)
         archive.writestr("../../etc/escape.png", image)
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/batch.py")
     app.radio(key="batch-kind").set_value("ZIP upload").run()
     app.file_uploader(key="batch-zip").set_value(("studies.zip", buffer.getvalue(), "application/zip")).run()
     _button(app, "Start").click().run()  # the first chunk (8 files) is scored in this run
@@ -225,7 +225,7 @@ def test_a_zip_batch_refuses_unsafe_members_and_cancel_stops_it(monkeypatch, tmp
 
 
 def test_open_in_review_hands_the_chosen_file_to_the_review_page(monkeypatch, tmp_path, tiny_model_dir, study):
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/batch.py", server_folder=study)
     app.text_input(key="batch-folder").set_value(str(study)).run()
     app.multiselect(key="batch-findings").set_value(["Effusion", "rib fracture"]).run()
     _button(app, "Start").click().run()
@@ -259,7 +259,7 @@ def test_the_tour_steps_open_cases_and_can_be_dismissed_and_reopened(monkeypatch
     _button(app, "Open this case").click().run()
     assert not app.exception
     assert app.selectbox(key="review-demo").value == "phantom-01-cardiomegaly-edema"
-    app.switch_page("app_pages/batch.py").run()
+    app.switch_page("pages/batch.py").run()
     assert tour()[0].startswith("**Demo tour · 3 of 7")  # the tour follows the user across pages
     _button(app, "Dismiss").click().run()
     assert tour() == [] and _button(app, "Show the demo tour")
@@ -273,7 +273,7 @@ def test_the_tour_steps_open_cases_and_can_be_dismissed_and_reopened(monkeypatch
 
 def test_with_default_settings_the_batch_page_offers_no_server_folder(monkeypatch, tmp_path, tiny_model_dir):
     monkeypatch.delenv("LRCLR_SETTINGS", raising=False)
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py")
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/batch.py")
     assert app.radio(key="batch-kind").options == ["ZIP upload"]
     assert not any(t.key == "batch-folder" for t in app.text_input)
     # A folder typed into the session anyway (a crafted request) is not read.
@@ -285,7 +285,7 @@ def test_with_default_settings_the_batch_page_offers_no_server_folder(monkeypatc
 
 def test_a_folder_outside_the_allowed_roots_gets_one_message_whether_or_not_it_exists(monkeypatch, tmp_path,
                                                                                        tiny_model_dir, study):
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=study)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/batch.py", server_folder=study)
     messages = set()
     for typed in ("/etc", "/no/such/folder", str(study / ".." / ".."), f"{study}/../../..", "../.."):
         app.text_input(key="batch-folder").set_value(typed).run()
@@ -305,7 +305,7 @@ def test_cancel_stops_a_folder_listing(monkeypatch, tmp_path, tiny_model_dir):
 
     step = FolderWalk.step
     monkeypatch.setattr(FolderWalk, "step", lambda walk, seconds=0.25: step(walk, 0))  # one folder per step
-    app = _app(monkeypatch, tmp_path, tiny_model_dir, "app_pages/batch.py", server_folder=big)
+    app = _app(monkeypatch, tmp_path, tiny_model_dir, "pages/batch.py", server_folder=big)
     app.text_input(key="batch-folder").set_value(str(big)).run()
     _button(app, "Start").click().run()
     app.run()
@@ -326,7 +326,7 @@ def test_the_model_pages_peak_is_the_pointing_games_peak(monkeypatch, tmp_path):
 
     from lrclr.explain import grid_to_image
 
-    app = _app(monkeypatch, tmp_path, None, "app_pages/model_card.py")
+    app = _app(monkeypatch, tmp_path, None, "pages/model_card.py")
     case = next(c for c in load_gallery() if c.id == app.selectbox(key="card-phantom").value)
     model = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR)
     encoded = model.encode_case(case.load_image())

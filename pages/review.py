@@ -28,9 +28,9 @@ from lrclr.review import (
     sha256_hex,
     word_map,
 )
-from app_pages import review_trust as trust
-from app_pages.case_source import CaseInput, choose_case
-from app_pages.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
+from pages.parts import review_trust as trust
+from pages.parts.case_source import CaseInput, choose_case
+from pages.parts.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
 
 VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
 

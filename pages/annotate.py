@@ -15,8 +15,8 @@ from lrclr.errors import ImageReadError, LRCLRError
 from lrclr.imaging import load_image
 from lrclr.escaping import markdown_literal
 from lrclr.review import sha256_hex
-from app_pages.case_source import CaseInput, choose_case
-from app_pages.shared import (
+from pages.parts.case_source import CaseInput, choose_case
+from pages.parts.shared import (
     cached,
     current_annotator,
     current_model,

@@ -20,9 +20,9 @@ from lrclr.escaping import markdown_literal
 from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN
 from lrclr.prompts import NIH_FINDINGS
 from lrclr.review import sha256_hex
-from app_pages.case_source import UPLOAD, CaseInput
-from app_pages.review_trust import EXTRA_FINDINGS
-from app_pages.shared import current_model, current_settings
+from pages.parts.case_source import UPLOAD, CaseInput
+from pages.parts.review_trust import EXTRA_FINDINGS
+from pages.parts.shared import current_model, current_settings
 
 RUN, RESULTS, ROOT, NOTICE = "batch-run", "batch-results", "batch-root", "batch-notice"
 FOLDER, ARCHIVE = "Folder on the server", "ZIP upload"
@@ -225,7 +225,7 @@ def batch_page() -> None:
 
 
 if st.session_state.pop("batch-open-review", False):
-    st.switch_page("app_pages/review.py")
+    st.switch_page("pages/review.py")
 st.title("Batch")
 st.caption("Score many radiographs at once with the model chosen in the sidebar. Research tool, not a medical device.")
 batch_page()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from lrclr.tour import MODEL, REVIEW, TourStep, tour_steps
-from app_pages.case_source import GALLERY
-from app_pages.shared import loaded_model
+from pages.parts.case_source import GALLERY
+from pages.parts.shared import loaded_model
 
-PAGES = {REVIEW: "app_pages/review.py", MODEL: "app_pages/model_card.py"}
+PAGES = {REVIEW: "pages/review.py", MODEL: "pages/model_card.py"}
 STEP, DISMISSED, GO = "tour-step", "tour-dismissed", "tour-go"
 
 

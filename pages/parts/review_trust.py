@@ -23,7 +23,7 @@ from lrclr.prompts import parse_finding_list
 from lrclr.escaping import markdown_literal
 from lrclr.review import finding_rows
 from lrclr.trust import evidence_summary, trained_on_whole_sample
-from app_pages.shared import cached
+from pages.parts.shared import cached
 
 GREY = "color: #9e9e9e"
 DISCORDANT = "background-color: rgba(214, 39, 40, 0.25)"

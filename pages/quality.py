@@ -15,8 +15,8 @@ import streamlit as st
 from lrclr.agreement import pairwise_agreement
 from lrclr.annotations import VERDICTS, AnnotationStore
 from lrclr.escaping import plotly_label
-from app_pages.case_source import GALLERY, gallery
-from app_pages.shared import current_store
+from pages.parts.case_source import GALLERY, gallery
+from pages.parts.shared import current_store
 
 VERDICT_COLOURS = {"bad match": "#d62728", "good match": "#2ca02c", "unsure": "#7f7f7f"}
 
@@ -124,7 +124,7 @@ def quality(store: AnnotationStore) -> None:
 
 
 if st.session_state.pop("open-review", False):
-    st.switch_page("app_pages/review.py")
+    st.switch_page("pages/review.py")
 st.title("Quality")
 st.caption("Annotators' verdicts on the model's region-word matches. Comments are shown as plain text.")
 flag_store = current_store()

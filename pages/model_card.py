@@ -22,8 +22,8 @@ from lrclr.model import LRCLRModel
 from lrclr.prompts import finding_phrase
 from lrclr.review import phrase_map
 from lrclr.weights import DEFAULT_MODEL_DIR
-from app_pages.case_source import gallery
-from app_pages.shared import cached, current_model, encode_case, model_key
+from pages.parts.case_source import gallery
+from pages.parts.shared import cached, current_model, encode_case, model_key
 
 BUNDLED_DIR = DEFAULT_MODEL_DIR.parent
 
