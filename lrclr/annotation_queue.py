@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lrclr.escaping import markdown_literal
 from lrclr.explain import Explanation, RegionExplanation, WordExplanation
 from lrclr.reports import split_sentences
 
@@ -57,3 +58,11 @@ def _regions_in_turn(strongest: list[QueueItem]) -> list[QueueItem]:
         by_region.setdefault(item.region.rank, []).append(item)
     rounds = max((len(items) for items in by_region.values()), default=0)
     return [items[turn] for turn in range(rounds) for items in by_region.values() if turn < len(items)]
+
+
+def sentence_markdown(item: QueueItem) -> str:
+    """The pair's sentence as Markdown with the word in bold; all report text escaped, so our bold
+    is the only markup (the Annotate page shows it)."""
+    start, end = item.word_in_sentence
+    text = item.sentence
+    return f"{markdown_literal(text[:start])}**{markdown_literal(text[start:end])}**{markdown_literal(text[end:])}"

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from lrclr import viz
-from lrclr.annotation_queue import DEFAULT_QUEUE_LENGTH, QueueItem, build_queue
+from lrclr.annotation_queue import DEFAULT_QUEUE_LENGTH, QueueItem, build_queue, sentence_markdown
 from lrclr.annotations import VERDICTS, AnnotationStore, PairKey
 from lrclr.errors import ImageReadError, LRCLRError
 from lrclr.imaging import load_image
@@ -26,6 +26,7 @@ from pages.parts.shared import (
     image_bytes,
     model_key,
 )
+from pages.parts import frame
 
 SHORTCUTS = {"bad match": "B", "good match": "G", "unsure": "U"}
 
@@ -58,13 +59,6 @@ def continue_as_known_annotator() -> None:
 
 def skip(skipped_key: str, identity: tuple) -> None:
     st.session_state.setdefault(skipped_key, set()).add(identity)
-
-
-def sentence_markdown(item: QueueItem) -> str:
-    """The sentence with the word in bold; all report text escaped so only our bold is markup."""
-    start, end = item.word_in_sentence
-    text = item.sentence
-    return f"{markdown_literal(text[:start])}**{markdown_literal(text[start:end])}**{markdown_literal(text[end:])}"
 
 
 def verdict_buttons(store, annotator, pair, comment_key, skipped_key) -> None:
@@ -170,6 +164,7 @@ def annotate_section(annotator_name: str, flag_store, loaded_model, chosen_case)
         annotate(loaded_model, flag_store, annotator_name, chosen_case)
 
 
+page_frame = frame.begin()  # settings, sign-in, sidebar: before anything of this page
 st.title("Annotate")
 st.caption("Judge where the model says each report word looks. Verdicts are stored with your name, never "
            "with patient identifiers.")
@@ -187,4 +182,4 @@ with case_slot:
         chosen_case = choose_case("annotate", report_area.container())
 with work:
     annotate_section(annotator_name, flag_store, loaded_model, chosen_case)
-
+frame.end(page_frame)

@@ -23,6 +23,7 @@ from lrclr.review import sha256_hex
 from pages.parts.case_source import UPLOAD, CaseInput
 from pages.parts.review_trust import EXTRA_FINDINGS
 from pages.parts.shared import current_model, current_settings
+from pages.parts import frame
 
 RUN, RESULTS, ROOT, NOTICE = "batch-run", "batch-results", "batch-root", "batch-notice"
 FOLDER, ARCHIVE = "Folder on the server", "ZIP upload"
@@ -224,8 +225,10 @@ def batch_page() -> None:
     errors_table(results)
 
 
+page_frame = frame.begin()  # settings, sign-in, sidebar: before anything of this page
 if st.session_state.pop("batch-open-review", False):
     st.switch_page("pages/review.py")
 st.title("Batch")
 st.caption("Score many radiographs at once with the model chosen in the sidebar. Research tool, not a medical device.")
 batch_page()
+frame.end(page_frame)

@@ -24,6 +24,7 @@ from lrclr.review import phrase_map
 from lrclr.weights import DEFAULT_MODEL_DIR
 from pages.parts.case_source import gallery
 from pages.parts.shared import cached, current_model, encode_case, model_key
+from pages.parts import frame
 
 BUNDLED_DIR = DEFAULT_MODEL_DIR.parent
 
@@ -188,7 +189,9 @@ def model_page() -> None:
     st.markdown(TRAIN_YOUR_OWN)
 
 
+page_frame = frame.begin()  # settings, sign-in, sidebar: before anything of this page
 st.title("Model")
 st.caption("What the model loaded in the sidebar is, what it was trained on and how well it does. "
            "Research software, not a medical device.")
 model_page()
+frame.end(page_frame)

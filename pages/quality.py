@@ -17,6 +17,7 @@ from lrclr.annotations import VERDICTS, AnnotationStore
 from lrclr.escaping import plotly_label
 from pages.parts.case_source import GALLERY, gallery
 from pages.parts.shared import current_store
+from pages.parts import frame
 
 VERDICT_COLOURS = {"bad match": "#d62728", "good match": "#2ca02c", "unsure": "#7f7f7f"}
 
@@ -123,6 +124,7 @@ def quality(store: AnnotationStore) -> None:
     export_section(store)
 
 
+page_frame = frame.begin()  # settings, sign-in, sidebar: before anything of this page
 if st.session_state.pop("open-review", False):
     st.switch_page("pages/review.py")
 st.title("Quality")
@@ -132,3 +134,4 @@ if flag_store is None:
     st.warning("No flag store is open (see the sidebar).")
 else:
     quality(flag_store)
+frame.end(page_frame)

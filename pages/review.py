@@ -31,6 +31,7 @@ from lrclr.review import (
 from pages.parts import review_trust as trust
 from pages.parts.case_source import CaseInput, choose_case
 from pages.parts.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
+from pages.parts import frame
 
 VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
 
@@ -343,6 +344,7 @@ def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, e
     return DrawnOverlay(shown, caption, colour_bar, record)
 
 
+page_frame = frame.begin()  # settings, sign-in, sidebar: before anything of this page
 st.title("Review")
 st.caption("Research tool for inspecting a model's reasoning. Not a medical device.")
 picker, report_area = st.columns([2, 3])
@@ -350,3 +352,4 @@ with picker:
     chosen_case = choose_case("review", report_area.container())
 if chosen_case is not None:
     review(chosen_case)
+frame.end(page_frame)

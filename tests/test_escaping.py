@@ -61,7 +61,7 @@ def test_a_url_in_a_report_is_not_a_link_on_the_annotate_page():
     """The sentence shown beside a region keeps its bold word; the report's own text stays text."""
     from types import SimpleNamespace
 
-    from pages.annotate import sentence_markdown
+    from lrclr.annotation_queue import sentence_markdown
 
     sentence = "See https://evil.example/x and www.evil.example for effusion."
     item = SimpleNamespace(sentence=sentence, word_in_sentence=(sentence.index("effusion"), len(sentence) - 1))

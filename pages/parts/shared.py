@@ -140,6 +140,15 @@ def require_login(settings: DeploymentSettings) -> User | None:
     st.stop()
 
 
+def may_see_the_menu() -> bool:
+    """Whether this session may see the page menu: always without logins, else once signed in.
+    (Any page still draws the sign-in itself, this only keeps the menu off the sign-in screen.)"""
+    try:
+        return not load_settings().login_required or st.session_state.get(USER_KEY) is not None
+    except LRCLRError:
+        return False  # the page's frame shows why the settings cannot be read
+
+
 def sign_out() -> None:
     st.session_state.pop(USER_KEY, None)
     st.session_state.pop("annotator", None)
