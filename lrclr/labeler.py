@@ -18,12 +18,9 @@ from functools import lru_cache
 
 from lrclr import finding_patterns as fp
 from lrclr.edge_patterns import compile_alternation, compile_cue_alternation, compile_pattern
+from lrclr.prompts import NIH_FINDINGS  # one vocabulary for the model and the labeler (issue #16)
 from lrclr.reports import DEID_MARK, Sentence, Span, split_sentences
 
-NIH_FINDINGS: tuple[str, ...] = (
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
-)
 # CheXpert observations that the NIH names do not already cover (Effusion, Pneumonia, ... are shared).
 CHEXPERT_OBSERVATIONS: tuple[str, ...] = (
     "Enlarged Cardiomediastinum", "Lung Opacity", "Lung Lesion", "Pleural Other", "Fracture",

@@ -48,6 +48,12 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 
 
+def upload_case_id(data: bytes) -> str:
+    """An uploaded image's case id: its content's hash, never its file name (Review, Annotate and
+    Batch's hand-over all name a case by this one rule)."""
+    return f"upload-{sha256_hex(data)[:12]}"
+
+
 def distinct_labels(texts: list[str]) -> list[str]:
     """Labels that look like ``texts`` but are all different, for widgets that identify an option by
     its label (Streamlit's pills do): the k-th repeat of a word gets k zero-width spaces appended,

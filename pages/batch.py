@@ -19,7 +19,7 @@ from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
 from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN
 from lrclr.prompts import NIH_FINDINGS
-from lrclr.review import sha256_hex
+from lrclr.review import upload_case_id
 from pages.parts.case_source import UPLOAD, CaseInput
 from pages.parts.review_trust import EXTRA_FINDINGS
 from pages.parts.shared import current_model, current_settings
@@ -83,7 +83,7 @@ def open_in_review(index: int) -> None:
     typed = [finding for finding in run.findings if finding not in NIH_FINDINGS]
     if typed:  # what the batch scored, Review scores too
         st.session_state[EXTRA_FINDINGS] = ", ".join(typed)
-    st.session_state["review-handoff"] = CaseInput(f"upload-{sha256_hex(data)[:12]}", result.row.image, data,
+    st.session_state["review-handoff"] = CaseInput(upload_case_id(data), result.row.image, data,
                                                    report, None)
     st.session_state["batch-open-review"] = True
 

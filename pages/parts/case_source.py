@@ -10,14 +10,14 @@ from lrclr.demo import DemoCase, load_gallery
 from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
 from lrclr.reports import decode_report, report_file_size_problem, report_length_problem
-from lrclr.review import sha256_hex
+from lrclr.review import sha256_hex, upload_case_id
 
 GALLERY, UPLOAD = "Demo gallery", "Upload"
 
 
 @dataclass(frozen=True)
 class CaseInput:
-    case_id: str  # demo id, or "upload-" + the first 12 hex digits of the file's SHA-256
+    case_id: str  # demo id, or lrclr.review.upload_case_id of the file
     file_name: str  # shown to the user only; never exported or stored
     data: bytes
     report: str
@@ -92,4 +92,4 @@ def _uploaded_case(key: str, report_area) -> CaseInput | None:
         st.info("Upload a radiograph to begin, or choose the demo gallery.")
         return None
     data = upload.getvalue()
-    return CaseInput(f"upload-{sha256_hex(data)[:12]}", upload.name, data, report, None)
+    return CaseInput(upload_case_id(data), upload.name, data, report, None)
