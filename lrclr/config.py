@@ -119,9 +119,13 @@ class LRCLRConfig:
             )
         return cls(**data)
 
+    def to_json(self) -> str:
+        """The config.json text: the one format every writer uses."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / CONFIG_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        path.write_text(self.to_json(), encoding="utf-8")
         return path
 
     @classmethod

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,12 +137,7 @@ class LRCLRModel(nn.Module):
             return torch.ones(batch, grid[0] * grid[1], dtype=torch.bool, device=device)
         masks = []
         for letterbox in letterboxes:
-            mask = letterbox.valid_cells(grid).reshape(-1)
-            if mask.sum() < self.config.num_regions:  # extreme aspect ratios: allow partial cells
-                mask = letterbox.valid_cells(grid, min_fraction=1e-6).reshape(-1)
-            if mask.sum() < self.config.num_regions:
-                mask = np.ones_like(mask)
-            masks.append(torch.from_numpy(mask))
+            masks.append(torch.from_numpy(letterbox.content_cells(grid, self.config.num_regions).reshape(-1)))
         return torch.stack(masks).to(device)
 
     def tokenize(self, texts: list[str], max_length: int | None = None) -> TokenizedReports:

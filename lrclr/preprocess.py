@@ -54,6 +54,17 @@ class Letterbox:
         x0, y0, x1, y1 = self.cell_box(row, col, grid)
         return min(int((y0 + y1) / 2), height - 1), min(int((x0 + x1) / 2), width - 1)
 
+    def content_cells(self, grid: tuple[int, int], at_least: int) -> np.ndarray:
+        """The cells region selection may pick, and the pointing game's candidates (one rule): cells
+        at least half covered by image content; partly covered ones too when that leaves fewer than
+        ``at_least`` (extreme aspect ratios); every cell when even that does."""
+        mask = self.valid_cells(grid)
+        if mask.sum() < at_least:
+            mask = self.valid_cells(grid, min_fraction=1e-6)
+        if mask.sum() < at_least:
+            mask = np.ones_like(mask)
+        return mask
+
     def valid_cells(self, grid: tuple[int, int], min_fraction: float = 0.5) -> np.ndarray:
         """Boolean (rows, cols): cells at least ``min_fraction`` covered by image content."""
         rows, cols = grid

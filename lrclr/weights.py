@@ -85,7 +85,7 @@ def save_folder(
     card = {"code_version": code_version(), "saved": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     card.update(model_card)
     _write_atomically(folder / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-    _write_atomically(folder / CONFIG_FILE, lambda p: p.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+    _write_atomically(folder / CONFIG_FILE, lambda p: p.write_text(config.to_json(), encoding="utf-8"))
     _write_card(folder, card)
     return folder
 

@@ -60,3 +60,14 @@ def test_valid_cells_follow_the_content():
     geometry = letterbox_geometry((400, 100), 64)  # content 64 x 16, rows 24..40 of the input
     valid = geometry.valid_cells((4, 4))
     assert valid.tolist() == [[False] * 4, [True] * 4, [True] * 4, [False] * 4]
+
+
+def test_content_cells_fall_back_to_partly_covered_then_all_cells_for_extreme_strips():
+    """The one rule region selection and the pointing game share (issue #16: it was written twice)."""
+    square = letterbox_geometry((512, 512), 448)
+    assert square.content_cells((14, 14), at_least=16).all()
+    strip = letterbox_geometry((4000, 100), 448)  # a strip: about one row of cells shows content
+    full = strip.valid_cells((14, 14))
+    partly = strip.content_cells((14, 14), at_least=16)
+    assert full.sum() < 16 <= partly.sum() and (partly >= full).all()
+    assert strip.content_cells((14, 14), at_least=1000).all()  # more than any grid holds: every cell

@@ -299,11 +299,8 @@ def word_maps(explanation: Explanation, letterbox: Letterbox, top: int):
 
 
 def content_cells(letterbox: Letterbox, grid: tuple[int, int], top: int) -> np.ndarray:
-    """Cells showing image content, by the rule region selection uses (padding never counts)."""
-    valid = letterbox.valid_cells(grid)
-    if valid.sum() < top:  # extreme aspect ratios: allow partly covered cells, as the model does
-        valid = letterbox.valid_cells(grid, min_fraction=1e-6)
-    return valid
+    """Cells showing image content, by the rule region selection uses (``Letterbox.content_cells``)."""
+    return letterbox.content_cells(grid, top)
 
 
 def top_cell_boxes(grid_map: np.ndarray, candidates: np.ndarray, letterbox: Letterbox,
