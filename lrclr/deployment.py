@@ -117,18 +117,24 @@ class DeploymentSettings:
                    for root in self.batch_roots)
 
 
+def read_small_toml(path: Path, what: str, error: type[LRCLRError], max_bytes: int = _SETTINGS_FILE_BYTES) -> dict:
+    """A server-side TOML file (the settings, the credentials), refused unread above ``max_bytes``;
+    every problem becomes ``error`` naming ``what`` and the path."""
+    try:
+        if path.stat().st_size > max_bytes:
+            raise error(f"{path}: {what} is a few lines; this one is over {max_bytes:,} bytes")
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as problem:
+        raise error(f"{what} {path} cannot be read: {problem}") from problem
+
+
 def load_settings(path: str | Path | None = None) -> DeploymentSettings:
     """The settings in ``path`` (default ``$LRCLR_SETTINGS``), else the safe defaults."""
     path = path if path is not None else os.environ.get(SETTINGS_ENV) or None
     if path is None:
         return _settings({}, Path.cwd(), "defaults")
     path = Path(path).expanduser()
-    try:
-        if path.stat().st_size > _SETTINGS_FILE_BYTES:
-            raise DeploymentSettingsError(f"{path}: a settings file is a few lines; this one is over 1 MB")
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise DeploymentSettingsError(f"The deployment settings {path} cannot be read: {error}") from error
+    data = read_small_toml(path, "The deployment settings file", DeploymentSettingsError)
     return _settings(data, path.parent, str(path))
 
 

@@ -19,10 +19,10 @@ import hashlib
 import hmac
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrclr.deployment import read_small_toml
 from lrclr.errors import LRCLRError
 
 ROLES = ("admin", "annotator")
@@ -31,7 +31,6 @@ ADMIN = "admin"
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _MAX_PASSWORD_CHARS = 1024
-_CREDENTIALS_FILE_BYTES = 1_000_000
 
 
 class CredentialsError(LRCLRError):
@@ -80,12 +79,7 @@ class Credentials:
     @classmethod
     def load(cls, path: str | Path) -> "Credentials":
         path = Path(path)
-        try:
-            if path.stat().st_size > _CREDENTIALS_FILE_BYTES:
-                raise CredentialsError(f"{path}: a credentials file over 1 MB is refused")
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise CredentialsError(f"The credentials file {path} cannot be read: {error}") from error
+        data = read_small_toml(path, "The credentials file", CredentialsError)
         users = {}
         for name, entry in (data.get("users") or {}).items():
             if not USER_NAME.fullmatch(name) or not isinstance(entry, dict) or entry.get("role") not in ROLES \
