@@ -5,8 +5,8 @@
 Each batch is a temporary folder of copies of the NIH sample (``../shared/data/nih-cxr14-sample``),
 the two demo DICOMs and five broken files (zero bytes, a truncated PNG, text named .png, a
 truncated DICOM, a PNG whose header claims 40000 x 40000 pixels). Each batch runs in a fresh
-process through the Batch page's code path (``lrclr.batch.BatchRun`` with thumbnails, every result
-kept as the page keeps it, the CSV written by ``lrclr.predict.write_csv``), which reports its peak
+process through the Batch page's code path (``lrclr.batch.scoring.BatchRun`` with thumbnails, every result
+kept as the page keeps it, the CSV written by ``lrclr.batch.prediction_csv.write_csv``), which reports its peak
 RSS (``ru_maxrss``) after loading the model (the floor) and at the end. Then
 ``python -m lrclr predict`` runs on the same folder and the two CSVs are compared byte for byte.
 """
@@ -78,9 +78,9 @@ def _peak_rss_mb() -> float:
 
 def child(folder: Path, csv_path: Path, model_dir: str) -> dict:
     """The page's code path, in this (fresh) process."""
-    from lrclr.batch import THUMBNAIL_PX, BatchRun, FolderSource
-    from lrclr.model import LRCLRModel
-    from lrclr.predict import write_csv
+    from lrclr.batch.scoring import THUMBNAIL_PX, BatchRun, FolderSource
+    from lrclr.model.lrclr_model import LRCLRModel
+    from lrclr.batch.prediction_csv import write_csv
 
     model = LRCLRModel.from_pretrained(model_dir, device="auto")
     floor = _peak_rss_mb()
@@ -100,7 +100,7 @@ def child(folder: Path, csv_path: Path, model_dir: str) -> dict:
 
 
 def _findings() -> list[str]:
-    from lrclr.prompts import NIH_FINDINGS
+    from lrclr.model.prompts import NIH_FINDINGS
 
     return list(NIH_FINDINGS)
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from lrclr.weights import DEFAULT_MODEL_DIR
+    from lrclr.model.weights import DEFAULT_MODEL_DIR
 
     model_dir = args.model or str(DEFAULT_MODEL_DIR)
     if args.child:

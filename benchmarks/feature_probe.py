@@ -4,7 +4,7 @@
 
 Per finding, an L2-regularised logistic regression on the starting image tower's frozen, pooled
 grid features (standardised), scored out of fold under exactly the folds ``python -m train
-cross-validate`` uses (``train.splits.patient_folds`` with the same seed), so every image is scored
+cross-validate`` uses (``train.datasets.splits.patient_folds`` with the same seed), so every image is scored
 once by a probe that never saw its patient and the two runs pair image by image
 (``cross-validate --compare runs/cv/probe``). The default setup is the one issue #15 measured on
 outside patients: 224 px, the grid's mean plus its 3x3 average-pooled cells, penalty 1000
@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from benchmarks.report import emit, git_commit
-from lrclr.encoders import EfficientNetLiteTower
-from lrclr.labeler import NIH_FINDINGS
-from lrclr.preprocess import prepare_images
-from train.metrics import roc_auc
-from train.splits import patient_folds
+from lrclr.model.towers import EfficientNetLiteTower
+from lrclr.reports.labeler import NIH_FINDINGS
+from lrclr.model.letterbox import prepare_images
+from train.evaluation.metrics import roc_auc
+from train.datasets.splits import patient_folds
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-cxr14-sample"
 PENALTY = 1000.0  # total L2 strength on standardised features (sklearn's 1/C)
@@ -86,7 +86,7 @@ def out_of_fold_scores(x: np.ndarray, y: np.ndarray, folds: np.ndarray, penalty:
 def probe(root: Path, image_size: int, pooling: str, penalty: float, penalties: list[float], folds: int,
           seed: int, out_oof: Path | None, command: str) -> dict:
     from train.datasets import NIHDataset
-    from train.oof import OutOfFold, summarize
+    from train.evaluation.oof import OutOfFold, summarize
 
     dataset = NIHDataset(root, reports=None)
     samples = [dataset.sample(i) for i in range(len(dataset))]
@@ -107,7 +107,7 @@ def probe(root: Path, image_size: int, pooling: str, penalty: float, penalties: 
     if out_oof is not None:
         oof = OutOfFold(tuple(NIH_FINDINGS), dataset.image_ids(), dataset.patient_ids(), fold_of, labels,
                         scores[penalty], {"command": command, "probe": setup, "folds": folds,
-                                          "fold_rule": f"train.splits.patient_folds(patient_ids, {folds}, seed={seed})"})
+                                          "fold_rule": f"train.datasets.splits.patient_folds(patient_ids, {folds}, seed={seed})"})
         oof.save(out_oof)
     summary = summarize(OutOfFold(tuple(NIH_FINDINGS), dataset.image_ids(), dataset.patient_ids(), fold_of, labels,
                                   scores[penalty]))
@@ -129,13 +129,13 @@ def main(argv=None) -> int:
     parser.add_argument("--penalties", type=float, nargs="*", default=[], help="more strengths to report")
     parser.add_argument("--folds", type=int, default=FOLDS)
     parser.add_argument("--seed", type=int, default=0, help="fold seed: the training config's split_seed")
-    parser.add_argument("--out-oof", type=Path, default=None, help="folder for the out-of-fold predictions (train.oof)")
+    parser.add_argument("--out-oof", type=Path, default=None, help="folder for the out-of-fold predictions (train.evaluation.oof)")
     parser.add_argument("--out-json", type=Path, default=None)
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"{args.root} does not exist (the NIH sample lives in ../shared/data)")
     torch.manual_seed(0)
-    from train.fit import cpu_name
+    from train.training.fit import cpu_name
 
     machine = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__}
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

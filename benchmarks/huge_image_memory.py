@@ -4,7 +4,7 @@
 
 Builds a ZIP of eight 7000 x 7000 8-bit PNGs that compress to almost nothing (every row the same
 gradient: the "small upload, gigabytes decoded" case), then in a fresh process per setting scores
-one chunk of it through the Batch page's code path (``lrclr.batch.BatchRun`` on a ``ZipSource``,
+one chunk of it through the Batch page's code path (``lrclr.batch.scoring.BatchRun`` on a ``ZipSource``,
 thumbnails on, a tiny random model so the model itself costs nothing) and reports the rise of peak
 RSS (``ru_maxrss``) over the process's state after the model's first call. ``tests/test_memory_budget.py``
 checks the budgeted figure against the issue's 500 MB.
@@ -29,13 +29,13 @@ SIDE, IMAGES = 7000, 8
 _MEASURE = r"""
 import io, json, resource, sys
 import torch
-import lrclr.batch
-from lrclr.batch import BatchRun, ZipSource
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
+import lrclr.batch.scoring
+from lrclr.batch.scoring import BatchRun, ZipSource
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
 
 if sys.argv[2] == "no-budget":
-    lrclr.batch.BATCH_DECODED_PIXELS = None
+    lrclr.batch.scoring.BATCH_DECODED_PIXELS = None
 torch.manual_seed(0)
 model = LRCLRModel(tiny_config()).eval()
 model.zero_shot([torch.rand(64, 64).numpy()], ["Effusion"])  # warm up: first-call allocations are not the image's

@@ -4,8 +4,8 @@
         --out-json docs/evaluation/map-specificity.json
 
 For each model: the mean pairwise correlation of the maps of the reference finding phrases
-(``lrclr.map_checks.REFERENCE_PHRASES``) on each real NIH demo case, for the map the app draws and
-for the word-patch similarity map (the definition is ``train.map_specificity``; lower is more
+(``lrclr.trust.map_checks.REFERENCE_PHRASES``) on each real NIH demo case, for the map the app draws and
+for the word-patch similarity map (the definition is ``train.evaluation.map_specificity``; lower is more
 specific, 1 is the same map for every phrase). Cross-validation measures the same on held-out
 folds (``train cross-validate --map-images``); this command is for a model folder as it is, e.g.
 to compare a new bundled model with the one it replaces. Note whether the demo images were in the
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
-from lrclr.model import LRCLRModel
-from train.map_specificity import map_specificity
+from lrclr.model.lrclr_model import LRCLRModel
+from train.evaluation.map_specificity import map_specificity
 
 
 def main(argv=None) -> int:

@@ -34,10 +34,10 @@ import torch
 
 from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
-from lrclr.device import PRECISIONS, autocast
-from lrclr.model import LRCLRModel
-from lrclr.preprocess import prepare_images
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.model.device import PRECISIONS, autocast
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.letterbox import prepare_images
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 
 BASELINE_DIR = DEFAULT_MODEL_DIR.parent / "baseline-default"
 BATCH_SIZES = (1, 8, 32)
@@ -100,7 +100,7 @@ def throughput(model: LRCLRModel, images: list, batch_size: int, repeats: int) -
 
 def cold_load_seconds(folder: Path, device: str) -> dict:
     """A fresh interpreter: imports, then ``from_pretrained`` (timed separately)."""
-    code = ("import time; t0 = time.perf_counter(); from lrclr.model import LRCLRModel; t1 = time.perf_counter(); "
+    code = ("import time; t0 = time.perf_counter(); from lrclr.model.lrclr_model import LRCLRModel; t1 = time.perf_counter(); "
             f"LRCLRModel.from_pretrained({str(folder)!r}, device={device!r}); t2 = time.perf_counter(); "
             "print(t1 - t0, t2 - t1)")
     start = time.perf_counter()
@@ -147,8 +147,8 @@ def measure(device: str, precision: str, repeats: int, case_id: str) -> dict:
     agreement = None
     if on_gpu:
         cpu_model = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR, device="cpu")
-        agreement = agreement_with_cpu(lrclr.explain(image, report), cpu_model.explain(image, report))
-        gpu_scores = lrclr.zero_shot(batch_images).probabilities
+        agreement = agreement_with_cpu(lrclr.model.explain(image, report), cpu_model.explain(image, report))
+        gpu_scores = lrclr.model.zero_shot(batch_images).probabilities
         agreement["zero_shot_max_abs_probability_diff_over_gallery"] = float(
             np.abs(gpu_scores - cpu_model.zero_shot(batch_images).probabilities).max())
         del cpu_model

@@ -7,7 +7,7 @@ report phrases when absent) in random order with every ``.``, ``!`` and ``?`` re
 whole text is one sentence, the case that took minutes before. The floor, measured in the same run,
 is the same sentences with their ends kept: the ordinary case. Each size is labelled ``--repeats``
 times, each time from a different shuffle (so that the labeler's per-sentence cache cannot help),
-and the median is reported. ``lrclr.reports.MAX_REPORT_CHARS`` (20,000) is the longest report the
+and the median is reported. ``lrclr.reports.text.MAX_REPORT_CHARS`` (20,000) is the longest report the
 app, Batch and the CLI read; the larger sizes measure the labeler itself.
 """
 
@@ -22,8 +22,8 @@ import statistics
 import time
 from pathlib import Path
 
-from lrclr.labeler import label_report
-from lrclr.reports import load_openi_reports, split_sentences
+from lrclr.reports.labeler import label_report
+from lrclr.reports.text import load_openi_reports, split_sentences
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OPENI = REPO_ROOT.parent / "shared" / "data" / "openi-reports" / "NLMCXR_reports.tgz"

@@ -24,14 +24,14 @@ import torch
 
 from benchmarks.model_speed import DEFAULT_CASE, median_seconds, tower_floor
 from benchmarks.report import emit, git_commit
-from lrclr.counterfactual import probe_phrases
+from lrclr.trust.counterfactual import probe_phrases
 from lrclr.demo import load_gallery
-from lrclr.faithfulness import deletion_test
-from lrclr.map_checks import phrase_specificity, reference_maps
-from lrclr.model import LRCLRModel
-from lrclr.prompts import NIH_FINDINGS
-from lrclr.review import phrase_map
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.trust.faithfulness import deletion_test
+from lrclr.trust.map_checks import phrase_specificity, reference_maps
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.trust.case_findings import phrase_map
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 
 PHRASE = "left pleural effusion"
 
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     specificity = median_seconds(lambda: phrase_specificity(grid_map, reference_maps(model, encoded), valid),
                                  args.repeats)
     floor = tower_floor(model, image, PHRASE, args.repeats)
-    from train.fit import cpu_name
+    from train.training.fit import cpu_name
 
     emit({
         "commit": git_commit(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from lrclr.device import PRECISIONS
+from lrclr.model.device import PRECISIONS
 from lrclr.errors import LRCLRError
-from lrclr.prompts import NIH_FINDINGS, parse_finding_list
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.model.prompts import NIH_FINDINGS, parse_finding_list
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_add_user(args: argparse.Namespace) -> int:
-    from lrclr.logins import add_user
+    from lrclr.deployment.logins import add_user
 
     password = sys.stdin.readline().rstrip("\r\n")
     add_user(args.credentials, args.name, args.role, password)
@@ -63,9 +63,9 @@ def run_add_user(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from lrclr.batch import BatchRun, open_source
-    from lrclr.model import LRCLRModel
-    from lrclr.predict import write_csv
+    from lrclr.batch.scoring import BatchRun, open_source
+    from lrclr.model.lrclr_model import LRCLRModel
+    from lrclr.batch.prediction_csv import write_csv
 
     findings = parse_finding_list(args.findings)
     if args.reports is not None and not args.reports.is_dir():

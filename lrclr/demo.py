@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from lrclr.errors import LRCLRError
-from lrclr.imaging import LoadedImage, load_image
-from lrclr.reports import read_report_file
+from lrclr.imaging.reading import LoadedImage, load_image
+from lrclr.reports.text import read_report_file
 
 DEFAULT_DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 MANIFEST_FILE = "manifest.json"

@@ -1,6 +1,6 @@
 """Annotate: judge the model's region-word matches of a case, one pair at a time, from the keyboard.
 
-Layout only: the queue comes from ``lrclr.annotation_queue``, verdicts go to ``lrclr.annotations``.
+Layout only: the queue comes from ``lrclr.annotations.queue``, verdicts go to ``lrclr.annotations.store``.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lrclr import viz
-from lrclr.annotation_queue import DEFAULT_QUEUE_LENGTH, QueueItem, build_queue, sentence_markdown
-from lrclr.annotations import VERDICTS, AnnotationStore, PairKey
+from lrclr.display import figures as viz
+from lrclr.annotations.queue import DEFAULT_QUEUE_LENGTH, QueueItem, build_queue, sentence_markdown
+from lrclr.annotations.store import VERDICTS, AnnotationStore, PairKey
 from lrclr.errors import ImageReadError, LRCLRError
-from lrclr.imaging import load_image
+from lrclr.imaging.reading import load_image
 from lrclr.escaping import markdown_literal
-from lrclr.review import sha256_hex
+from lrclr.trust.case_findings import sha256_hex
 from pages.parts.case_source import CaseInput, choose_case
 from pages.parts.shared import (
     cached,

@@ -1,6 +1,6 @@
 """Batch: score a folder on the server or an uploaded ZIP of radiographs with the loaded model.
 
-Layout only: reading, scoring, progress and the CSV come from ``lrclr.batch`` and ``lrclr.predict``,
+Layout only: reading, scoring, progress and the CSV come from ``lrclr.batch.scoring`` and ``lrclr.batch.prediction_csv``,
 the code behind ``python -m lrclr predict``, so the download is byte for byte the CLI's CSV. The
 run lives in session state and is stepped one chunk per fragment rerun: the page never freezes,
 and Cancel takes effect as soon as the chunk being scored is done.
@@ -14,12 +14,12 @@ import os
 import pandas as pd
 import streamlit as st
 
-from lrclr.batch import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource, format_duration
+from lrclr.batch.scoring import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource, format_duration
 from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
-from lrclr.labeler import NEGATIVE, POSITIVE, UNCERTAIN
-from lrclr.prompts import NIH_FINDINGS
-from lrclr.review import upload_case_id
+from lrclr.reports.labeler import NEGATIVE, POSITIVE, UNCERTAIN
+from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.trust.case_findings import upload_case_id
 from pages.parts.case_source import UPLOAD, CaseInput
 from pages.parts.review_trust import EXTRA_FINDINGS
 from pages.parts.shared import current_model, current_settings
@@ -156,7 +156,7 @@ def results_table(run: BatchRun, results: list) -> None:
     if run.source.with_reports:
         for f in run.findings:
             frame[f"report: {f}"] = [REPORT_WORDS.get(r.row.report_labels.get(f), "") for _, r in shown]
-    # The input gate (lrclr.input_check): a study that does not look like a chest film says why.
+    # The input gate (lrclr.imaging.input_check): a study that does not look like a chest film says why.
     frame["chest film?"] = ["yes" if not r.row.input_check else f"no: {r.row.input_check}" for _, r in shown]
     config = {"image": st.column_config.ImageColumn("image", width="small"),
               **{f: st.column_config.NumberColumn(f, format="%.3f") for f in run.findings}}
@@ -186,7 +186,7 @@ def errors_table(results: list) -> None:
 
 
 def download(run: BatchRun, results: list) -> None:
-    from lrclr.predict import write_csv
+    from lrclr.batch.prediction_csv import write_csv
 
     def csv_bytes() -> bytes:
         buffer = io.StringIO(newline="")

@@ -6,22 +6,22 @@ models' cards supply the comparison columns when they were evaluated on the same
 recomputed except the localization examples, which run the loaded model on the gallery's phantoms.
 Card values may come from a user's folder: they go into tables, code blocks and st.json, never
 into Markdown or HTML (plotly labels are HTML-escaped). The tables and figures are built in
-``lrclr.card_tables`` and ``lrclr.viz``; this page lays them out.
+``lrclr.trust.card_tables`` and ``lrclr.display.figures``; this page lays them out.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lrclr import viz
-from lrclr.card_tables import (auc_frame, card_facts, evaluation_title, evaluations, limits_lines, macro_summaries,
+from lrclr.display import figures as viz
+from lrclr.trust.card_tables import (auc_frame, card_facts, evaluation_title, evaluations, limits_lines, macro_summaries,
                                paired_intervals, read_cards, same_evaluation, side_table)
 from lrclr.escaping import markdown_literal
-from lrclr.map_checks import peak_cells
-from lrclr.model import LRCLRModel
-from lrclr.prompts import finding_phrase
-from lrclr.review import phrase_map
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.trust.map_checks import peak_cells
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.prompts import finding_phrase
+from lrclr.trust.case_findings import phrase_map
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 from pages.parts.case_source import gallery
 from pages.parts.shared import cached, current_model, encode_case, model_key
 from pages.parts import frame

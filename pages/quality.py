@@ -1,6 +1,6 @@
 """Quality: what annotators flagged, how much they agree, which cases the model gets most wrong.
 
-Layout only: counts and exports come from ``lrclr.annotations``, agreement from ``lrclr.agreement``.
+Layout only: counts and exports come from ``lrclr.annotations.store``, agreement from ``lrclr.annotations.agreement``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lrclr.agreement import pairwise_agreement
-from lrclr.annotations import VERDICTS, AnnotationStore
+from lrclr.annotations.agreement import pairwise_agreement
+from lrclr.annotations.store import VERDICTS, AnnotationStore
 from lrclr.escaping import plotly_label
 from pages.parts.case_source import GALLERY, gallery
 from pages.parts.shared import current_store

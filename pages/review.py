@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from lrclr import viz
+from lrclr.display import figures as viz
 from lrclr.errors import ImageReadError
 from lrclr.escaping import markdown_literal
-from lrclr.imaging import LoadedImage, load_image
-from lrclr.model import CaseImage, LRCLRModel
-from lrclr.prompts import NIH_FINDINGS
-from lrclr.review import (
+from lrclr.imaging.reading import LoadedImage, load_image
+from lrclr.model.lrclr_model import CaseImage, LRCLRModel
+from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.trust.case_findings import (
     analysis_record,
     distinct_labels,
     overlay_export_lines,

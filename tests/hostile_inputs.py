@@ -87,7 +87,7 @@ HOSTILE_REPORTS: dict[str, bytes] = {
     "empty": b"",
     # Within the length limit but far past what the text tower reads.
     "15k-characters": ("Mild cardiomegaly. Small left pleural effusion. " * 320)[:15_000].encode(),
-    # Over the length limit (lrclr.reports.MAX_REPORT_CHARS): refused with a message, never read.
+    # Over the length limit (lrclr.reports.text.MAX_REPORT_CHARS): refused with a message, never read.
     "100k-characters": ("Mild cardiomegaly. Small left pleural effusion. " * 2100)[:100_000].encode(),
     "binary": bytes(range(256)) * 8,
     "right-to-left": "\u05e9\u05d3\u05d5\u05ea \u05e8\u05d9\u05d0\u05d5\u05ea \u05e0\u05e7\u05d9\u05d9\u05dd. "

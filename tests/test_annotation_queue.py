@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lrclr.annotation_queue import build_queue
+from lrclr.annotations.queue import build_queue
 from tests.test_review import _explanation
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lrclr.annotations import (
+from lrclr.annotations.store import (
     DEFAULT_DB_NAME,
     MIGRATIONS,
     PAIR_COLUMNS,
@@ -52,7 +52,7 @@ def _worker(code: str, *args: str) -> subprocess.Popen:
 # then records its verdicts one transaction each: the honest case of concurrent sessions.
 WRITER = """
 import sys, time
-from lrclr.annotations import AnnotationStore, VERDICTS
+from lrclr.annotations.store import AnnotationStore, VERDICTS
 from tests.test_annotations import make_pair
 path, annotator, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = AnnotationStore(path)
@@ -103,7 +103,7 @@ BATCH = 25
 # then lands mid-batch for certain; without it, wherever the timing puts it.
 KILLED_WRITER = """
 import sys, time
-from lrclr.annotations import AnnotationStore
+from lrclr.annotations.store import AnnotationStore
 from tests.test_annotations import make_pair, BATCH
 store = AnnotationStore(sys.argv[1])
 annotator, batch = sys.argv[2], 0
@@ -416,7 +416,7 @@ def test_data_dir_and_pair_from_an_explanation(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_data_dir() == Path.home() / ".local" / "share" / "lrclr-review"
 
-    explain = pytest.importorskip("lrclr.explain")
+    explain = pytest.importorskip("lrclr.model.explain")
     region = explain.RegionExplanation(2, 0.9, (3, 4), (10.0, 20.0, 30.5, 40.5), ())
     word = explain.WordExplanation(1, "effusion", 12, 20, (0.5, 0.5), None)
     pair = PairKey.from_explanation("m", "demo-01", IMAGE, REPORT, word, region)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lrclr.annotations import AnnotationStore, PairKey
+from lrclr.annotations.store import AnnotationStore, PairKey
 from lrclr.demo import load_gallery
 from tests.conftest import REPO_ROOT
 

@@ -20,9 +20,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 
 # The evaluation both bundled cards hold on the same data (train evaluate --card-key phantoms), so
 # the Model page shows them side by side with paired intervals.
@@ -304,7 +304,7 @@ def test_cancel_stops_a_folder_listing(monkeypatch, tmp_path, tiny_model_dir):
     for index in range(300):  # many folders: listing takes several steps
         (big / f"s{index:03d}").mkdir(parents=True)
         shutil.copy(TEST_DATA / GOOD[0], big / f"s{index:03d}" / "a.png")
-    from lrclr.batch import FolderWalk
+    from lrclr.batch.scoring import FolderWalk
 
     step = FolderWalk.step
     monkeypatch.setattr(FolderWalk, "step", lambda walk, seconds=0.25: step(walk, 0))  # one folder per step
@@ -320,14 +320,14 @@ def test_cancel_stops_a_folder_listing(monkeypatch, tmp_path, tiny_model_dir):
 
 
 def test_the_model_pages_peak_is_the_pointing_games_peak(monkeypatch, tmp_path):
-    """Issue #19: the page took the upsampled map's argmax, the rule train/evaluate.py documents as wrong."""
+    """Issue #19: the page took the upsampled map's argmax, the rule train/commands/evaluate.py documents as wrong."""
     from lrclr.demo import load_gallery
-    from lrclr.map_checks import peak_cells
-    from lrclr.model import LRCLRModel
-    from lrclr.prompts import finding_phrase
-    from lrclr.review import phrase_map
+    from lrclr.trust.map_checks import peak_cells
+    from lrclr.model.lrclr_model import LRCLRModel
+    from lrclr.model.prompts import finding_phrase
+    from lrclr.trust.case_findings import phrase_map
 
-    from lrclr.explain import grid_to_image
+    from lrclr.model.explain import grid_to_image
 
     app = _app(monkeypatch, tmp_path, None, "pages/model_card.py")
     case = next(c for c in load_gallery() if c.id == app.selectbox(key="card-phantom").value)
@@ -346,7 +346,7 @@ def test_the_model_pages_peak_is_the_pointing_games_peak(monkeypatch, tmp_path):
     peak_y, peak_x = peaks[finding][0]
     figure = next(f for f in _figures(app) if any(t.get("hovertemplate", "").startswith("peak") for t in f["data"]))
     marker = next(t for t in figure["data"] if t.get("hovertemplate", "").startswith("peak"))
-    from lrclr import viz
+    from lrclr.display import figures as viz
 
     image = case.load_image()
     scale = viz.to_display_rgb(image.pixels).width / image.original_size[0]  # the figure's display scale

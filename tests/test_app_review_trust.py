@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from lrclr.trust import finding_reliability
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.trust.reliability import finding_reliability
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 from tests.conftest import captured_downloads
 
 CARD = json.loads((DEFAULT_MODEL_DIR / "model_card.json").read_text(encoding="utf-8"))

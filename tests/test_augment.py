@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrclr.laterality import swap_laterality
-from train.augment import RadiographAugment, hflip
-from train.sample import Sample
+from lrclr.reports.laterality import swap_laterality
+from train.training.augment import RadiographAugment, hflip
+from train.datasets.sample import Sample
 
 IDENTITY = dict(max_rotation_deg=0.0, max_translate=0.0, scale=(1.0, 1.0), gamma=(1.0, 1.0),
                 contrast=(1.0, 1.0), brightness=(0.0, 0.0), noise_std=(0.0, 0.0))

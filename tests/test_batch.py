@@ -1,4 +1,4 @@
-"""Streaming batch scoring (lrclr.batch): folders and ZIP archives, per-file errors that never stop a
+"""Streaming batch scoring (lrclr.batch.scoring): folders and ZIP archives, per-file errors that never stop a
 batch, ZIP safety, cancel between chunks, and CSV bytes equal to ``python -m lrclr predict``'s."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.batch import (
+from lrclr.batch.scoring import (
     BatchInputError,
     BatchRun,
     EtaEstimator,
@@ -25,9 +25,9 @@ from lrclr.batch import (
     open_source,
     score_chunk,
 )
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
-from lrclr.predict import write_csv
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.batch.prediction_csv import write_csv
 from tests.conftest import REPO_ROOT, TEST_DATA
 
 FINDINGS = ["Cardiomegaly", "Effusion", "pleural thickening"]

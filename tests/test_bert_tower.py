@@ -1,6 +1,6 @@
 """The plain-torch BERT and tokenizer behind the default text towers, held to transformers.
 
-``lrclr.bert`` exists so that loading the default model does not import transformers (seconds of
+``lrclr.model.bert`` exists so that loading the default model does not import transformers (seconds of
 start-up). transformers stays installed for ``hf-text`` towers, so these tests compare against the
 real ``BertModel`` and ``AutoTokenizer``: weights, outputs, dropout, gradients, tokens and spans.
 """
@@ -19,13 +19,13 @@ import transformers
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from lrclr import bert
-from lrclr.config import TowerConfig
-from lrclr.encoders import _hf_text_tower, _minilm_folder, build_text_tower
+from lrclr.model import bert
+from lrclr.model.config import TowerConfig
+from lrclr.model.towers import _hf_text_tower, _minilm_folder, build_text_tower
 from lrclr.errors import ModelLoadError
-from lrclr.imaging import load_image
-from lrclr.model import LRCLRModel
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.imaging.reading import load_image
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 from tests.conftest import REPO_ROOT, TEST_DATA
 
 MINILM = Path(_minilm_folder())
@@ -231,7 +231,7 @@ def test_model_max_length_defaults_like_transformers(tmp_path):
 def test_bundled_model_explains_as_with_the_transformers_tower():
     new = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR)
     old = LRCLRModel.from_pretrained(DEFAULT_MODEL_DIR)
-    old.text_tower = _hf_text_tower(str(MINILM)).eval()  # the tower as it was built before lrclr.bert
+    old.text_tower = _hf_text_tower(str(MINILM)).eval()  # the tower as it was built before lrclr.model.bert
     assert not isinstance(old.text_tower.model, bert.CompactBert)
     case = new.encode_case(load_image(TEST_DATA / "siim_pneumothorax_example.dcm"))
     for report in (REPORTS[0], REPORTS[3], "", TOKENIZER_CASES["combining-accents"], "word " * 700):
@@ -248,9 +248,9 @@ def test_bundled_model_explains_as_with_the_transformers_tower():
 def test_loading_the_bundled_model_and_tokenizing_do_not_import_transformers():
     code = (
         "import sys\n"
-        "from lrclr.model import LRCLRModel\n"
-        "from lrclr.config import TowerConfig\n"
-        "from lrclr.encoders import build_text_tower\n"
+        "from lrclr.model.lrclr_model import LRCLRModel\n"
+        "from lrclr.model.config import TowerConfig\n"
+        "from lrclr.model.towers import build_text_tower\n"
         f"model = LRCLRModel.from_pretrained({str(DEFAULT_MODEL_DIR)!r})\n"
         "model.tokenize(['Small right pneumothorax.'])\n"
         "build_text_tower(TowerConfig('tiny-bert')).tokenize(['effusion'], 16)\n"

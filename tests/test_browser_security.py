@@ -5,8 +5,8 @@ Each test starts its own server (tests/browser.py) with the settings it needs.
 
 from __future__ import annotations
 
-from lrclr.annotations import AnnotationStore
-from lrclr.logins import add_user
+from lrclr.annotations.store import AnnotationStore
+from lrclr.deployment.logins import add_user
 from tests.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
 
 

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from lrclr.imaging import load_image
-from lrclr.model import LRCLRModel
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.imaging.reading import load_image
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 from tests.conftest import REPO_ROOT, TEST_DATA
 
 BASELINE_DIR = DEFAULT_MODEL_DIR.parent / "baseline-default"

@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from lrclr.calibration import Calibration, FindingCalibration, OperatingPoint, sigmoid
-from lrclr.config import tiny_config
+from lrclr.model.calibration import Calibration, FindingCalibration, OperatingPoint, sigmoid
+from lrclr.model.config import tiny_config
 from lrclr.errors import ModelLoadError
-from lrclr.model import LRCLRModel
-from train.calibrate import (
+from lrclr.model.lrclr_model import LRCLRModel
+from train.commands.calibrate import (
     calibration_report, cross_fitted_probabilities, expected_calibration_error, fit_calibration, fit_platt,
     youden_point,
 )
-from train.oof import OutOfFold
+from train.evaluation.oof import OutOfFold
 
 
 def _miscalibrated(n: int = 4000, seed: int = 0):

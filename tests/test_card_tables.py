@@ -1,10 +1,10 @@
-"""The Model page's tables from hand-made model cards (lrclr/card_tables.py, lrclr/viz.roc_figure)."""
+"""The Model page's tables from hand-made model cards (lrclr/trust/card_tables.py, lrclr/viz.roc_figure)."""
 
 import json
 import math
 
-from lrclr import viz
-from lrclr.card_tables import (auc_frame, evaluations, macro_summaries, paired_intervals, read_cards,
+from lrclr.display import figures as viz
+from lrclr.trust.card_tables import (auc_frame, evaluations, macro_summaries, paired_intervals, read_cards,
                                side_table, training_data_summary)
 
 DATASET = {"spec": {"kind": "nih"}, "split": "test", "n_samples": 4}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lrclr.composed_reports import (
+from train.synthetic.composed_reports import (
     BankSentence, ComposedReport, SentenceBank, allowed_normal, finding_of, read_nih_labels, restates,
 )
-from lrclr.labeler import NIH_FINDINGS, POSITIVE, label_report
+from lrclr.reports.labeler import NIH_FINDINGS, POSITIVE, label_report
 from tests.conftest import require_shared
 
 
@@ -46,7 +46,7 @@ class _Report:
         self.report_id, self._text = report_id, text
 
     def sentences(self):
-        from lrclr.reports import split_sentences
+        from lrclr.reports.text import split_sentences
         return split_sentences(self._text)
 
 
@@ -86,7 +86,7 @@ def test_no_finding_gives_only_normal_sentences():
 
 @pytest.fixture(scope="module")
 def real_bank():
-    from lrclr.reports import load_openi_reports
+    from lrclr.reports.text import load_openi_reports
     return SentenceBank.from_reports(load_openi_reports(require_shared("openi-reports/NLMCXR_reports.tgz")))
 
 

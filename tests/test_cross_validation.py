@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
 from train.cli import main as train_main
-from train.cross_validate import fold_indices
-from train.metrics import finding_auc
-from train.oof import OutOfFold, paired, summarize
-from train.splits import patient_folds
+from train.commands.cross_validate import fold_indices
+from train.evaluation.metrics import finding_auc
+from train.evaluation.oof import OutOfFold, paired, summarize
+from train.datasets.splits import patient_folds
 
 TINY_MODEL = json.dumps(tiny_config().to_dict())
 PHANTOMS = json.dumps({"kind": "phantoms", "n": 24, "size": 64})
@@ -171,7 +171,7 @@ def test_cross_validate_refuses_a_start_model_that_saw_every_fold(tmp_path):
 
 
 def test_map_specificity_is_one_for_identical_maps_and_low_for_unrelated_ones():
-    from lrclr.map_checks import mean_pairwise_correlation
+    from lrclr.trust.map_checks import mean_pairwise_correlation
 
     rng = np.random.default_rng(0)
     base = rng.random((5, 5))
@@ -191,7 +191,7 @@ def test_a_shared_cache_is_reused_for_the_same_frozen_weights_and_rebuilt_for_ot
     import torch
 
     from train.datasets import build_dataset
-    from train.feature_cache import SharedCache
+    from train.training.feature_cache import SharedCache
 
     dataset = build_dataset({"kind": "phantoms", "n": 6, "size": 64})
     torch.manual_seed(0)

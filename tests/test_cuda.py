@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from benchmarks.model_speed import agreement_with_cpu
-from lrclr.config import tiny_config
+from lrclr.model.config import tiny_config
 from lrclr.demo import load_gallery
-from lrclr.device import pick_device
-from lrclr.model import LRCLRModel
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.model.device import pick_device
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 from train.cli import main as train_main
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -9,17 +9,17 @@ import shutil
 import numpy as np
 import pytest
 
-from lrclr.composed_reports import restates
-from lrclr.labeler import NIH_FINDINGS
+from train.synthetic.composed_reports import restates
+from lrclr.reports.labeler import NIH_FINDINGS
 from tests.conftest import TEST_DATA, require_shared
-from train.augment import RadiographAugment
+from train.training.augment import RadiographAugment
 from train.datasets import (
     CheXpertDataset, CSVDataset, DatasetError, MIMICCXRDataset, NIHDataset, OpenIDataset, PhantomDataset,
     SampleReadError, build_dataset,
 )
 from train.datasets import base as dataset_base
 from train.datasets import composed
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 LAYOUTS = TEST_DATA / "datasets"
 NIH = LAYOUTS / "nih"

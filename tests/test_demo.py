@@ -108,8 +108,8 @@ def test_nih_cases_are_sample_images_the_bundled_models_say_they_trained_on(gall
     cross-validation instead), so the gallery's NIH cases were training images; their cards must say
     so, since the Review page reads that to warn that those scores are not held-out evidence."""
     root = require_shared("nih-cxr14-sample")
-    from lrclr.trust import trained_on_whole_sample
-    from lrclr.weights import DEFAULT_MODEL_DIR
+    from lrclr.trust.reliability import trained_on_whole_sample
+    from lrclr.model.weights import DEFAULT_MODEL_DIR
 
     sample = {path.name for path in (root / "images").iterdir()}
     for case in _kind(gallery, "nih"):

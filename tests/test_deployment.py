@@ -8,10 +8,10 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lrclr.deployment import BASELINE_MODEL_DIR, DeploymentSettingsError, FolderNotAllowedError, load_settings
+from lrclr.deployment.settings import BASELINE_MODEL_DIR, DeploymentSettingsError, FolderNotAllowedError, load_settings
 from lrclr.errors import LRCLRError
-from lrclr.logins import Credentials, CredentialsError, add_user, hash_password, verify_password
-from lrclr.weights import DEFAULT_MODEL_DIR
+from lrclr.deployment.logins import Credentials, CredentialsError, add_user, hash_password, verify_password
+from lrclr.model.weights import DEFAULT_MODEL_DIR
 from tests.conftest import REPO_ROOT, deployment_settings
 
 
@@ -136,7 +136,7 @@ def test_a_walk_in_an_allowed_folder_reads_neither_links_out_nor_hidden_files(tm
     """Files and reports found in an allowed folder are read only if they resolve inside it."""
     import shutil
 
-    from lrclr.batch import FolderSource
+    from lrclr.batch.scoring import FolderSource
     from tests.conftest import TEST_DATA
 
     studies = roots / "studies"

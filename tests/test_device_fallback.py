@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.config import tiny_config
-from lrclr.device import DeviceInfo, move_to
-from lrclr.model import LRCLRModel
+from lrclr.model.config import tiny_config
+from lrclr.model.device import DeviceInfo, move_to
+from lrclr.model.lrclr_model import LRCLRModel
 
 REPORT = "Small left pleural effusion."
 

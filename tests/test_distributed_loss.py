@@ -10,9 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
-from lrclr.preprocess import prepare_images
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.letterbox import prepare_images
 
 REPORTS = [
     "left pleural effusion",
@@ -36,7 +36,7 @@ def _model() -> LRCLRModel:
 
 
 def _slice(tokens, part: slice):
-    from lrclr.tokens import TokenizedReports
+    from lrclr.model.tokens import TokenizedReports
 
     return TokenizedReports(
         tokens.input_ids[part], tokens.attention_mask[part], tokens.word_mask[part], tokens.words[part], tokens.truncated[part]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import require_shared
-from lrclr import finding_patterns as fp
-from lrclr.edge_patterns import EdgeFirstPattern, compile_alternation, compile_cue_alternation, compile_pattern
-from lrclr.labeler import _normalise
+from lrclr.reports import finding_patterns as fp
+from lrclr.reports.edge_patterns import EdgeFirstPattern, compile_alternation, compile_cue_alternation, compile_pattern
+from lrclr.reports.labeler import _normalise
 
 _SAMPLE = _normalise(
     "Heart size is mildly enlarged; the cardiac silhouette, which was normal, is now large. No "
@@ -31,7 +31,7 @@ def _all_single_patterns():
 def _texts(shared: bool):
     if not shared:
         return [_SAMPLE]
-    from lrclr.reports import load_openi_reports
+    from lrclr.reports.text import load_openi_reports
 
     reports = load_openi_reports(require_shared("openi-reports/NLMCXR_reports.tgz"))
     return [_SAMPLE, _normalise(" ".join(f"{r.findings} {r.impression}" for r in reports[:1500]))]

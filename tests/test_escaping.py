@@ -8,10 +8,10 @@ import shutil
 
 import torch
 
-from lrclr.config import tiny_config
+from lrclr.model.config import tiny_config
 from lrclr.escaping import csv_text_cell, csv_text_value, markdown_literal, plotly_label
-from lrclr.model import LRCLRModel
-from lrclr.predict import collect_image_files, predict_rows, write_csv
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.batch.prediction_csv import collect_image_files, predict_rows, write_csv
 from tests.conftest import TEST_DATA
 
 MARKDOWN_PAYLOADS = [
@@ -61,7 +61,7 @@ def test_a_url_in_a_report_is_not_a_link_on_the_annotate_page():
     """The sentence shown beside a region keeps its bold word; the report's own text stays text."""
     from types import SimpleNamespace
 
-    from lrclr.annotation_queue import sentence_markdown
+    from lrclr.annotations.queue import sentence_markdown
 
     sentence = "See https://evil.example/x and www.evil.example for effusion."
     item = SimpleNamespace(sentence=sentence, word_in_sentence=(sentence.index("effusion"), len(sentence) - 1))

@@ -1,4 +1,4 @@
-"""train.evaluate: end to end on phantoms with tiny random models, and localization on a hand-made case."""
+"""train.commands.evaluate: end to end on phantoms with tiny random models, and localization on a hand-made case."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.config import tiny_config
-from lrclr.explain import Explanation, RegionExplanation, WordExplanation, grid_to_image
-from lrclr.model import LRCLRModel
-from lrclr.phantoms import FindingSpec, generate_phantom
-from lrclr.preprocess import letterbox_geometry
+from lrclr.model.config import tiny_config
+from lrclr.model.explain import Explanation, RegionExplanation, WordExplanation, grid_to_image
+from lrclr.model.lrclr_model import LRCLRModel
+from train.synthetic.phantoms import FindingSpec, generate_phantom
+from lrclr.model.letterbox import letterbox_geometry
 from train import cli
-from train.evaluate import (
+from train.commands.evaluate import (
     ATTENTION, SIMILARITY, EvaluationResult, LocalizationCase, compare, content_cells, evaluate_model,
     localize_sample, paired_differences, peak_heatmap, summarise_localization, top_cell_boxes,
 )
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 FINDINGS = ("Effusion", "Cardiomegaly")
 # Per phantom: what it shows. Sizes alternate square / portrait so letterboxing is exercised.

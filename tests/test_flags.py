@@ -12,16 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from lrclr.annotations import AnnotationStore, PairKey, sha256_hex
-from lrclr.config import tiny_config
-from lrclr.imaging import load_image
-from lrclr.model import LRCLRModel
-from lrclr.phantoms import generate_phantom
+from lrclr.annotations.store import AnnotationStore, PairKey, sha256_hex
+from lrclr.model.config import tiny_config
+from lrclr.imaging.reading import load_image
+from lrclr.model.lrclr_model import LRCLRModel
+from train.synthetic.phantoms import generate_phantom
 from tests.conftest import REPO_ROOT
 from train.cli import main as train_main
-from train.flag_effect import measure
-from train.flag_loss import FlagFeatures, flag_loss, pair_attention
-from train.flags import FileHashIndex, load_flag_pairs
+from train.commands.flag_effect import measure
+from train.training.flag_loss import FlagFeatures, flag_loss, pair_attention
+from train.datasets.flags import FileHashIndex, load_flag_pairs
 
 MODEL_ID = "tiny-flags"
 

@@ -12,10 +12,10 @@ import torch
 import transformers
 from transformers import AutoTokenizer
 
-from lrclr.config import TowerConfig, tiny_config
-from lrclr.encoders import _minilm_folder
+from lrclr.model.config import TowerConfig, tiny_config
+from lrclr.model.towers import _minilm_folder
 from lrclr.errors import ModelLoadError
-from lrclr.model import LRCLRModel
+from lrclr.model.lrclr_model import LRCLRModel
 
 VISION_CONFIGS = {
     "vit": lambda: transformers.ViTConfig(
@@ -58,7 +58,7 @@ def test_hf_vision_and_bert_towers_train_explain_and_round_trip(tmp_path, kind):
     config.text_tower = TowerConfig("hf-text", source=_save_bert(tmp_path / "bert"))
     model = LRCLRModel(config)
     image = np.random.default_rng(0).random((90, 70)).astype(np.float32)
-    from lrclr.preprocess import prepare_images
+    from lrclr.model.letterbox import prepare_images
 
     pixels, boxes = prepare_images([image, image[::-1].copy()], 64)
     output = model(pixels, model.tokenize(["left effusion", "no effusion"]), boxes)

@@ -15,8 +15,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lrclr.errors import ImageReadError
-from lrclr.imaging import load_image
-from lrclr.reports import decode_report
+from lrclr.imaging.reading import load_image
+from lrclr.reports.text import decode_report
 from tests.conftest import REPO_ROOT, as_shown
 from tests.hostile_inputs import GRAY8, HOSTILE_REPORTS, hostile_images
 

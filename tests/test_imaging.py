@@ -1,4 +1,4 @@
-"""Reading PNG, JPEG and DICOM radiographs into normalised grayscale (lrclr.imaging)."""
+"""Reading PNG, JPEG and DICOM radiographs into normalised grayscale (lrclr.imaging.reading)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from lrclr.errors import (
     UnsupportedCompressionError,
     UnsupportedFormatError,
 )
-from lrclr.imaging import DEFAULT_MAX_PIXELS, LoadedImage, load_image, sniff_format
+from lrclr.imaging.reading import DEFAULT_MAX_PIXELS, LoadedImage, load_image, sniff_format
 from tests.conftest import TEST_DATA
 
 MONO2 = TEST_DATA / "siim_pneumothorax_example.dcm"

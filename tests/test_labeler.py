@@ -9,7 +9,7 @@ import random
 import pytest
 
 from conftest import growth_ratio, require_shared
-from lrclr.labeler import (
+from lrclr.reports.labeler import (
     ALL_FINDINGS,
     CHEXPERT_OBSERVATIONS,
     NIH_FINDINGS,
@@ -17,7 +17,7 @@ from lrclr.labeler import (
     label_report,
     label_sentence,
 )
-from lrclr.reports import split_sentences
+from lrclr.reports.text import split_sentences
 
 
 def status(text: str, finding: str):
@@ -145,7 +145,7 @@ def test_no_finding():
 
 
 def test_label_reports_cli_on_text_folder(tmp_path):
-    from train.label_reports import read_reports, write_labels
+    from train.commands.label_reports import read_reports, write_labels
 
     (tmp_path / "r1.txt").write_text("FINDINGS: Small left pleural effusion. No pneumothorax.\n"
                                      "IMPRESSION: Possible pneumonia.\n")
@@ -160,8 +160,8 @@ def test_label_reports_cli_on_text_folder(tmp_path):
 
 def test_mesh_check_on_real_openi():
     """The external check: macro F1 against OpenI MeSH major terms over all 3,955 reports."""
-    from train.labeler_check import evaluate, macro_f1
-    from lrclr.reports import load_openi_reports
+    from train.commands.labeler_check import evaluate, macro_f1
+    from lrclr.reports.text import load_openi_reports
 
     reports = load_openi_reports(require_shared("openi-reports/NLMCXR_reports.tgz"))
     assert len(reports) == 3955

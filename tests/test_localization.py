@@ -1,4 +1,4 @@
-"""Localization supervision (train/localization.py) and the pointing game's ceiling on a grid."""
+"""Localization supervision (train/training/localization.py) and the pointing game's ceiling on a grid."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
-from lrclr.preprocess import letterbox_geometry
-from train.evaluate import pointing_game_reachable
-from train.localization import PhraseBank, batch_targets, cell_coverage, localization_loss, sample_coverage
-from train.sample import Sample
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.letterbox import letterbox_geometry
+from train.commands.evaluate import pointing_game_reachable
+from train.training.localization import PhraseBank, batch_targets, cell_coverage, localization_loss, sample_coverage
+from train.datasets.sample import Sample
 
 
 def test_cell_coverage_counts_the_share_of_each_cell_inside_the_mask():
@@ -112,7 +112,7 @@ def test_the_pointing_game_ceiling_sees_masks_that_miss_every_cell_centre():
 
 
 def test_the_pointing_game_chance_is_the_share_of_cell_centres_in_the_mask():
-    from train.evaluate import content_cell_hits
+    from train.commands.evaluate import content_cell_hits
 
     letterbox = letterbox_geometry((64, 64), 64)  # 16 cells, centres at 8, 24, 40, 56
     mask = np.zeros((64, 64), dtype=bool)

@@ -7,7 +7,7 @@ in this process would already have raised).
 from __future__ import annotations
 
 from benchmarks.huge_image_memory import big_png, measure, write_archive
-from lrclr.imaging import load_image
+from lrclr.imaging.reading import load_image
 
 
 def test_a_small_zip_of_49_megapixel_pngs_raises_peak_memory_by_at_most_500_mb(tmp_path):

@@ -1,4 +1,4 @@
-"""train.metrics on small cases computed by hand (the hand computation is written beside each)."""
+"""train.evaluation.metrics on small cases computed by hand (the hand computation is written beside each)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from train.metrics import (
+from train.evaluation.metrics import (
     boxes_to_mask, bootstrap_ci, finding_auc, iou, macro_auc, paired_auc_differences, pointing_game_hit,
     recall_at_k, roc_auc, roc_curve, weighted_auc,
 )

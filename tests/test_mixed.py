@@ -7,8 +7,8 @@ import json
 import pytest
 
 from train.datasets import PhantomDataset
-from train.mixed import TrainingMix, with_extra_training_data
-from train.splits import Subset, split_dataset
+from train.datasets.mixed import TrainingMix, with_extra_training_data
+from train.datasets.splits import Subset, split_dataset
 
 
 def _tag(text):
@@ -51,7 +51,7 @@ def test_extra_datasets_join_training_whole_and_keep_their_augmentation():
 
 
 def test_a_run_with_extra_training_data_trains_on_it_and_records_it(tmp_path):
-    from lrclr.config import tiny_config
+    from lrclr.model.config import tiny_config
     from train.cli import main as train_main
 
     run_dir = tmp_path / "run"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
-from lrclr.preprocess import letterbox_geometry, prepare_images
-from lrclr.regions import RegionSelector
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.letterbox import letterbox_geometry, prepare_images
+from lrclr.model.regions import RegionSelector
 
 REPORT = 'Heart size normal. XXXX-XXXX, "left" pleural effusion (2.5 cm); no pneumothorax! XXXX.'
 
@@ -169,7 +169,7 @@ def test_small_model_overfits_eight_pairs():
 
 
 def test_all_pairs_fast_path_equals_scoring_each_pair():
-    from lrclr.interaction import CrossModalInteraction
+    from lrclr.model.interaction import CrossModalInteraction
 
     torch.manual_seed(0)
     interaction = CrossModalInteraction(dim=16, heads=2, layers=1, gamma=5.0)
@@ -191,7 +191,7 @@ def test_explain_under_bf16_autocast_returns_float_maps():
 
     A bf16 word-patch map once reached ``.numpy()`` and failed every explanation on a GPU.
     """
-    from lrclr.device import DeviceInfo
+    from lrclr.model.device import DeviceInfo
 
     torch.manual_seed(0)
     model = LRCLRModel(tiny_config()).eval()

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.config import tiny_config
-from lrclr.losses import label_targets
-from lrclr.model import LRCLRModel
-from lrclr.preprocess import prepare_images
-from lrclr.prompts import NIH_FINDINGS
-from train.held_out import hold_out, strip_findings
-from train.labels import label_matrix
-from train.prompt_loss import PromptScoreTerm
-from train.sample import Sample
-from train.sentence_loss import SentencePairTerm, multi_positive_loss, sentence_targets
+from lrclr.model.config import tiny_config
+from lrclr.model.losses import label_targets
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.letterbox import prepare_images
+from lrclr.model.prompts import NIH_FINDINGS
+from train.datasets.held_out import hold_out, strip_findings
+from train.datasets.labels import label_matrix
+from train.training.prompt_loss import PromptScoreTerm
+from train.datasets.sample import Sample
+from train.training.sentence_loss import SentencePairTerm, multi_positive_loss, sentence_targets
 
 
 def test_label_targets_share_weight_between_identical_finding_sets():
@@ -58,7 +58,7 @@ def test_prompt_term_scores_what_the_app_shows_and_learns_the_labels():
     with torch.no_grad():
         features = model.encode_image(pixels, boxes)
         text = model.project_text_states(model.text_tower(term.tokens.input_ids, term.tokens.attention_mask), term.tokens)
-        from lrclr.zero_shot import prompt_features, prompt_logits
+        from lrclr.model.zero_shot import prompt_features, prompt_logits
 
         trained_logits = prompt_logits(model, features, prompt_features(findings, text))
     np.testing.assert_allclose(trained_logits.numpy(), model.zero_shot(images, findings).logits, rtol=1e-4, atol=1e-5)
@@ -140,7 +140,7 @@ def test_pairwise_scores_match_the_paired_forward_with_the_cosine_term(layers):
 
 
 def test_training_findings_are_the_nih_vocabulary():
-    from train.labels import LABEL_FINDINGS
+    from train.datasets.labels import LABEL_FINDINGS
 
     assert LABEL_FINDINGS == NIH_FINDINGS
 

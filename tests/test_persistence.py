@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.config import LRCLRConfig, TowerConfig, tiny_config
+from lrclr.model.config import LRCLRConfig, TowerConfig, tiny_config
 from lrclr.errors import ModelLoadError, UnsafeWeightsError
-from lrclr.model import LRCLRModel
+from lrclr.model.lrclr_model import LRCLRModel
 
 IMAGE = np.linspace(0, 1, 80 * 100, dtype=np.float32).reshape(80, 100)
 REPORT = "Mild cardiomegaly. Small right pleural effusion."

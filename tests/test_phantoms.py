@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrclr.phantom_anatomy import render_anatomy, sample_geometry
-from lrclr.phantom_raster import make_grid
-from lrclr.phantom_reports import template_report
-from lrclr.phantoms import FINDING_NAMES, FindingSpec, Phantom, generate_phantom
+from train.synthetic.anatomy import render_anatomy, sample_geometry
+from train.synthetic.raster import make_grid
+from train.synthetic.reports import template_report
+from train.synthetic.phantoms import FINDING_NAMES, FindingSpec, Phantom, generate_phantom
 
 LATERAL = ("Effusion", "Consolidation", "Nodule", "Mass", "Pneumothorax", "Atelectasis")
 
@@ -167,7 +167,7 @@ def test_anatomy_heart_is_on_the_image_right():
 def openi_bank():
     from tests.conftest import require_shared
     path = require_shared("openi-reports/NLMCXR_reports.tgz")
-    from lrclr.phantoms import ReportBank
+    from train.synthetic.phantoms import ReportBank
     return ReportBank.from_openi(path, with_sentences=False)
 
 

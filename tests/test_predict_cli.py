@@ -11,10 +11,10 @@ import sys
 import pytest
 import torch
 
-from lrclr.config import LRCLRConfig, TowerConfig, tiny_config
-from lrclr.model import LRCLRModel
-from lrclr.predict import collect_image_files, predict_rows, write_csv
-from lrclr.reports import MAX_REPORT_CHARS, decode_report
+from lrclr.model.config import LRCLRConfig, TowerConfig, tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.batch.prediction_csv import collect_image_files, predict_rows, write_csv
+from lrclr.reports.text import MAX_REPORT_CHARS, decode_report
 from tests.conftest import REPO_ROOT, TEST_DATA, require_shared
 
 

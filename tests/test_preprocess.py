@@ -6,9 +6,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from lrclr.explain import grid_to_image
-from lrclr.imaging import load_image
-from lrclr.preprocess import letterbox_geometry, letterbox_pixels
+from lrclr.model.explain import grid_to_image
+from lrclr.imaging.reading import load_image
+from lrclr.model.letterbox import letterbox_geometry, letterbox_pixels
 from tests.conftest import TEST_DATA
 
 

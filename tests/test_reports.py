@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from conftest import growth_ratio, require_shared
-from lrclr.reports import (
+from lrclr.reports.text import (
     UNHEADED,
     OpenIReport,
     ReportReadError,

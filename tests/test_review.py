@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lrclr import viz
-from lrclr.explain import Explanation, FindingScore, RegionExplanation, WordExplanation
-from lrclr.review import (
+from lrclr.display import figures as viz
+from lrclr.model.explain import Explanation, FindingScore, RegionExplanation, WordExplanation
+from lrclr.trust.case_findings import (
     NO_REPORT,
     analysis_record,
     finding_rows,
@@ -168,7 +168,7 @@ def test_a_fixed_scale_paints_the_same_value_the_same_colour_and_dims_uniform_at
 
 
 def test_repeated_words_get_distinct_labels_that_read_the_same():
-    from lrclr.review import distinct_labels
+    from lrclr.trust.case_findings import distinct_labels
     labels = distinct_labels(["There", "is", "no", "effusion", "there", "is", "is"])
     assert len(set(labels)) == len(labels)
     assert [label.replace("\u200b", "") for label in labels] == ["There", "is", "no", "effusion", "there", "is", "is"]
@@ -178,8 +178,8 @@ def test_repeated_words_get_distinct_labels_that_read_the_same():
 def test_the_exported_overlay_says_what_it_shows_whose_it_is_and_what_it_is_not():
     import datetime
 
-    from lrclr.review import overlay_export_lines
-    from lrclr.viz import MapScale
+    from lrclr.trust.case_findings import overlay_export_lines
+    from lrclr.display.figures import MapScale
 
     lines = overlay_export_lines("heat map of the word 'effusion': values 0.010 to 0.300", "nih-02-effusion",
                                  "lrclr-default", datetime.datetime(2026, 12, 1, 16, 20))

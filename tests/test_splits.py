@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import require_shared
 from train.datasets import NIHDataset, PhantomDataset
-from train.splits import Subset, patient_split, split_dataset
+from train.datasets.splits import Subset, patient_split, split_dataset
 
 
 def _patients(n_patients: int, images_each: int = 2, prefix: str = "p") -> list[str]:

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
 from tests.conftest import REPO_ROOT
 from train.cli import main as train_main
 
@@ -90,7 +90,7 @@ def test_torchrun_two_gloo_processes_match_one_process(tmp_path):
 def test_export_keeps_a_frozen_tower_that_the_starting_model_had_fine_tuned(tmp_path):
     import json
 
-    from train.export import frozen_towers
+    from train.commands.export import frozen_towers
 
     def run_with(freeze, init_from=None):
         run = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.config import tiny_config
-from lrclr.model import LRCLRModel
-from train.checkpoint import latest_checkpoint
-from train.run_config import TrainConfig, apply_override
-from train.sample import Sample
-from train.trainer import EpochBatches, Trainer, warmup_cosine
+from lrclr.model.config import tiny_config
+from lrclr.model.lrclr_model import LRCLRModel
+from train.training.checkpoint import latest_checkpoint
+from train.training.run_config import TrainConfig, apply_override
+from train.datasets.sample import Sample
+from train.training.trainer import EpochBatches, Trainer, warmup_cosine
 
 WORDS = ["effusion", "nodule", "cardiomegaly", "pneumothorax", "edema", "mass", "atelectasis", "hernia"]
 
@@ -132,7 +132,7 @@ def test_cached_frozen_towers_train_like_running_the_towers(tmp_path):
 
 def test_image_tower_tail_fine_tuning_with_a_cached_prefix(tmp_path):
     """Only the last blocks of an EfficientNet tower move; caching its prefix trains the same way."""
-    from lrclr.config import LRCLRConfig, TowerConfig
+    from lrclr.model.config import LRCLRConfig, TowerConfig
 
     # Pretrained weights: a random EfficientNet emits ~1e-8 activations that fp16 caching cannot carry.
     model = LRCLRConfig(image_tower=TowerConfig("efficientnet-lite0"),

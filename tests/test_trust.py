@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrclr.calibration import Calibration, FindingCalibration, OperatingPoint
-from lrclr.config import tiny_config
-from lrclr.counterfactual import negated, patient_left_share, probe_phrases
-from lrclr.faithfulness import blank_cells, deletion_test, top_cells
-from lrclr.input_check import InputReference, check_input, image_reasons
-from lrclr.model import LRCLRModel
-from lrclr.preprocess import letterbox_geometry
-from lrclr.trust import evidence_summary, finding_reliability
+from lrclr.model.calibration import Calibration, FindingCalibration, OperatingPoint
+from lrclr.model.config import tiny_config
+from lrclr.trust.counterfactual import negated, patient_left_share, probe_phrases
+from lrclr.trust.faithfulness import blank_cells, deletion_test, top_cells
+from lrclr.imaging.input_check import InputReference, check_input, image_reasons
+from lrclr.model.lrclr_model import LRCLRModel
+from lrclr.model.letterbox import letterbox_geometry
+from lrclr.trust.reliability import evidence_summary, finding_reliability
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_the_gate_reads_the_image_and_the_dicom_header():
 
 
 def test_the_reference_distance_separates_far_embeddings_and_survives_the_card():
-    from train.input_reference import fit_reference
+    from train.commands.input_reference import fit_reference
 
     rng = np.random.default_rng(0)
     training = rng.normal(0, 1, (400, 8)) * np.array([3, 2, 1, 1, 0.5, 0.5, 0.2, 0.2])
@@ -131,7 +131,7 @@ def test_the_reference_distance_separates_far_embeddings_and_survives_the_card()
 
 
 def test_the_tour_quotes_the_cards_measurements_and_admits_missing_ones():
-    from lrclr.tour import tour_steps
+    from lrclr.trust.tour import tour_steps
 
     card = _card()
     card["metrics"]["cv_seen"]["map_specificity"] = {"drawn": 0.97}
@@ -153,7 +153,7 @@ def test_the_tour_quotes_the_cards_measurements_and_admits_missing_ones():
 
 
 def test_a_model_trained_on_the_whole_nih_sample_has_seen_the_demo_images():
-    from lrclr.trust import trained_on_whole_sample
+    from lrclr.trust.reliability import trained_on_whole_sample
 
     whole = {"training_data": {"spec": {"kind": "nih"}, "split_fractions": [1.0, 0.0, 0.0]}}
     split = {"training_data": {"spec": {"kind": "nih"}, "split_fractions": [0.8, 0.1, 0.1]}}
@@ -163,9 +163,9 @@ def test_a_model_trained_on_the_whole_nih_sample_has_seen_the_demo_images():
 
 
 def test_the_cross_fitted_pass_rate_judges_each_image_without_its_own_fold():
-    from train.input_reference import cross_fitted_pass_rates
-    from train.sample import Sample
-    from train.splits import patient_folds
+    from train.commands.input_reference import cross_fitted_pass_rates
+    from train.datasets.sample import Sample
+    from train.datasets.splits import patient_folds
 
     rng = np.random.default_rng(1)
     film = np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1).astype(np.float32)

@@ -14,20 +14,20 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "label-reports": ("train.label_reports", "label findings in OpenI XML or plain-text reports to CSV"),
-    "labeler-check": ("train.labeler_check", "score the report labeler against OpenI MeSH indexing"),
-    "make-phantoms": ("train.make_phantoms", "synthetic chest radiographs with masks and reports"),
-    "compose-reports": ("train.compose_reports", "reports for NIH images from real OpenI sentences"),
-    "pretrain": ("train.pretrain", "train the global-only CLIP baseline"),
-    "finetune": ("train.finetune", "fine-tune LRCLR (regions + interaction) from a baseline model folder"),
-    "export": ("train.export", "turn a training run into a model folder the app loads"),
-    "cross-validate": ("train.cross_validate", "patient-grouped K-fold cross-validation: out-of-fold scores, AUC CIs, paired differences"),
-    "calibrate": ("train.calibrate", "per-finding calibration and operating points from cross-validation, into a model card"),
-    "input-reference": ("train.input_reference", "fit the input gate's reference into a model card; its pass and catch rates"),
-    "evaluate": ("train.evaluate", "zero-shot AUC with CIs, retrieval and localization for one or more models"),
-    "make-demo": ("train.make_demo", "build the bundled demo gallery in assets/demo from the shared data"),
-    "simulate-flags": ("train.simulate_flags", "rule-based simulated annotator's flags, written to a new store"),
-    "flag-effect": ("train.flag_effect", "flagged pairs' attention and held-out AUC before vs after learning from flags"),
+    "label-reports": ("train.commands.label_reports", "label findings in OpenI XML or plain-text reports to CSV"),
+    "labeler-check": ("train.commands.labeler_check", "score the report labeler against OpenI MeSH indexing"),
+    "make-phantoms": ("train.commands.make_phantoms", "synthetic chest radiographs with masks and reports"),
+    "compose-reports": ("train.commands.compose_reports", "reports for NIH images from real OpenI sentences"),
+    "pretrain": ("train.commands.pretrain", "train the global-only CLIP baseline"),
+    "finetune": ("train.commands.finetune", "fine-tune LRCLR (regions + interaction) from a baseline model folder"),
+    "export": ("train.commands.export", "turn a training run into a model folder the app loads"),
+    "cross-validate": ("train.commands.cross_validate", "patient-grouped K-fold cross-validation: out-of-fold scores, AUC CIs, paired differences"),
+    "calibrate": ("train.commands.calibrate", "per-finding calibration and operating points from cross-validation, into a model card"),
+    "input-reference": ("train.commands.input_reference", "fit the input gate's reference into a model card; its pass and catch rates"),
+    "evaluate": ("train.commands.evaluate", "zero-shot AUC with CIs, retrieval and localization for one or more models"),
+    "make-demo": ("train.commands.make_demo", "build the bundled demo gallery in assets/demo from the shared data"),
+    "simulate-flags": ("train.commands.simulate_flags", "rule-based simulated annotator's flags, written to a new store"),
+    "flag-effect": ("train.commands.flag_effect", "flagged pairs' attention and held-out AUC before vs after learning from flags"),
 }
 
 

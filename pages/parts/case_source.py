@@ -9,15 +9,15 @@ import streamlit as st
 from lrclr.demo import DemoCase, load_gallery
 from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
-from lrclr.reports import decode_report, report_file_size_problem, report_length_problem
-from lrclr.review import sha256_hex, upload_case_id
+from lrclr.reports.text import decode_report, report_file_size_problem, report_length_problem
+from lrclr.trust.case_findings import sha256_hex, upload_case_id
 
 GALLERY, UPLOAD = "Demo gallery", "Upload"
 
 
 @dataclass(frozen=True)
 class CaseInput:
-    case_id: str  # demo id, or lrclr.review.upload_case_id of the file
+    case_id: str  # demo id, or lrclr.trust.case_findings.upload_case_id of the file
     file_name: str  # shown to the user only; never exported or stored
     data: bytes
     report: str

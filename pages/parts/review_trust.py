@@ -1,8 +1,8 @@
 """The Review page's trust panels: the findings table with its evidence, the input gate, the map
 checks (scale, specificity), counterfactual probes and the deletion test.
 
-Layout only: the evidence comes from ``lrclr.trust`` / ``lrclr.review``, the checks from
-``lrclr.input_check``, ``lrclr.map_checks``, ``lrclr.counterfactual`` and ``lrclr.faithfulness``.
+Layout only: the evidence comes from ``lrclr.trust.reliability`` / ``lrclr.trust.case_findings``, the checks from
+``lrclr.imaging.input_check``, ``lrclr.trust.map_checks``, ``lrclr.trust.counterfactual`` and ``lrclr.trust.faithfulness``.
 User text (typed findings, phrases) reaches widgets only through ``markdown_literal`` or as data.
 """
 
@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lrclr import viz
-from lrclr.counterfactual import probe_phrases
-from lrclr.faithfulness import DEFAULT_REPEATS, deletion_test
-from lrclr.input_check import InputCheck, InputReference, check_input
-from lrclr.map_checks import phrase_specificity, reference_maps
-from lrclr.prompts import parse_finding_list
+from lrclr.display import figures as viz
+from lrclr.trust.counterfactual import probe_phrases
+from lrclr.trust.faithfulness import DEFAULT_REPEATS, deletion_test
+from lrclr.imaging.input_check import InputCheck, InputReference, check_input
+from lrclr.trust.map_checks import phrase_specificity, reference_maps
+from lrclr.model.prompts import parse_finding_list
 from lrclr.escaping import markdown_literal
-from lrclr.review import finding_rows
-from lrclr.trust import evidence_summary, trained_on_whole_sample
+from lrclr.trust.case_findings import finding_rows
+from lrclr.trust.reliability import evidence_summary, trained_on_whole_sample
 from pages.parts.shared import cached
 
 GREY = "color: #9e9e9e"

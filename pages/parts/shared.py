@@ -11,14 +11,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import streamlit as st
 import torch
 
-from lrclr.annotations import AnnotationStore
-from lrclr.deployment import DeploymentSettings, load_settings
-from lrclr.card_tables import training_data_summary
+from lrclr.annotations.store import AnnotationStore
+from lrclr.deployment.settings import DeploymentSettings, load_settings
+from lrclr.trust.card_tables import training_data_summary
 from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
-from lrclr.imaging import LoadedImage
-from lrclr.logins import Credentials, User
-from lrclr.model import CaseImage, LRCLRModel
+from lrclr.imaging.reading import LoadedImage
+from lrclr.deployment.logins import Credentials, User
+from lrclr.model.lrclr_model import CaseImage, LRCLRModel
 
 MODEL_KEY = "model"
 STORE_KEY = "flag-store"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lrclr.tour import MODEL, REVIEW, TourStep, tour_steps
+from lrclr.trust.tour import MODEL, REVIEW, TourStep, tour_steps
 from pages.parts.case_source import GALLERY
 from pages.parts.shared import loaded_model
 
@@ -18,7 +18,7 @@ STEP, DISMISSED, GO = "tour-step", "tour-dismissed", "tour-go"
 
 
 def steps() -> tuple[TourStep, ...]:
-    """The loaded model's tour (its numbers come from its card; ``lrclr.tour``); without a model
+    """The loaded model's tour (its numbers come from its card; ``lrclr.trust.tour``); without a model
     (it failed to load), the steps say the card holds no figures."""
     model = loaded_model()
     return tour_steps(model.model_card if model is not None else None)

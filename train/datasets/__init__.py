@@ -1,4 +1,4 @@
-"""Datasets behind one interface: each yields ``train.sample.Sample`` records.
+"""Datasets behind one interface: each yields ``train.datasets.sample.Sample`` records.
 
 NIH ChestX-ray14 (composed reports), OpenI, MIMIC-CXR, CheXpert, a generic CSV and phantoms; see
 ``base.ImageReportDataset`` for the shared contract and ``factory.build_dataset`` for JSON specs.

@@ -23,8 +23,8 @@ import torch.utils.data
 from PIL import Image
 
 from lrclr.errors import LRCLRError
-from lrclr.imaging import load_image
-from train.sample import Sample
+from lrclr.imaging.reading import load_image
+from train.datasets.sample import Sample
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def apply_transform(transform: Transform | None, sample: Sample, seed: int, epoc
 
 
 def read_pixels(path: Path) -> np.ndarray:
-    """Decode with lrclr.imaging; any failure becomes a SampleReadError with the full path."""
+    """Decode with lrclr.imaging.reading; any failure becomes a SampleReadError with the full path."""
     try:
         return load_image(path).pixels
     except LRCLRError as error:

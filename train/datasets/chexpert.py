@@ -15,7 +15,7 @@ from typing import Sequence
 
 from train.datasets.base import DatasetError, ImageReportDataset, SampleReadError, read_pixels, read_table
 from train.datasets.label_columns import check_uncertain_policy, finding_columns, row_labels
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 _PATIENT = re.compile(r"(patient\d+)")
 

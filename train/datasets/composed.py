@@ -49,9 +49,9 @@ def default_cache_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    import lrclr.composed_reports, lrclr.finding_patterns, lrclr.labeler, lrclr.reports
+    import train.synthetic.composed_reports, lrclr.reports.finding_patterns, lrclr.reports.labeler, lrclr.reports.text
     digest = hashlib.sha256()
-    for module in (lrclr.composed_reports, lrclr.finding_patterns, lrclr.labeler, lrclr.reports):
+    for module in (train.synthetic.composed_reports, lrclr.reports.finding_patterns, lrclr.reports.labeler, lrclr.reports.text):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -66,8 +66,8 @@ def _archive_key(openi: Path) -> tuple[str, int, int]:
 
 @lru_cache(maxsize=2)
 def _sentence_bank(path: str, size: int, mtime_ns: int):
-    from lrclr.composed_reports import SentenceBank
-    from lrclr.reports import load_openi_reports
+    from train.synthetic.composed_reports import SentenceBank
+    from lrclr.reports.text import load_openi_reports
     return SentenceBank.from_reports(load_openi_reports(path))
 
 

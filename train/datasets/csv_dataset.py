@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrclr.reports import read_report_file
+from lrclr.reports.text import read_report_file
 from train.datasets.base import DatasetError, ImageReportDataset, SampleReadError, read_pixels, read_table
 from train.datasets.label_columns import check_uncertain_policy, finding_columns, row_labels
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 
 @dataclass(frozen=True)

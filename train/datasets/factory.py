@@ -47,7 +47,7 @@ def build_dataset(spec: Mapping[str, Any]) -> ImageReportDataset:
     if "transform" in arguments:
         raise DatasetError("a JSON spec cannot hold a transform; use \"augment\": true or {...}")
     if augment:
-        from train.augment import RadiographAugment
+        from train.training.augment import RadiographAugment
         arguments["transform"] = RadiographAugment(**(augment if isinstance(augment, Mapping) else {}))
     try:
         return cls(**arguments)

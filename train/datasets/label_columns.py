@@ -1,6 +1,6 @@
 """Label columns in CSVs (CheXpert, MIMIC-CXR-JPG, user CSVs) -> the project's finding names.
 
-Names follow ``lrclr.labeler.ALL_FINDINGS`` (NIH spelling where one exists), so a model trained on
+Names follow ``lrclr.reports.labeler.ALL_FINDINGS`` (NIH spelling where one exists), so a model trained on
 MIMIC and evaluated on NIH compares the same keys. Values follow CheXpert: 1 positive, 0 negative,
 -1 uncertain, blank = not mentioned (the key is left out, never guessed as 0).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lrclr.labeler import ALL_FINDINGS
+from lrclr.reports.labeler import ALL_FINDINGS
 
 # Column spellings that differ from ours.
 ALIASES: dict[str, str] = {

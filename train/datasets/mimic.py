@@ -8,7 +8,7 @@ Layout (as PhysioNet distributes it; ``reports_root`` defaults to ``root``)::
     root/files/p10/p10000032/s50414267/<dicom_id>.jpg
     reports_root/files/p10/p10000032/s50414267.txt
 
-The report text is FINDINGS then IMPRESSION (``lrclr.reports.split_sections``); a report with
+The report text is FINDINGS then IMPRESSION (``lrclr.reports.text.split_sections``); a report with
 neither (some MIMIC reports are a bare paragraph) is used whole rather than dropped. Reports are
 read in ``__getitem__`` like the images, so building the dataset touches only the CSVs.
 """
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from lrclr.reports import read_report_file, split_sections
+from lrclr.reports.text import read_report_file, split_sections
 from train.datasets.base import (
     DatasetError, ImageReportDataset, SampleReadError, find_file, read_pixels, read_table,
 )
 from train.datasets.label_columns import check_uncertain_policy, finding_columns, row_labels
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 SPLITS = ("train", "validate", "test")
 FRONTAL_VIEWS = ("PA", "AP")

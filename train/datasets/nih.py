@@ -4,7 +4,7 @@ Two CSV layouts are read: the team's sample (``labels.csv``: image, findings, pa
 the official release (``Data_Entry_2017.csv``: "Image Index", "Finding Labels", "Patient ID", ...),
 whose images lie in ``images/`` or in ``images_001/images/`` ... ``images_012/images/``.
 NIH has no reports; ``reports="composed"`` gives each image one assembled from real OpenI sentences
-that re-label to exactly its findings (see ``lrclr.composed_reports``).
+that re-label to exactly its findings (see ``train.synthetic.composed_reports``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from lrclr.labeler import NIH_FINDINGS, NO_FINDING
+from lrclr.reports.labeler import NIH_FINDINGS, NO_FINDING
 from train.datasets.base import DatasetError, ImageReportDataset, SampleReadError, read_pixels, read_table
 from train.datasets.composed import (
     CachedReport, composed_reports, default_cache_dir, default_openi_path, read_composed_jsonl,
 )
 from train.datasets.label_columns import finding_name
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 LABEL_CSV_NAMES = ("labels.csv", "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")
 # (image, findings, patient) column names per layout.

@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrclr.labeler import label_report
-from lrclr.reports import OpenIReport, ReportReadError, load_openi_reports
+from lrclr.reports.labeler import label_report
+from lrclr.reports.text import OpenIReport, ReportReadError, load_openi_reports
 from train.datasets.base import DatasetError, ImageReportDataset, read_pixels
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")

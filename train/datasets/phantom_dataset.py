@@ -1,4 +1,4 @@
-"""Synthetic radiographs (``lrclr.phantoms``) with exact finding masks: localization ground truth.
+"""Synthetic radiographs (``train.synthetic.phantoms``) with exact finding masks: localization ground truth.
 
 Phantom ``i`` uses seed ``start + i`` and is generated in ``__getitem__``; nothing is stored. Its
 labels are every NIH finding, 1 for each finding drawn and 0 for the rest (a phantom has exactly
@@ -11,10 +11,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from lrclr.labeler import NIH_FINDINGS
-from lrclr.phantoms import ReportBank, generate_phantom
+from lrclr.reports.labeler import NIH_FINDINGS
+from train.synthetic.phantoms import ReportBank, generate_phantom
 from train.datasets.base import ImageReportDataset
-from train.sample import Sample
+from train.datasets.sample import Sample
 
 # Labels are read from a phantom this small: the finding choice depends on the seed only, and
 # generating one costs ~1.5 ms, so labels_of stays cheap without copying the generator's internals.

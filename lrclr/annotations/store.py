@@ -1,0 +1,643 @@
+"""The flag store: readers' verdicts on region-word pairs, in SQLite, with an append-only history.
+
+A verdict says whether a report word (a character span of the report) and an image region (a rank
+in the model's region list, with its grid cell and box in original pixels) are a ``bad match``, a
+``good match`` or ``unsure``. One row per (annotator, pair) holds the current verdict; every change
+(create, update, delete, undo) is also appended to ``history``, which triggers make append-only.
+
+No patient identifiers are stored: images and reports are named by their SHA-256, and ``case_id``
+must be a non-identifying id (a demo case id, or a prefix of the upload's SHA-256), never a name,
+MRN, accession number or file name.
+
+Durability: WAL journal, ``synchronous=FULL`` (a commit survives power loss, not only a crash: a
+flag is a radiologist's work and costs one fsync per click), a 30 s busy timeout plus ``BEGIN
+IMMEDIATE`` so concurrent writers queue instead of failing, one transaction per call (a batch is all
+or nothing), and the schema version in ``PRAGMA user_version`` with forward migrations.
+
+Threads: Streamlit runs each session's script in its own thread and a store is shared between
+sessions, so one connection is opened with ``check_same_thread=False`` and guarded by a lock.
+Thread-local connections would leak one per script-run thread; calls here take milliseconds, so
+serialising them in-process costs nothing noticeable (SQLite serialises writers anyway).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Iterable
+
+from lrclr.errors import AnnotationStoreError
+from lrclr.escaping import csv_text_cell, csv_text_value
+
+if TYPE_CHECKING:  # only for type hints: importing lrclr.model.explain would pull in torch
+    from lrclr.model.explain import RegionExplanation, WordExplanation
+
+VERDICTS = ("bad match", "good match", "unsure")
+ACTIONS = ("create", "update", "undo", "delete")
+DATA_DIR_ENV = "LRCLR_DATA_DIR"
+DEFAULT_DB_NAME = "annotations.sqlite3"
+MAX_COMMENT = 5000
+MAX_TEXT = 200  # annotator, model id, case id, word
+BUSY_TIMEOUT_MS = 30_000
+LOCK_RETRIES = 5
+EXPORT_FORMAT = "lrclr-annotations"
+
+
+def default_data_dir() -> Path:
+    """``$LRCLR_DATA_DIR``, else the XDG user data folder (``~/.local/share/lrclr-review``).
+
+    Flags are user data, not a cache and not part of the code: outside the repository a ``git
+    clean`` or a reinstall cannot wipe them and they can never be committed by accident.
+    """
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).expanduser() / "lrclr-review"
+
+
+def sha256_hex(data: bytes | str) -> str:
+    """The SHA-256 hex digest of bytes (an image file) or of text encoded as UTF-8 (a report)."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _text(name: str, value: Any, limit: int, *, empty_ok: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text, got {type(value).__name__}")
+    if not empty_ok and not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"{name} is {len(value)} characters long; at most {limit} are allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name} is not valid Unicode text ({error.reason})") from None
+    return value
+
+
+def _count(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PairKey:
+    """The region-word pair judged. Identity: the model, case, hashes, character span and rank."""
+
+    model_id: str
+    case_id: str  # non-identifying: a demo case id or the upload's SHA-256 prefix
+    image_sha256: str
+    report_sha256: str
+    word_index: int
+    word: str
+    char_start: int
+    char_end: int
+    region_rank: int  # 1 = the model's most significant region
+    cell_row: int
+    cell_col: int
+    box: tuple[float, float, float, float]  # (x0, y0, x1, y1) in original image pixels
+
+    def __post_init__(self) -> None:
+        for name in ("model_id", "case_id", "word"):
+            _text(name, getattr(self, name), MAX_TEXT)
+        for name in ("image_sha256", "report_sha256"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")):
+                raise ValueError(f"{name} must be 64 lowercase hex digits, got {value!r}")
+        for name in ("word_index", "char_start", "cell_row", "cell_col"):
+            _count(name, getattr(self, name))
+        _count("char_end", self.char_end, self.char_start)
+        _count("region_rank", self.region_rank, 1)
+        box = tuple(float(v) for v in self.box)
+        if len(box) != 4 or not all(math.isfinite(v) for v in box):
+            raise ValueError(f"box must be four finite numbers (x0, y0, x1, y1), got {self.box!r}")
+        object.__setattr__(self, "box", box)
+
+    @property
+    def identity(self) -> tuple:
+        """What makes two readers' verdicts be about the same pair."""
+        return (self.model_id, self.case_id, self.image_sha256, self.report_sha256,
+                self.char_start, self.char_end, self.region_rank)
+
+    @classmethod
+    def from_explanation(cls, model_id: str, case_id: str, image_sha256: str, report_sha256: str,
+                         word: WordExplanation, region: RegionExplanation) -> PairKey:
+        return cls(model_id, case_id, image_sha256, report_sha256, word.index, word.text, word.start,
+                   word.end, region.rank, region.cell[0], region.cell[1], tuple(region.box))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A current verdict: one per annotator and pair."""
+
+    id: int
+    annotator: str
+    pair: PairKey
+    verdict: str
+    comment: str
+    created_at: str
+    updated_at: str
+    revision: int  # 1 when created, +1 on every change
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change. ``verdict``/``comment`` are the state after it (None: the row no longer exists)."""
+
+    id: int
+    verdict_id: int
+    annotator: str
+    action: str  # create | update | delete | undo
+    verdict: str | None
+    comment: str | None
+    previous_verdict: str | None  # None: the row did not exist before
+    previous_comment: str | None
+    revision: int
+    undoes: int | None  # for an undo: the id of the entry it reverted
+    at: str
+    pair: PairKey
+
+
+PAIR_COLUMNS = ("model_id", "case_id", "image_sha256", "report_sha256", "word_index", "word",
+                "char_start", "char_end", "region_rank", "cell_row", "cell_col",
+                "box_x0", "box_y0", "box_x1", "box_y1")
+KEY_COLUMNS = ("annotator", "model_id", "case_id", "image_sha256", "report_sha256",
+               "char_start", "char_end", "region_rank")
+VERDICT_COLUMNS = ("id", "annotator", *PAIR_COLUMNS, "verdict", "comment", "created_at",
+                   "updated_at", "revision")
+HISTORY_COLUMNS = ("id", "verdict_id", "annotator", "action", "verdict", "comment",
+                   "previous_verdict", "previous_comment", "revision", "undoes", "at", *PAIR_COLUMNS)
+_PAIR_DDL = """model_id TEXT NOT NULL, case_id TEXT NOT NULL, image_sha256 TEXT NOT NULL,
+    report_sha256 TEXT NOT NULL, word_index INTEGER NOT NULL, word TEXT NOT NULL,
+    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, region_rank INTEGER NOT NULL,
+    cell_row INTEGER NOT NULL, cell_col INTEGER NOT NULL, box_x0 REAL NOT NULL, box_y0 REAL NOT NULL,
+    box_x1 REAL NOT NULL, box_y1 REAL NOT NULL"""
+_VERDICT_CHECK = "('bad match', 'good match', 'unsure')"
+_NO_CHANGE = "BEGIN SELECT RAISE(ABORT, 'history is append-only'); END"
+
+# MIGRATIONS[i] takes a database from schema version i to i + 1, inside one transaction.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: current verdicts only
+        f"""CREATE TABLE verdicts (id INTEGER PRIMARY KEY AUTOINCREMENT, annotator TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, {_PAIR_DDL},
+            verdict TEXT NOT NULL CHECK (verdict IN {_VERDICT_CHECK}),
+            UNIQUE ({", ".join(KEY_COLUMNS)}))""",
+    ),
+    (  # 2: comments, revisions and the append-only history (existing rows get a create entry)
+        "ALTER TABLE verdicts ADD COLUMN comment TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE verdicts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1",
+        f"""CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            verdict_id INTEGER NOT NULL, annotator TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete', 'undo')),
+            verdict TEXT CHECK (verdict IS NULL OR verdict IN {_VERDICT_CHECK}), comment TEXT,
+            previous_verdict TEXT, previous_comment TEXT, revision INTEGER NOT NULL,
+            undoes INTEGER REFERENCES history (id), at TEXT NOT NULL, {_PAIR_DDL})""",
+        f"CREATE TRIGGER history_no_update BEFORE UPDATE ON history {_NO_CHANGE}",
+        f"CREATE TRIGGER history_no_delete BEFORE DELETE ON history {_NO_CHANGE}",
+        "CREATE INDEX history_by_annotator ON history (annotator, id)",
+        "CREATE INDEX history_by_verdict ON history (verdict_id)",
+        "CREATE INDEX history_by_undoes ON history (undoes)",
+        "CREATE INDEX verdicts_by_case ON verdicts (case_id)",
+        f"""INSERT INTO history (verdict_id, annotator, action, verdict, comment, revision, at,
+            {", ".join(PAIR_COLUMNS)}) SELECT id, annotator, 'create', verdict, comment, 1,
+            created_at, {", ".join(PAIR_COLUMNS)} FROM verdicts ORDER BY id""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_PAIR_SQL = ", ".join(PAIR_COLUMNS)
+_SELECT_VERDICTS = f"SELECT {', '.join(VERDICT_COLUMNS)} FROM verdicts"
+_SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history"
+_INSERT_VERDICT = (f"INSERT INTO verdicts ({', '.join(VERDICT_COLUMNS)}) "
+                   f"VALUES ({', '.join('?' * len(VERDICT_COLUMNS))})")
+_INSERT_HISTORY = (f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "
+                   f"VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})")
+_WHERE_KEY = " AND ".join(f"{column} = ?" for column in KEY_COLUMNS)
+_FILTERS = ("annotator", "model_id", "case_id", "image_sha256", "report_sha256", "verdict")
+_GROUPS = {"case_id": "case_id", "word": "lower(word)", "annotator": "annotator",
+           "model_id": "model_id", "day": "substr(created_at, 1, 10)"}
+
+
+def _pair_values(pair: PairKey) -> tuple:
+    return (pair.model_id, pair.case_id, pair.image_sha256, pair.report_sha256, pair.word_index,
+            pair.word, pair.char_start, pair.char_end, pair.region_rank, pair.cell_row,
+            pair.cell_col, *pair.box)
+
+
+def _pair(values: tuple | list) -> PairKey:
+    return PairKey(*values[:11], box=tuple(values[11:15]))
+
+
+def _verdict(row: tuple) -> Verdict:
+    tail = row[2 + len(PAIR_COLUMNS):]
+    return Verdict(row[0], row[1], _pair(row[2:2 + len(PAIR_COLUMNS)]), *tail)
+
+
+def _history(row: tuple) -> HistoryEntry:
+    return HistoryEntry(*row[:11], pair=_pair(row[11:]))
+
+
+def _verdict_row(v: Verdict) -> tuple:
+    return (v.id, v.annotator, *_pair_values(v.pair), v.verdict, v.comment, v.created_at,
+            v.updated_at, v.revision)
+
+
+def _history_row(h: HistoryEntry) -> tuple:
+    return (h.id, h.verdict_id, h.annotator, h.action, h.verdict, h.comment, h.previous_verdict,
+            h.previous_comment, h.revision, h.undoes, h.at, *_pair_values(h.pair))
+
+
+def _check_verdict(annotator: str, verdict: str, comment: str) -> tuple[str, str, str]:
+    annotator = _text("annotator", annotator, MAX_TEXT).strip()
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}")
+    return annotator, verdict, _text("comment", comment, MAX_COMMENT, empty_ok=True)
+
+
+def _locked(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
+class AnnotationStore:
+    """One SQLite file of verdicts and their history. Safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # timeout= is SQLite's busy timeout; isolation_level=None: we issue BEGIN/COMMIT ourselves
+            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                         isolation_level=None, check_same_thread=False)
+            self._retry(self._setup)
+        except (sqlite3.DatabaseError, OSError) as error:
+            self.close()
+            raise AnnotationStoreError(f"Could not open the annotation store {self.path}: {error}") from error
+        except AnnotationStoreError:
+            self.close()
+            raise
+
+    @classmethod
+    def open(cls, data_dir: str | Path | None = None) -> AnnotationStore:
+        """The store in ``data_dir`` (default: :func:`default_data_dir`), created if missing."""
+        return cls(Path(data_dir if data_dir is not None else default_data_dir()) / DEFAULT_DB_NAME)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> AnnotationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    def _retry(self, action):
+        for attempt in range(LOCK_RETRIES):
+            try:
+                return action()
+            except sqlite3.OperationalError as error:
+                if not _locked(error) or attempt == LOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+
+    def _write(self, body):
+        """Run ``body(connection)`` in one ``BEGIN IMMEDIATE`` transaction: all of it or none."""
+        def attempt():
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        with self._lock:
+            return self._retry(attempt)
+
+    def _read(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        with self._lock:
+            return self._retry(lambda: self._connection().execute(sql, tuple(params)).fetchall())
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise AnnotationStoreError(f"The annotation store {self.path} is closed")
+        return self._conn
+
+    def _setup(self) -> None:
+        conn = self._connection()
+        version = self._version(conn)  # first: a newer file is refused before anything touches it
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if version != SCHEMA_VERSION:
+            self._write(self._migrate)
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise AnnotationStoreError(
+                f"The annotation store {self.path} has schema version {version}, newer than this "
+                f"LRCLR Review knows ({SCHEMA_VERSION}); upgrade LRCLR Review to open it. "
+                "The file was left unchanged.")
+        return version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = self._version(conn)  # read again under the write lock: another process may have migrated
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(target)}")  # PRAGMA takes no parameters
+
+    @property
+    def schema_version(self) -> int:
+        return self._read("PRAGMA user_version")[0][0]
+
+    def integrity_check(self) -> str:
+        """``ok``, or SQLite's list of problems, one a line."""
+        return "\n".join(row[0] for row in self._read("PRAGMA integrity_check"))
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def record(self, annotator: str, pair: PairKey, verdict: str, comment: str = "") -> Verdict:
+        """Set ``annotator``'s verdict on ``pair``; recording the same verdict and comment is a no-op."""
+        return self.record_many([(annotator, pair, verdict, comment)])[0]
+
+    def record_many(self, items: Iterable[tuple]) -> list[Verdict]:
+        """Record ``(annotator, pair, verdict[, comment])`` items in ONE transaction: all or none."""
+        checked = []
+        for item in items:
+            annotator, pair, verdict, *rest = item
+            comment = rest[0] if rest else ""
+            if not isinstance(pair, PairKey):
+                raise ValueError(f"pair must be a PairKey, got {type(pair).__name__}")
+            checked.append((pair, *_check_verdict(annotator, verdict, comment)))
+        return self._write(lambda conn: [self._record(conn, *item) for item in checked])
+
+    def _record(self, conn, pair: PairKey, annotator: str, verdict: str, comment: str) -> Verdict:
+        now = utc_now()
+        old = self._current(conn, annotator, pair)
+        if old is None:
+            new = Verdict(None, annotator, pair, verdict, comment, now, now, 1)
+        elif (old.verdict, old.comment, old.pair) == (verdict, comment, pair):
+            return old
+        else:
+            new = Verdict(old.id, annotator, pair, verdict, comment, old.created_at, now, old.revision + 1)
+        new = self._put(conn, new)
+        self._log(conn, "create" if old is None else "update", new, old, now)
+        return new
+
+    def remove(self, annotator: str, pair: PairKey) -> HistoryEntry | None:
+        """Delete ``annotator``'s verdict on ``pair`` (history keeps it); None if there was none."""
+        annotator = _text("annotator", annotator, MAX_TEXT).strip()
+
+        def body(conn):
+            old = self._current(conn, annotator, pair)
+            if old is None:
+                return None
+            conn.execute("DELETE FROM verdicts WHERE id = ?", (old.id,))
+            return self._log(conn, "delete", None, old, utc_now())
+        return self._write(body)
+
+    def undo_last(self, annotator: str) -> HistoryEntry | None:
+        """Revert ``annotator``'s latest change not yet undone; returns the ``undo`` history entry.
+
+        Undoing a create deletes the row, an update restores the previous verdict and comment, a
+        delete restores the row under its old id. Repeated undos walk further back; None when
+        there is nothing left to undo. The entry's ``verdict`` is None when the row was removed.
+        """
+        annotator = _text("annotator", annotator, MAX_TEXT).strip()
+        return self._write(lambda conn: self._undo(conn, annotator))
+
+    def _undo(self, conn, annotator: str) -> HistoryEntry | None:
+        row = conn.execute(
+            f"{_SELECT_HISTORY} AS h WHERE annotator = ? AND action != 'undo' AND NOT EXISTS "
+            "(SELECT 1 FROM history AS u WHERE u.undoes = h.id) ORDER BY id DESC LIMIT 1",
+            (annotator,)).fetchone()
+        if row is None:
+            return None
+        target, now = _history(row), utc_now()
+        found = conn.execute(f"{_SELECT_VERDICTS} WHERE id = ?", (target.verdict_id,)).fetchone()
+        current = _verdict(found) if found else None
+        revision = (current.revision if current else target.revision) + 1
+        restored = None
+        if target.previous_verdict is None:
+            conn.execute("DELETE FROM verdicts WHERE id = ?", (target.verdict_id,))
+        else:
+            created = current.created_at if current else conn.execute(
+                "SELECT min(at) FROM history WHERE verdict_id = ?", (target.verdict_id,)).fetchone()[0]
+            restored = self._put(conn, Verdict(
+                target.verdict_id, annotator, current.pair if current else target.pair,
+                target.previous_verdict, target.previous_comment, created or now, now, revision))
+        return self._log(conn, "undo", restored, current, now, like=target, revision=revision)
+
+    def _current(self, conn, annotator: str, pair: PairKey) -> Verdict | None:
+        key = (annotator, *pair.identity)
+        row = conn.execute(f"{_SELECT_VERDICTS} WHERE {_WHERE_KEY}", key).fetchone()
+        return _verdict(row) if row else None
+
+    @staticmethod
+    def _put(conn, verdict: Verdict) -> Verdict:
+        cursor = conn.execute(_INSERT_VERDICT.replace("INSERT", "INSERT OR REPLACE", 1),
+                              _verdict_row(verdict))
+        if verdict.id is None:
+            return replace(verdict, id=cursor.lastrowid)
+        return verdict
+
+    @staticmethod
+    def _log(conn, action: str, new: Verdict | None, old: Verdict | None, at: str, *,
+             like: HistoryEntry | None = None, revision: int = 0) -> HistoryEntry:
+        """Append a change from ``old`` to ``new`` (``like``: the entry an undo reverts)."""
+        source = like or new or old
+        entry = HistoryEntry(
+            None, source.verdict_id if like else source.id, source.annotator, action,
+            new.verdict if new else None, new.comment if new else None,
+            old.verdict if old else None, old.comment if old else None,
+            revision or source.revision, like.id if like else None, at, source.pair)
+        cursor = conn.execute(_INSERT_HISTORY, _history_row(entry))
+        return replace(entry, id=cursor.lastrowid)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def verdicts(self, **filters: Any) -> list[Verdict]:
+        """Current verdicts, oldest first, filtered by equality on annotator, model_id, case_id,
+        image_sha256, report_sha256 or verdict (a None value means no filter)."""
+        unknown = set(filters) - set(_FILTERS)
+        if unknown:
+            raise ValueError(f"unknown filter {sorted(unknown)}; use {', '.join(_FILTERS)}")
+        used = [(name, value) for name, value in filters.items() if value is not None]
+        where = " AND ".join(f"{name} = ?" for name, _ in used)  # names from _FILTERS only
+        sql = f"{_SELECT_VERDICTS}{' WHERE ' + where if where else ''} ORDER BY id"
+        return [_verdict(row) for row in self._read(sql, [value for _, value in used])]
+
+    def history(self, annotator: str | None = None) -> list[HistoryEntry]:
+        """Every change, oldest first (optionally one annotator's)."""
+        if annotator is None:
+            return [_history(row) for row in self._read(f"{_SELECT_HISTORY} ORDER BY id")]
+        sql = f"{_SELECT_HISTORY} WHERE annotator = ? ORDER BY id"
+        return [_history(row) for row in self._read(sql, (annotator,))]
+
+    def counts(self, by: str, model_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Current verdicts counted per group and verdict: ``{group: {verdict: n}}``.
+
+        ``by``: case_id, word (lower-cased), annotator, model_id or day (of creation, UTC). Days come
+        in date order, other groups with the most bad matches first.
+        """
+        if by not in _GROUPS:
+            raise ValueError(f"cannot count by {by!r}; use one of {', '.join(_GROUPS)}")
+        where = " WHERE model_id = ?" if model_id is not None else ""
+        rows = self._read(f"SELECT {_GROUPS[by]} AS grp, verdict, count(*) FROM verdicts{where} "
+                          "GROUP BY grp, verdict", () if model_id is None else (model_id,))
+        table: dict[str, dict[str, int]] = {}
+        for group, verdict, n in rows:
+            table.setdefault(group, dict.fromkeys(VERDICTS, 0))[verdict] = n
+        order = sorted(table) if by == "day" else sorted(
+            table, key=lambda g: (-table[g]["bad match"], -sum(table[g].values()), g))
+        return {group: table[group] for group in order}
+
+    def counts_by_case(self, model_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Cases with the most bad matches first."""
+        return self.counts("case_id", model_id)
+
+    # -- export and import ----------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[list[Verdict], list[HistoryEntry]]:
+        """Verdicts and history read in one transaction, so they agree with each other."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN")
+            try:
+                return self.verdicts(), self.history()
+            finally:
+                conn.execute("COMMIT")
+
+    def export_json(self, target: str | Path | IO[str]) -> None:
+        """Everything, as JSON (ASCII-escaped, so bidi and control characters cannot hide)."""
+        verdicts, history = self.snapshot()
+        data = {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION, "exported_at": utc_now(),
+                "verdicts": [dict(zip(VERDICT_COLUMNS, _verdict_row(v))) for v in verdicts],
+                "history": [dict(zip(HISTORY_COLUMNS, _history_row(h))) for h in history]}
+        _write_text(target, json.dumps(data, indent=1, ensure_ascii=True) + "\n")
+
+    def export_csv(self, target: str | Path | IO[str], table: str = "verdicts") -> None:
+        """One table (``verdicts`` or ``history``) as CSV; read it back with :func:`read_csv`.
+
+        Text cells that a spreadsheet would run as a formula (``= + - @``, tab, CR) or that start
+        with ``'`` get a leading ``'``, which :func:`read_csv` removes: safe to open, and exact.
+        """
+        columns, nullable = _csv_layout(table)
+        verdicts, history = self.snapshot()
+        rows = [_verdict_row(v) for v in verdicts] if table == "verdicts" else [_history_row(h) for h in history]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_cell(value, column in nullable) for column, value in zip(columns, row)])
+        _write_text(target, buffer.getvalue())
+
+    def import_json(self, source: str | Path | IO[str]) -> tuple[int, int]:
+        """Load an :meth:`export_json` file into this EMPTY store, keeping ids; (verdicts, history).
+
+        One transaction: a bad row leaves the store empty. Merging into a non-empty store is refused.
+        """
+        text = _read_text(source)
+        try:
+            data = json.loads(text)
+            if data.get("format") != EXPORT_FORMAT or data.get("schema_version") != SCHEMA_VERSION:
+                raise ValueError(f"not an {EXPORT_FORMAT} export of schema version {SCHEMA_VERSION}")
+            verdicts = [_verdict(tuple(row[c] for c in VERDICT_COLUMNS)) for row in data["verdicts"]]
+            history = [_history(tuple(row[c] for c in HISTORY_COLUMNS)) for row in data["history"]]
+            for v in verdicts:
+                _check_verdict(v.annotator, v.verdict, v.comment)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise AnnotationStoreError(f"Cannot import {source}: {error}") from error
+
+        def body(conn):
+            if conn.execute("SELECT (SELECT count(*) FROM verdicts) + (SELECT count(*) FROM history)").fetchone()[0]:
+                raise AnnotationStoreError(f"Import needs an empty store; {self.path} already has flags")
+            conn.executemany(_INSERT_HISTORY, [_history_row(h) for h in history])
+            conn.executemany(_INSERT_VERDICT, [_verdict_row(v) for v in verdicts])
+            return len(verdicts), len(history)
+        try:
+            return self._write(body)
+        except sqlite3.DatabaseError as error:  # a CHECK, UNIQUE or type constraint of the schema
+            raise AnnotationStoreError(f"Cannot import {source}: {error}") from error
+
+
+_INT_COLUMNS = {"id", "verdict_id", "word_index", "char_start", "char_end", "region_rank",
+                "cell_row", "cell_col", "revision", "undoes"}
+_FLOAT_COLUMNS = {"box_x0", "box_y0", "box_x1", "box_y1"}
+
+
+def _csv_layout(table: str) -> tuple[tuple[str, ...], set[str]]:
+    if table == "verdicts":
+        return VERDICT_COLUMNS, set()
+    if table == "history":
+        return HISTORY_COLUMNS, {"verdict", "comment", "previous_verdict", "previous_comment", "undoes"}
+    raise ValueError(f"table must be 'verdicts' or 'history', got {table!r}")
+
+
+def _csv_cell(value: Any, nullable: bool) -> str:
+    """None -> empty cell; in a nullable column an empty string is a lone ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" if nullable and value == "" else csv_text_cell(value)
+    return str(value)
+
+
+def _csv_value(cell: str, column: str, nullable: bool) -> Any:
+    if cell == "":
+        return None if nullable else ""
+    if column in _INT_COLUMNS:
+        return int(cell)
+    if column in _FLOAT_COLUMNS:
+        return float(cell)
+    return csv_text_value(cell)
+
+
+def read_csv(source: str | Path | IO[str], table: str = "verdicts") -> list[Verdict] | list[HistoryEntry]:
+    """Parse an :meth:`AnnotationStore.export_csv` file back into verdicts or history entries."""
+    columns, nullable = _csv_layout(table)
+    text = _read_text(source)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    if tuple(next(reader, ())) != columns:
+        raise AnnotationStoreError(f"{source} is not an LRCLR {table} CSV export (unexpected header)")
+    parse = _verdict if table == "verdicts" else _history
+    return [parse(tuple(_csv_value(cell, c, c in nullable) for c, cell in zip(columns, row))) for row in reader]
+
+
+def _write_text(target: str | Path | IO[str], text: str) -> None:
+    if isinstance(target, (str, Path)):
+        Path(target).write_text(text, encoding="utf-8", newline="")
+    else:
+        target.write(text)
+
+
+def _read_text(source: str | Path | IO[str]) -> str:
+    """Text exactly as stored: no newline translation (a comment may hold a CR)."""
+    if isinstance(source, (str, Path)):
+        with open(source, encoding="utf-8", newline="") as file:
+            return file.read()
+    return source.read()

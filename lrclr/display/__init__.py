@@ -1,0 +1,1 @@
+"""Pictures for a reader: ``figures`` (overlays, charts, the exported PNG)."""

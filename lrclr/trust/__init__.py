@@ -1,0 +1,4 @@
+"""How far to trust what the model shows: ``reliability`` (per-finding evidence from the model
+card), ``case_findings`` (findings beside the report, the case export), ``map_checks`` (does a map
+depend on the text), ``counterfactual`` and ``faithfulness`` (live probes), ``card_tables`` (the
+card's evaluations as tables) and ``tour`` (the demo tour, written from the card)."""
