@@ -28,6 +28,8 @@ import time
 import zlib
 from pathlib import Path
 
+from benchmarks.report import emit, git_commit
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LRCLR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 NIH_IMAGES = SHARED_DATA / "nih-cxr14-sample" / "images"
