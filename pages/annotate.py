@@ -71,19 +71,19 @@ def verdict_buttons(store, annotator, pair, comment_key, skipped_key) -> None:
     right.button("Undo last", shortcut="Z", width="stretch", on_click=undo, args=(store, annotator))
 
 
-def show_pair(image, explanation, item: QueueItem, model):
+def show_pair(image, explanation, item: QueueItem):
     """The region on the image beside the word in its sentence; returns the details column."""
     picture, details = st.columns([1, 1])
     base = viz.to_display_rgb(image.pixels)
-    heat = viz.overlay_heatmap(base, explanation.attention_map(item.word.index), image.original_size,
-                               model.config.image_size, opacity=0.35)
+    heat = viz.overlay_heatmap(base, explanation.attention_map(item.word.index), explanation.letterbox,
+                               opacity=0.35)
     picture.image(viz.highlight_region(heat, explanation, item.region.rank),
                   caption=f"Region {item.region.rank} (cyan box) over the word's attention map", width="stretch")
     details.markdown(f"Word {item.word.index + 1} in its sentence:")
     details.markdown(sentence_markdown(item))
     details.caption(f"Attention of this word on region {item.region.rank}: {item.attention:.3f} "
-                    f"(uniform would be {1 / len(explanation.regions):.3f}); region selector score "
-                    f"{item.region.score:.2f}.")
+                    f"(uniform would be {1 / len(explanation.regions):.3f}); region significance "
+                    f"(selector) {item.region.significance:.2f}.")
     return details
 
 
@@ -139,7 +139,7 @@ def annotate(model, store: AnnotationStore, annotator: str, case: CaseInput) -> 
             st.rerun()
     else:
         item, pair = pending[0]
-        details = show_pair(image, explanation, item, model)
+        details = show_pair(image, explanation, item)
         comment_key = f"annotate-comment-{sha256_hex(repr(pair.identity))[:16]}"
         details.text_input("Comment (optional)", key=comment_key, max_chars=5000)
         with details:

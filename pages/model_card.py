@@ -161,7 +161,7 @@ def localization_examples(model: LRCLRModel) -> None:
     valid = case_image.features.valid[0].cpu().numpy().reshape(grid_map.shape)
     # The pointing game's own peak rule (the upsampled map's argmax drifts to the border).
     peak_y, peak_x = case_image.letterbox.cell_centre(*peak_cells(grid_map, valid)[0], grid_map.shape)
-    st.plotly_chart(viz.localization_figure(image, grid_map, model.config.image_size, mask, (peak_x, peak_y), phrase),
+    st.plotly_chart(viz.localization_figure(image, grid_map, case_image.letterbox, mask, (peak_x, peak_y), phrase),
                     key="card-localization", config={"displaylogo": False})
     hit = "inside" if mask[peak_y, peak_x] else "outside"
     st.caption(markdown_literal(f"Left: the model's map for the phrase '{phrase}' (its peak marked ×). Right: the "

@@ -112,10 +112,10 @@ def regions_panel(explanation, key: str) -> int | None:
         return None
     by_rank = {r.rank: r for r in explanation.regions}
     rank = st.pills("Regions by rank: choose one to list its words", list(by_rank),
-                    format_func=lambda r: f"{r} ({by_rank[r].score:.2f})", key=f"region-{key}")
+                    format_func=lambda r: f"{r} ({by_rank[r].significance:.2f})", key=f"region-{key}")
     if rank is not None:
         region = by_rank[rank]
-        st.caption(f"Region {rank}: selector score {region.score:.3f}, grid cell {region.cell}")
+        st.caption(f"Region {rank}: significance (selector) {region.significance:.3f}, grid cell {region.cell}")
         if region.top_words:
             st.dataframe(pd.DataFrame({"word": [w.text for w in region.top_words],
                                        "position": [w.word_index + 1 for w in region.top_words],
@@ -322,8 +322,7 @@ def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, e
         record = {"map_of": what, "values": [float(grid_map.min()), float(grid_map.max())],
                   "scale": dataclasses.asdict(scale), "specificity": dataclasses.asdict(specific)}
         if specific.specific:
-            shown = viz.overlay_heatmap(base, grid_map, image.original_size, model.config.image_size,
-                                        settings["heat_opacity"], scale)
+            shown = viz.overlay_heatmap(base, grid_map, explanation.letterbox, settings["heat_opacity"], scale)
             kind = "attention" if explanation.regions else "similarity"
             colour_bar = (scale, f"{kind} ({'fixed' if scale.fixed else 'this map'})")
             caption = (f"heat map of {what}: values {grid_map.min():.3f} to {grid_map.max():.3f}"

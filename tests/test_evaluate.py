@@ -166,7 +166,7 @@ class _StubModel:
         )
         attention = (0.2, 0.8) if self.with_regions else None
         word = WordExplanation(0, report, 0, len(report), attention, similarity)
-        return Explanation("stub", report, False, case.letterbox.original_size, (4, 4), (),
+        return Explanation("stub", report, False, case.letterbox, (4, 4), (),
                            regions if self.with_regions else (), (word,))
 
 

@@ -75,7 +75,7 @@ def test_the_loss_teaches_selection_and_attention_to_find_the_masked_cell():
         regions = image.regions
         assert regions.indices[:, 0].tolist() == [target_cell, target_cell]  # ranked first
         alignment = model.interaction(text.tokens.expand(2, -1, -1), text.word_mask.expand(2, -1),
-                                      regions.embeddings, regions.scores)
+                                      regions.embeddings, regions.logits)
         words = text.word_mask[0]
         attention = alignment.word_to_region[:, words].mean(1)
         assert regions.indices.gather(1, attention.argmax(1, keepdim=True)).flatten().tolist() == [target_cell] * 2

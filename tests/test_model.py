@@ -54,7 +54,7 @@ def test_top_k_keeps_the_highest_scoring_valid_cells():
     allowed = scores[1].masked_fill(~valid[1], float("-inf"))
     assert selected.indices[1].tolist() == allowed.argsort(descending=True)[:3].tolist()
     assert all(index >= 4 for index in selected.indices[1].tolist())
-    assert torch.all(selected.scores[:, :-1] >= selected.scores[:, 1:])
+    assert torch.all(selected.logits[:, :-1] >= selected.logits[:, 1:])
 
 
 def test_attention_rows_sum_to_one(tiny_model):
@@ -66,7 +66,7 @@ def test_attention_rows_sum_to_one(tiny_model):
     batch = tiny_model.tokenize([REPORT])
     with torch.no_grad():
         text = tiny_model.encode_text(batch)
-        alignment = tiny_model.interaction(text.tokens, text.word_mask, features.regions.embeddings, features.regions.scores)
+        alignment = tiny_model.interaction(text.tokens, text.word_mask, features.regions.embeddings, features.regions.logits)
     torch.testing.assert_close(alignment.word_to_region.sum(-1), torch.ones(1, batch.input_ids.shape[1]))
     torch.testing.assert_close(alignment.region_to_word.sum(-1), torch.ones(1, tiny_model.config.num_regions))
 

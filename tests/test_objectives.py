@@ -60,7 +60,7 @@ def test_prompt_term_scores_what_the_app_shows_and_learns_the_labels():
         text = model.project_text_states(model.text_tower(term.tokens.input_ids, term.tokens.attention_mask), term.tokens)
         from lrclr.model.zero_shot import prompt_features, prompt_logits
 
-        trained_logits = prompt_logits(model, features, prompt_features(findings, text))
+        trained_logits = prompt_logits(model.scoring_rule(), features, prompt_features(findings, text))
     np.testing.assert_allclose(trained_logits.numpy(), model.zero_shot(images, findings).logits, rtol=1e-4, atol=1e-5)
 
     model.train()
@@ -131,11 +131,11 @@ def test_pairwise_scores_match_the_paired_forward_with_the_cosine_term(layers):
         image = model.encode_image(pixels, boxes)
         text = model.encode_text(model.tokenize(["left effusion", "enlarged heart size", "no nodule seen"]))
         regions = image.regions
-        pairwise = model.interaction.pairwise_scores(regions.embeddings, regions.scores, text.tokens, text.word_mask)
+        pairwise = model.interaction.pairwise_scores(regions.embeddings, regions.logits, text.tokens, text.word_mask)
         for i in range(3):
             for t in range(3):
                 single = model.interaction(text.tokens[t : t + 1], text.word_mask[t : t + 1],
-                                           regions.embeddings[i : i + 1], regions.scores[i : i + 1]).pair_scores
+                                           regions.embeddings[i : i + 1], regions.logits[i : i + 1]).pair_scores
                 assert float(pairwise[i, t]) == pytest.approx(float(single[0]), abs=1e-5)
 
 
@@ -156,7 +156,7 @@ def test_the_regions_local_mode_scores_the_best_matching_selected_region():
     pixels, boxes = prepare_images(images, model.config.image_size)
     with torch.no_grad():
         regions = model.encode_image(pixels, boxes).regions.embeddings
-        prompt = model.prompt_cache.get(model, ["Effusion"])[0]
+        prompt = model.prompt_features(["Effusion"])[0]
     gamma = model.interaction.gamma
 
     def smooth_max(text):

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from lrclr.display import figures as viz
+from lrclr.model.letterbox import letterbox_geometry
 from lrclr.model.explain import Explanation, FindingScore, RegionExplanation, WordExplanation
 from lrclr.trust.case_findings import (
     NO_REPORT,
@@ -36,7 +37,7 @@ def _explanation(report: str, findings: dict[str, float], with_regions: bool = T
         attention = ((1.0, 0.0) if i % 2 == 0 else (0.25, 0.75)) if with_regions else None
         word_results.append(WordExplanation(i, text, start, start + len(text), attention, similarity))
         start += len(text)
-    return Explanation("test-model", report, False, (200, 200), GRID,
+    return Explanation("test-model", report, False, letterbox_geometry((200, 200), 200), GRID,
                        tuple(FindingScore(n, p) for n, p in findings.items()), regions, tuple(word_results))
 
 
@@ -157,9 +158,9 @@ def test_a_fixed_scale_paints_the_same_value_the_same_colour_and_dims_uniform_at
     strong[0, 0] = 0.9
     scale = viz.map_scale(weak, "attention", fixed=True, uniform=1 / 16)
     assert (scale.low, scale.high) == (0.0, 1.0)
-    dimmed = np.asarray(viz.overlay_heatmap(base, weak, (40, 40), 40, opacity=1.0, scale=scale))
+    dimmed = np.asarray(viz.overlay_heatmap(base, weak, letterbox_geometry((40, 40), 40), opacity=1.0, scale=scale))
     assert dimmed.max() == 0  # nothing above the uniform level: the film shows through unpainted
-    painted = np.asarray(viz.overlay_heatmap(base, strong, (40, 40), 40, opacity=1.0, scale=scale))
+    painted = np.asarray(viz.overlay_heatmap(base, strong, letterbox_geometry((40, 40), 40), opacity=1.0, scale=scale))
     assert painted[2, 2].max() > 100 and painted[38, 38].max() == 0
     own = viz.map_scale(weak + np.linspace(0, 0.01, 16).reshape(4, 4), "attention", fixed=False)
     assert own.high - own.low == pytest.approx(0.01, abs=1e-6)

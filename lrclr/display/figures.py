@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from lrclr.escaping import plotly_label
 from lrclr.trust.card_tables import finite_number
 from lrclr.model.explain import Explanation, grid_to_image
-from lrclr.model.letterbox import letterbox_geometry
+from lrclr.model.letterbox import Letterbox
 
 # Longest side of what the browser is sent; the full-resolution pixels stay on the server.
 DISPLAY_MAX_SIDE = 1024
@@ -73,14 +73,14 @@ def map_scale(grid_map: np.ndarray, kind: str, fixed: bool, uniform: float | Non
     return MapScale(low, high, uniform, fixed, kind)
 
 
-def overlay_heatmap(base: Image.Image, grid_map: np.ndarray, original_size: tuple[int, int],
-                    model_size: int, opacity: float = 0.45, scale: MapScale | None = None) -> Image.Image:
+def overlay_heatmap(base: Image.Image, grid_map: np.ndarray, letterbox: Letterbox,
+                    opacity: float = 0.45, scale: MapScale | None = None) -> Image.Image:
     """Blend a (rows, cols) map over the displayed radiograph on ``scale`` (default: the map's own
-    range). Values at or below ``scale.floor`` are not painted, so attention no stronger than a
-    uniform spread leaves the film visible."""
+    range); ``letterbox`` (an explanation's or a case's) places the grid on the original pixels.
+    Values at or below ``scale.floor`` are not painted, so attention no stronger than a uniform
+    spread leaves the film visible."""
     scale = scale or map_scale(grid_map, "similarity", fixed=False)
-    geometry = letterbox_geometry(original_size, model_size)
-    heat = grid_to_image(grid_map, geometry)
+    heat = grid_to_image(grid_map, letterbox)
     span = scale.high - scale.low
     colour = np.clip((heat - scale.low) / span, 0, 1) if span > 0 else np.zeros_like(heat)
     strength = colour
@@ -196,7 +196,7 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
                   colour_bar: tuple[MapScale, str] | None = None) -> go.Figure:
     """The radiograph (with whatever overlay is already drawn in) as a zoomable, pannable figure.
 
-    Region scores appear on hover through invisible markers at the box centres. Only numbers go
+    Region significances appear on hover through invisible markers at the box centres. Only numbers go
     into hover text: plotly renders hover text as HTML-like markup, and report words are user text.
     """
     figure = go.Figure(go.Image(source=_data_uri(image, lossless), hoverinfo="skip"))
@@ -207,8 +207,8 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
             x=[(r.box[0] + r.box[2]) / 2 * scale for r in shown],
             y=[(r.box[1] + r.box[3]) / 2 * scale for r in shown],
             mode="markers", marker={"size": 18, "opacity": 0},
-            customdata=[[r.rank, r.score] for r in shown],
-            hovertemplate="region %{customdata[0]}<br>score %{customdata[1]:.3f}<extra></extra>",
+            customdata=[[r.rank, r.significance] for r in shown],
+            hovertemplate="region %{customdata[0]}<br>significance %{customdata[1]:.3f}<extra></extra>",
         ))
     if colour_bar is not None:
         figure.add_trace(colour_bar_trace(*colour_bar))
@@ -294,13 +294,13 @@ def roc_figure(entries: list[tuple[str, dict]], finding: str) -> go.Figure | Non
     return figure
 
 
-def localization_figure(image, grid_map: np.ndarray, image_size: int, mask: np.ndarray, peak: tuple[int, int],
+def localization_figure(image, grid_map: np.ndarray, letterbox: Letterbox, mask: np.ndarray, peak: tuple[int, int],
                         phrase: str) -> go.Figure:
     """The model's map for ``phrase`` beside a ground-truth mask, the map's peak (in original pixels)
-    marked on both; ``image`` is a loaded image (``lrclr.imaging.reading``), ``image_size`` the model's input."""
+    marked on both; ``image`` is a loaded image (``lrclr.imaging.reading``), ``letterbox`` its case's."""
     base = to_display_rgb(image.pixels)
     scale = base.width / image.original_size[0]
-    panels = (overlay_heatmap(base, grid_map, image.original_size, image_size, 0.5),
+    panels = (overlay_heatmap(base, grid_map, letterbox, 0.5),
               mask_overlay(base, mask))
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.02,
                            subplot_titles=(plotly_label(f"model map: '{phrase}'"), "ground-truth mask"))

@@ -37,7 +37,7 @@ class WordWeight:
 @dataclass(frozen=True)
 class RegionExplanation:
     rank: int  # 1 = most significant
-    score: float  # the selector's sigmoid score in [0, 1]
+    significance: float  # sigmoid of the region selector's logit, in [0, 1]
     cell: tuple[int, int]  # (row, col) in the patch grid
     box: tuple[float, float, float, float]  # (x0, y0, x1, y1) in ORIGINAL image pixels
     top_words: tuple[WordWeight, ...]  # report words this region attends to most
@@ -58,11 +58,18 @@ class Explanation:
     model_id: str
     report: str
     report_truncated: bool  # words past the text tower's limit are not grounded
-    image_size: tuple[int, int]  # (width, height) of the original image
+    # How the original image sits in the model's square input: every map and box is drawn with it,
+    # so drawing code needs the explanation only, never the model's config.
+    letterbox: Letterbox
     grid: tuple[int, int]  # (rows, cols) of the patch grid
     findings: tuple[FindingScore, ...]
     regions: tuple[RegionExplanation, ...]  # empty for the global-only baseline
     words: tuple[WordExplanation, ...]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the original image."""
+        return self.letterbox.original_size
 
     def attention_map(self, word_index: int) -> np.ndarray:
         """(rows, cols): the word's attention placed on its regions' cells, zero elsewhere."""
@@ -76,6 +83,7 @@ class Explanation:
     def to_dict(self) -> dict:
         """JSON-ready; holds no patient identifiers (the image itself is not included)."""
         data = asdict(self)
+        data["image_size"] = list(self.image_size)
         for word in data["words"]:
             word["patch_similarity"] = np.round(word["patch_similarity"], 4).tolist()
         return data
@@ -98,16 +106,16 @@ def region_explanations(
     letterbox: Letterbox,
 ) -> tuple[RegionExplanation, ...]:
     cols = grid[1]
-    scores = torch.sigmoid(logits.float()).tolist()
+    significances = torch.sigmoid(logits.float()).tolist()
     regions = []
-    for rank, (index, score) in enumerate(zip(indices.tolist(), scores), start=1):
+    for rank, (index, significance) in enumerate(zip(indices.tolist(), significances), start=1):
         cell = (index // cols, index % cols)
         top: tuple[WordWeight, ...] = ()
         if region_to_word is not None and words:
             weights = region_to_word[rank - 1]
             order = torch.argsort(weights, descending=True)[:TOP_WORDS_PER_REGION].tolist()
             top = tuple(WordWeight(i, words[i].text, float(weights[i])) for i in order)
-        regions.append(RegionExplanation(rank, float(score), cell, letterbox.cell_box(*cell, grid), top))
+        regions.append(RegionExplanation(rank, float(significance), cell, letterbox.cell_box(*cell, grid), top))
     return tuple(regions)
 
 

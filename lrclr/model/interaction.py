@@ -196,3 +196,15 @@ def _word_bias(word_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Regions may attend to any real word; other tokens are masked (all of them if none is real)."""
     bias = torch.zeros_like(word_mask, dtype=dtype).masked_fill(~word_mask, float("-inf"))
     return torch.where(word_mask.any(dim=1, keepdim=True), bias, torch.zeros_like(bias))
+
+
+def pairwise_local_scores(
+    interaction: CrossModalInteraction,
+    regions: torch.Tensor,  # (Bi, k, D)
+    region_logits: torch.Tensor,  # (Bi, k)
+    words: torch.Tensor,  # (Bt, L, D)
+    word_mask: torch.Tensor,  # (Bt, L)
+) -> torch.Tensor:
+    """(Bi, Bt) local similarity of every image with every report: what the local loss contrasts and
+    what zero-shot scoring mixes in (so inference never goes through the loss module)."""
+    return interaction.pairwise_scores(regions, region_logits, words, word_mask)

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from lrclr.model.interaction import CrossModalInteraction
+from lrclr.model.interaction import CrossModalInteraction, pairwise_local_scores
 
 
 def _distributed() -> bool:
@@ -107,17 +107,6 @@ def global_contrastive_loss(
         logit_scale * text_embeddings @ all_images.T,
         offset, targets,
     )
-
-
-def pairwise_local_scores(
-    interaction: CrossModalInteraction,
-    regions: torch.Tensor,  # (Bi, k, D)
-    region_logits: torch.Tensor,  # (Bi, k)
-    words: torch.Tensor,  # (Bt, L, D)
-    word_mask: torch.Tensor,  # (Bt, L)
-) -> torch.Tensor:
-    """(Bi, Bt) local similarity of every image with every report."""
-    return interaction.pairwise_scores(regions, region_logits, words, word_mask)
 
 
 def local_contrastive_loss(

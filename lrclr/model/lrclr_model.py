@@ -13,12 +13,14 @@ same space it was trained in, which keeps the localization comparison fair.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,7 +38,8 @@ from lrclr.model.letterbox import Letterbox, prepare_images
 from lrclr.model.prompts import NIH_FINDINGS
 from lrclr.model.regions import RegionSelector, SelectedRegions
 from lrclr.model.tokens import TokenizedReports, tokenize_reports
-from lrclr.model.zero_shot import PromptCache, ZeroShotScores, score_findings
+from lrclr.model import zero_shot
+from lrclr.model.zero_shot import PromptCache, PromptFeatures, ScoringRule, ZeroShotScores
 
 # Longest report explain() grounds; the towers' position embeddings allow 512 tokens.
 EXPLAIN_MAX_TOKENS = 512
@@ -74,6 +77,26 @@ class CaseImage:
 
     features: ImageFeatures  # batch of one, on the model's device
     letterbox: Letterbox
+
+
+def cpu_if_gpu_runs_out(method):
+    """Decorate an inference method: if the GPU runs out of memory, move to the CPU for good and retry.
+
+    A radiologist's session should slow down, not fail, when another job fills the GPU. The switch
+    is kept (and said in ``fallback_notice``) because retrying the GPU on every call would stall
+    each request on the same error. Tensors among the arguments follow the model to the CPU.
+    """
+    @functools.wraps(method)
+    def run(self: "LRCLRModel", *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except torch.OutOfMemoryError:
+            if self.device_info.device.type == "cpu":
+                raise
+            self._move_to_cpu_after_out_of_memory()
+            device = self.device_info.device
+            return method(self, *move_to(args, device), **move_to(kwargs, device))
+    return run
 
 
 class LRCLRModel(nn.Module):
@@ -178,7 +201,7 @@ class LRCLRModel(nn.Module):
         if self.interaction is None:
             return LRCLROutput(global_loss, global_loss, None, image)
         local_loss = local_contrastive_loss(
-            self.interaction, image.regions.embeddings, image.regions.scores,
+            self.interaction, image.regions.embeddings, image.regions.logits,
             text.tokens, text.word_mask, self.local_logit_scale.exp(), targets,
         )
         return LRCLROutput(global_loss + self.config.local_loss_weight * local_loss, global_loss, local_loss, image)
@@ -196,62 +219,76 @@ class LRCLRModel(nn.Module):
         self.prompt_cache.clear()
         return self.to(self.device_info.device)
 
-    def _on_cpu_if_gpu_runs_out(self, run, *inputs):
-        """Run ``run(*inputs)``; if the GPU runs out of memory, move to the CPU for good and retry.
+    def _move_to_cpu_after_out_of_memory(self) -> None:
+        with self._lock:  # sessions share the model: one of them moves it
+            if self.device_info.device.type != "cpu":
+                previous = self.device_info.name
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                self.to_device("cpu")
+                self.fallback_notice = (f"{previous} ran out of memory, so the model now runs on the CPU "
+                                        "(slower). Restart the app to use the GPU again.")
 
-        A radiologist's session should slow down, not fail, when another job fills the GPU. The
-        switch is kept (and said in ``fallback_notice``) because retrying the GPU on every call
-        would stall each request on the same error.
-        """
-        try:
-            return run(*inputs)
-        except torch.OutOfMemoryError:
-            if self.device_info.device.type == "cpu":
-                raise
-            with self._lock:  # sessions share the model: one of them moves it
-                if self.device_info.device.type != "cpu":
-                    previous = self.device_info.name
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-                    self.to_device("cpu")
-                    self.fallback_notice = (f"{previous} ran out of memory, so the model now runs on the CPU "
-                                            "(slower). Restart the app to use the GPU again.")
-            return run(*(move_to(value, self.device_info.device) for value in inputs))
+    # ---- zero-shot scoring: the model hands lrclr.model.zero_shot what it reads -------------------
 
+    def scoring_rule(self, local_weight: float | None = None) -> ScoringRule:
+        """What zero-shot scoring reads from this model; ``local_weight`` overrides the config's
+        ``zero_shot_local_weight`` (cross-validation scores one trained model at several weights)."""
+        weight = self.config.zero_shot_local_weight if local_weight is None else local_weight
+        return ScoringRule(self.logit_scale.exp(), self.interaction, weight, self.config.zero_shot_local_mode)
+
+    def prompt_features(self, findings: Sequence[str]) -> list[PromptFeatures]:
+        """Each finding's encoded prompts on the model's device, from the cache when it has them."""
+        return self.prompt_cache.get(findings, str(self.device_info.device), self._encode_prompts)
+
+    def _encode_prompts(self, findings: list[str]) -> list[PromptFeatures]:
+        with torch.no_grad():
+            batch = self.tokenize(zero_shot.prompt_texts(findings)).to(self.device_info.device)
+            return zero_shot.prompt_features(findings, self.encode_text(batch))
+
+    def score_features(self, image: ImageFeatures, findings: Sequence[str],
+                       local_weight: float | None = None) -> ZeroShotScores:
+        """Zero-shot scores of already encoded images (what ``zero_shot`` and ``explain`` show)."""
+        return zero_shot.score_findings(self.scoring_rule(local_weight), image, findings,
+                                        self.prompt_features(findings), self.calibration)
+
+    @cpu_if_gpu_runs_out
+    @torch.inference_mode()
+    def phrase_logits(self, image: ImageFeatures, phrases: Sequence[str]) -> np.ndarray:
+        """(B, P) scale x similarity of each image with each phrase itself (``zero_shot.phrase_logits``)."""
+        batch = self.tokenize(list(phrases)).to(self.device_info.device)
+        return zero_shot.phrase_logits(self.scoring_rule(), image, self.encode_text(batch))
+
+    # ---- what the app calls ---------------------------------------------------------------------
+
+    @cpu_if_gpu_runs_out
+    @torch.inference_mode()
     def encode_case(self, image) -> CaseImage:
         """Encode one image (a LoadedImage or a 2-D array in [0, 1]) for repeated explanation."""
-        return self._on_cpu_if_gpu_runs_out(self._encode_case, image)
-
-    @torch.inference_mode()
-    def _encode_case(self, image) -> CaseImage:
         pixels, letterboxes = prepare_images([image], self.config.image_size, self.device_info.device)
         with autocast(self.device_info):
             features = self.encode_image(pixels, letterboxes)
         return CaseImage(features, letterboxes[0])
 
+    @cpu_if_gpu_runs_out
+    @torch.inference_mode()
     def zero_shot(self, images, findings: Sequence[str] = NIH_FINDINGS) -> ZeroShotScores:
         """Probabilities (len(images), len(findings)) for arbitrary finding names."""
-        return self._on_cpu_if_gpu_runs_out(self._zero_shot, images, findings)
-
-    @torch.inference_mode()
-    def _zero_shot(self, images, findings: Sequence[str]) -> ZeroShotScores:
         pixels, letterboxes = prepare_images(images, self.config.image_size, self.device_info.device)
         with autocast(self.device_info):
             features = self.encode_image(pixels, letterboxes)
-            scores = score_findings(self, features, findings)
+            scores = self.score_features(features, findings)
         embeddings = features.global_embedding.float().cpu().numpy()
         return dataclasses.replace(scores, image_embeddings=embeddings)
 
+    @cpu_if_gpu_runs_out
+    @torch.inference_mode()
     def explain(self, image, report: str | None = None, findings: Sequence[str] = NIH_FINDINGS) -> ex.Explanation:
         """Everything the app shows for one case. ``image`` may be a ``CaseImage`` already encoded."""
         case = image if isinstance(image, CaseImage) else self.encode_case(image)
-        return self._on_cpu_if_gpu_runs_out(self._explain, case, report, findings)
-
-    @torch.inference_mode()
-    def _explain(self, case: CaseImage, report: str | None, findings: Sequence[str]) -> ex.Explanation:
         report = report or ""
         with autocast(self.device_info):
-            scores = score_findings(self, case.features, findings) if findings else None
+            scores = self.score_features(case.features, findings) if findings else None
             batch = self.tokenize([report], self._explain_max_tokens()).to(self.device_info.device)
             text = self.encode_text(batch)
             words = batch.words[0]
@@ -259,7 +296,7 @@ class LRCLRModel(nn.Module):
             word_attention = region_words = None
             if self.interaction is not None:
                 regions = case.features.regions
-                alignment = self.interaction(text.tokens, text.word_mask, regions.embeddings, regions.scores)
+                alignment = self.interaction(text.tokens, text.word_mask, regions.embeddings, regions.logits)
                 word_attention = ex.word_level(alignment.word_to_region[0].float(), words)
                 # A region's attention over a word is the sum over the word's wordpieces.
                 region_words = ex.word_level(alignment.region_to_word[0].float().T, words, reduce="sum").T
@@ -274,7 +311,7 @@ class LRCLRModel(nn.Module):
         regions: tuple[ex.RegionExplanation, ...] = ()
         if features.regions is not None:
             regions = ex.region_explanations(
-                features.regions.indices[0].cpu(), features.regions.scores[0].cpu(),
+                features.regions.indices[0].cpu(), features.regions.logits[0].cpu(),
                 None if region_words is None else region_words.cpu(), words, grid, case.letterbox,
             )
         # Under GPU autocast the map comes out in bf16/fp16, which numpy cannot hold.
@@ -293,7 +330,7 @@ class LRCLRModel(nn.Module):
                                                 scores.raw_probabilities[0], scores.calibrated)
         )
         return ex.Explanation(
-            self.model_id, report, batch.truncated[0], case.letterbox.original_size, grid,
+            self.model_id, report, batch.truncated[0], case.letterbox, grid,
             finding_scores, regions, word_results,
         )
 

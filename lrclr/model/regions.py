@@ -1,6 +1,6 @@
 """Region selection: score every cell of the patch grid and keep the k most significant.
 
-Top-k itself has no gradient, so the scorer learns through the selected regions' scores: their
+Top-k itself has no gradient, so the scorer learns through the selected regions' logits: their
 log-sigmoid is added to the word->region attention logits in :mod:`lrclr.model.interaction`, so a region
 the scorer rates low receives less attention, and the local loss pushes the scorer towards the
 regions that explain the report.
@@ -17,9 +17,9 @@ from torch import nn
 @dataclass
 class SelectedRegions:
     indices: torch.Tensor  # (B, k) flat patch-grid indices, best first
-    scores: torch.Tensor  # (B, k) scorer logits of the kept cells (differentiable)
+    logits: torch.Tensor  # (B, k) the scorer's logits of the kept cells (differentiable)
     embeddings: torch.Tensor  # (B, k, D) the kept patch embeddings
-    all_scores: torch.Tensor  # (B, N) logits for every cell (invalid cells = -inf)
+    all_logits: torch.Tensor  # (B, N) the scorer's logits for every cell (invalid cells = -inf)
 
 
 class RegionSelector(nn.Module):
@@ -35,10 +35,10 @@ class RegionSelector(nn.Module):
 
     def forward(self, patches: torch.Tensor, valid: torch.Tensor | None = None) -> SelectedRegions:
         """patches: (B, N, D); valid: (B, N) bool, False for cells on letterbox padding."""
-        scores = self.scorer(patches).squeeze(-1)
+        logits = self.scorer(patches).squeeze(-1)
         if valid is not None:
-            scores = scores.masked_fill(~valid, float("-inf"))
+            logits = logits.masked_fill(~valid, float("-inf"))
         k = min(self.num_regions, patches.shape[1])
-        top_scores, indices = scores.topk(k, dim=1)
+        top_logits, indices = logits.topk(k, dim=1)
         kept = torch.gather(patches, 1, indices.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
-        return SelectedRegions(indices=indices, scores=top_scores, embeddings=kept, all_scores=scores)
+        return SelectedRegions(indices=indices, logits=top_logits, embeddings=kept, all_logits=logits)

@@ -8,6 +8,9 @@ per finding where the model card holds a calibration (``lrclr.model.calibration`
 
 Prompt embeddings depend only on the weights, so they are computed once per finding and device and
 cached; the cache is cleared whenever the model switches mode or device.
+
+Nothing here calls the model: it hands over what scoring reads (a ``ScoringRule`` and the encoded
+prompts), so the arithmetic of a score is all in this file.
 """
 
 from __future__ import annotations
@@ -15,18 +18,18 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrclr.model.calibration import sigmoid
-from lrclr.model.losses import pairwise_local_scores
+from lrclr.model.calibration import Calibration, sigmoid
+from lrclr.model.interaction import CrossModalInteraction, pairwise_local_scores
 from lrclr.model.prompts import prompts_for
 
 if TYPE_CHECKING:
-    from lrclr.model.lrclr_model import ImageFeatures, LRCLRModel, TextFeatures
+    from lrclr.model.lrclr_model import ImageFeatures, TextFeatures
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,20 @@ class ZeroShotScores:
 
     def row(self, index: int) -> dict[str, float]:
         return {name: float(p) for name, p in zip(self.findings, self.probabilities[index])}
+
+
+@dataclass(frozen=True)
+class ScoringRule:
+    """What zero-shot scoring reads from a model (``LRCLRModel.scoring_rule``)."""
+
+    logit_scale: torch.Tensor  # exp of the model's learned log scale (differentiable in training)
+    interaction: CrossModalInteraction | None  # None for the global-only baseline
+    local_weight: float  # share of the local similarity; 0 scores on the global embeddings alone
+    local_mode: str  # "words" (the interaction layer's pair score) or "regions" (see config)
+
+    @property
+    def uses_local(self) -> bool:
+        return self.interaction is not None and self.local_weight > 0
 
 
 @dataclass
@@ -67,22 +84,15 @@ class PromptCache:
         with self._lock:
             self._entries.clear()
 
-    def get(self, model: "LRCLRModel", findings: Sequence[str]) -> list[PromptFeatures]:
-        device = str(model.device_info.device)
+    def get(self, findings: Sequence[str], device: str,
+            encode: Callable[[list[str]], list[PromptFeatures]]) -> list[PromptFeatures]:
+        """Each finding's prompt features on ``device``; ``encode`` is called for the missing ones."""
         with self._lock:
             missing = [f for f in dict.fromkeys(findings) if (f, device) not in self._entries]
             if missing:
-                for finding, features in zip(missing, _encode_prompts(model, missing)):
+                for finding, features in zip(missing, encode(missing)):
                     self._entries[(finding, device)] = features
             return [self._entries[(f, device)] for f in findings]
-
-
-def _encode_prompts(model: "LRCLRModel", findings: list[str]) -> list[PromptFeatures]:
-    texts = prompt_texts(findings)
-    with torch.no_grad():
-        batch = model.tokenize(texts).to(model.device_info.device)
-        encoded = model.encode_text(batch)
-    return prompt_features(findings, encoded)
 
 
 def prompt_texts(findings: Sequence[str]) -> list[str]:
@@ -124,26 +134,24 @@ def _stack_padded(tensors: list[torch.Tensor], value) -> torch.Tensor:
     return torch.cat(padded)
 
 
-def score_findings(model: "LRCLRModel", image: "ImageFeatures", findings: Sequence[str],
-                   local_weight: float | None = None) -> ZeroShotScores:
+def score_findings(rule: ScoringRule, image: "ImageFeatures", findings: Sequence[str],
+                   prompts: list[PromptFeatures], calibration: Calibration) -> ZeroShotScores:
     """The scores the app shows: raw logits, calibrated by the model card where it can.
 
-    ``local_weight`` overrides the config's ``zero_shot_local_weight`` (cross-validation scores
-    one trained model at several weights).
+    ``prompts`` are ``findings``' encoded prompts, in the same order.
     """
     findings = tuple(findings)
     # The scores are cosines times a large logit scale, which magnifies rounding; these matmuls
     # cost microseconds, so they run in float32 even inside a bf16 autocast (where CPU autocast
     # would also hand numpy a bf16 tensor it cannot hold).
     with torch.autocast(image.global_embedding.device.type, enabled=False):
-        logits = prompt_logits(model, image, model.prompt_cache.get(model, findings), local_weight)
+        logits = prompt_logits(rule, image, prompts)
     logits = logits.cpu().numpy().astype(np.float64)
-    probabilities, calibrated = model.calibration.apply(findings, logits)
+    probabilities, calibrated = calibration.apply(findings, logits)
     return ZeroShotScores(findings, probabilities.astype(np.float32), logits.astype(np.float32), calibrated)
 
 
-def prompt_logits(model: "LRCLRModel", image: "ImageFeatures", prompts: list[PromptFeatures],
-                  local_weight: float | None = None) -> torch.Tensor:
+def prompt_logits(rule: ScoringRule, image: "ImageFeatures", prompts: list[PromptFeatures]) -> torch.Tensor:
     """(B, F) raw logits scale * (sim_pos - sim_neg), differentiable (the training term uses it).
 
     softmax([s_pos, s_neg] * scale)[0] = sigmoid(scale * (s_pos - s_neg)), so the logit is the
@@ -152,54 +160,50 @@ def prompt_logits(model: "LRCLRModel", image: "ImageFeatures", prompts: list[Pro
     images = image.global_embedding.float()
     sim_pos = images @ torch.stack([p.global_positive for p in prompts]).float().T  # (B, F)
     sim_neg = images @ torch.stack([p.global_negative for p in prompts]).float().T
-    weight = model.config.zero_shot_local_weight if local_weight is None else local_weight
-    if model.interaction is not None and weight > 0:
-        local_pos, local_neg = _local_similarities(model, image, prompts)
-        sim_pos = (1 - weight) * sim_pos + weight * local_pos
-        sim_neg = (1 - weight) * sim_neg + weight * local_neg
-    return model.logit_scale.exp().float() * (sim_pos - sim_neg)
+    if rule.uses_local:
+        local_pos, local_neg = _local_similarities(rule, image, prompts)
+        sim_pos = (1 - rule.local_weight) * sim_pos + rule.local_weight * local_pos
+        sim_neg = (1 - rule.local_weight) * sim_neg + rule.local_weight * local_neg
+    return rule.logit_scale.float() * (sim_pos - sim_neg)
 
 
-def _local_similarities(model, image, prompts: list[PromptFeatures]):
-    if model.config.zero_shot_local_mode == "regions":
-        regions = image.regions.embeddings.float()  # (B, k, D)
+def _local_similarities(rule: ScoringRule, image: "ImageFeatures", prompts: list[PromptFeatures]):
+    regions = image.regions
+    if rule.local_mode == "regions":
         positive = torch.stack([p.global_positive for p in prompts]).float()  # (F, D)
         negative = torch.stack([p.global_negative for p in prompts]).float()
-        return region_max(model, regions, positive), region_max(model, regions, negative)
+        embeddings = regions.embeddings.float()  # (B, k, D)
+        return region_max(rule, embeddings, positive), region_max(rule, embeddings, negative)
     tokens = _stack_padded([p.tokens for p in prompts], 0.0)
     masks = _stack_padded([p.word_mask for p in prompts], False)
-    regions = image.regions
-    scores = pairwise_local_scores(model.interaction, regions.embeddings.float(), regions.scores.float(),
+    scores = pairwise_local_scores(rule.interaction, regions.embeddings.float(), regions.logits.float(),
                                    tokens.float(), masks).float()
     per_template = scores.view(scores.shape[0], len(prompts), -1)  # (B, F, T)
     n_positive = prompts[0].n_positive  # every finding uses the same templates
     return per_template[..., :n_positive].mean(-1), per_template[..., n_positive:].mean(-1)
 
 
-def region_max(model, regions: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
+def region_max(rule: ScoringRule, regions: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
     """(B, T): smooth maximum over each image's selected regions of their cosine with each text
     embedding (log-mean-exp with the interaction layer's gamma, as words are aggregated)."""
     cosine = torch.einsum("bkd,td->btk", regions, texts)
-    gamma = model.interaction.gamma
+    gamma = rule.interaction.gamma
     return (torch.logsumexp(gamma * cosine, dim=-1) - math.log(cosine.shape[-1])) / gamma
 
 
-def phrase_logits(model: "LRCLRModel", image: "ImageFeatures", phrases: Sequence[str]) -> np.ndarray:
-    """(B, P) scale x similarity of each image with each phrase itself (no prompt templates),
-    mixing global and local as the zero-shot scores do. The counterfactual probes compare these:
-    a finding's score is a contrast of two such similarities, so negating the phrase would only
-    mirror the score, while the similarity of "no effusion" itself can move any way."""
-    with torch.inference_mode(), torch.autocast(image.global_embedding.device.type, enabled=False):
-        batch = model.tokenize(list(phrases)).to(image.global_embedding.device)
-        text = model.encode_text(batch)
-        similarity = image.global_embedding.float() @ text.global_embedding.float().T
-        weight = model.config.zero_shot_local_weight
-        if model.interaction is not None and weight > 0:
+def phrase_logits(rule: ScoringRule, image: "ImageFeatures", phrases: "TextFeatures") -> np.ndarray:
+    """(B, P) scale x similarity of each image with each encoded phrase itself (no prompt
+    templates), mixing global and local as the zero-shot scores do. The counterfactual probes
+    compare these: a finding's score is a contrast of two such similarities, so negating the phrase
+    would only mirror the score, while the similarity of "no effusion" itself can move any way."""
+    with torch.autocast(image.global_embedding.device.type, enabled=False):
+        similarity = image.global_embedding.float() @ phrases.global_embedding.float().T
+        if rule.uses_local:
             regions = image.regions
-            if model.config.zero_shot_local_mode == "regions":
-                local = region_max(model, regions.embeddings.float(), text.global_embedding.float())
+            if rule.local_mode == "regions":
+                local = region_max(rule, regions.embeddings.float(), phrases.global_embedding.float())
             else:
-                local = pairwise_local_scores(model.interaction, regions.embeddings.float(), regions.scores.float(),
-                                              text.tokens.float(), text.word_mask)
-            similarity = (1 - weight) * similarity + weight * local.float()
-        return (model.logit_scale.exp().float() * similarity).cpu().numpy().astype(np.float64)
+                local = pairwise_local_scores(rule.interaction, regions.embeddings.float(), regions.logits.float(),
+                                              phrases.tokens.float(), phrases.word_mask)
+            similarity = (1 - rule.local_weight) * similarity + rule.local_weight * local.float()
+        return (rule.logit_scale.float() * similarity).cpu().numpy().astype(np.float64)

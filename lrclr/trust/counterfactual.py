@@ -8,7 +8,7 @@ For a phrase (a typed phrase, or a finding's phrase), two edits whose meaning a 
 - laterality: "left" <-> "right" (``lrclr.reports.laterality``). The map's mass should move to the other
   side of the image; a model that ignores side words paints the same map.
 
-Scores are ``zero_shot.phrase_logits`` (the image's similarity to the phrase itself, in logit
+Scores are ``LRCLRModel.phrase_logits`` (the image's similarity to the phrase itself, in logit
 units); maps are the ones the app draws (``lrclr.trust.case_findings.phrase_map``). The patient's left is the
 image's right on a PA/AP film, so "share on the patient's left" is the map's mass on the right half
 of the image.
@@ -24,7 +24,6 @@ import numpy as np
 from lrclr.reports.laterality import swap_laterality
 from lrclr.trust.map_checks import correlation
 from lrclr.trust.case_findings import phrase_map
-from lrclr.model.zero_shot import phrase_logits
 
 _LEADING_NEGATION = re.compile(r"^\s*(?:no|without|there is no)\s+", re.IGNORECASE)
 
@@ -88,7 +87,7 @@ def probe_phrases(model, case, phrase: str) -> Counterfactuals:
     mirrored = swap_laterality(phrase)
     if mirrored != phrase:
         variants.append(("sides swapped", mirrored))
-    similarities = phrase_logits(model, case.features, [text for _, text in variants])[0]
+    similarities = model.phrase_logits(case.features, [text for _, text in variants])[0]
     valid = case.features.valid[0].cpu().numpy().reshape(case.features.grid)
     probes = []
     for (_, text), similarity in zip(variants, similarities):

@@ -212,7 +212,6 @@ def write_card(args: argparse.Namespace, oof, calibration: Calibration, report: 
     if args.compare_cv is not None:
         differences = paired(oof, OutOfFold.load(args.compare_cv))
         pairs[f"{name} - {args.compare_name}"] = [dataclasses.asdict(d) for d in differences]
-    held_out = list(oof.meta.get("held_out_findings") or [])
     metrics = dict(card.get("metrics") or {})
     folds, run = oof.meta.get("folds", "?"), oof.meta.get("folds_run")
     scope = f"{folds}-fold cross-validation" if not run or len(run) == folds else \

@@ -33,7 +33,6 @@ from lrclr.model.device import autocast
 from lrclr.model.letterbox import prepare_images
 from lrclr.model.prompts import NIH_FINDINGS
 from lrclr.model.weights import code_version
-from lrclr.model.zero_shot import score_findings
 from train.commands.calibrate import expected_calibration_error
 from train.evaluation.report import json_safe
 from train.training.fit import add_arguments as add_fit_arguments
@@ -112,7 +111,7 @@ def fold_logits(model, samples, findings: Sequence[str], local_weights: Sequence
             with autocast(model.device_info):
                 features = model.encode_image(pixels, letterboxes)
                 for weight in local_weights:
-                    out[weight].append(score_findings(model, features, findings, weight).logits)
+                    out[weight].append(model.score_features(features, findings, weight).logits)
     return {w: np.concatenate(parts).astype(np.float64) for w, parts in out.items()}
 
 

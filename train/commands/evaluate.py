@@ -40,7 +40,6 @@ from lrclr.model.explain import Explanation
 from lrclr.trust.map_checks import peak_cells
 from lrclr.model.letterbox import Letterbox, prepare_images
 from lrclr.model.prompts import NIH_FINDINGS, finding_phrase
-from lrclr.model.zero_shot import score_findings
 from train.evaluation.metrics import (
     AUCDifference, FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, grown_mask, iou,
     macro_auc, paired_auc_differences, pointing_game_hit, recall_at_k, roc_curve,
@@ -194,7 +193,7 @@ def _score_batch(model, batch: list[Sample], findings: tuple[str, ...], out: _Co
                  missing_as_negative: bool) -> None:
     """Zero-shot scores and retrieval embeddings from ONE pass of the image tower over the batch.
 
-    ``score_findings`` on these features is exactly what ``model.zero_shot`` computes.
+    ``model.score_features`` on these features is exactly what ``model.zero_shot`` computes.
     """
     missing = 0 if missing_as_negative else UNLABELLED
     device = model.device_info.device
@@ -203,7 +202,7 @@ def _score_batch(model, batch: list[Sample], findings: tuple[str, ...], out: _Co
         pixels, letterboxes = prepare_images([s.pixels for s in batch], model.config.image_size)
         features = model.encode_image(pixels.to(device), letterboxes)
         if findings:
-            scores = score_findings(model, features, findings).probabilities
+            scores = model.score_features(features, findings).probabilities
         if paired:
             texts = model.encode_text(model.tokenize([batch[i].report for i in paired]).to(device)).global_embedding
     if findings:

@@ -130,7 +130,7 @@ def pair_attention(model, pairs: FlagPairs, indices: Sequence[int], features: Fl
     row_of = {case: row for row, case in enumerate(cases)}
     device = features.device
     regions, text = _encode_cases(model, pairs, cases, features, local_only)
-    logits = regions.scores if selector_grad else regions.scores.detach()
+    logits = regions.logits if selector_grad else regions.logits.detach()
     alignment = model.interaction(text.tokens, text.word_mask, regions.embeddings, logits)
     rows = torch.tensor([row_of[t.case] for t in targets], device=device)
     pieces = torch.zeros(len(indices), text.tokens.shape[1], device=device)

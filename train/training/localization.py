@@ -155,17 +155,17 @@ def localization_loss(model, image, targets: LocalizationTargets, phrases: Phras
     coverage = targets.coverage * valid
     keep = coverage.sum(-1) > 0
     if not keep.any():
-        return regions.all_scores.new_zeros(())
+        return regions.all_logits.new_zeros(())
     rows, coverage, valid = rows[keep], coverage[keep], valid[keep]
     phrase_index = targets.phrase_index[keep]
     wanted = coverage / coverage.sum(-1, keepdim=True)
-    log_selection = regions.all_scores[rows].float().masked_fill(~valid, float("-inf")).log_softmax(-1)
+    log_selection = regions.all_logits[rows].float().masked_fill(~valid, float("-inf")).log_softmax(-1)
     selection = -(wanted * log_selection.masked_fill(~valid, 0.0)).sum(-1)
 
     with torch.set_grad_enabled(torch.is_grad_enabled() and not local_only):
         text = phrases.features(model)
     words, word_mask = text.tokens[phrase_index], text.word_mask[phrase_index]
-    alignment = model.interaction(words, word_mask, regions.embeddings[rows], regions.scores[rows])
+    alignment = model.interaction(words, word_mask, regions.embeddings[rows], regions.logits[rows])
     weights = word_mask.unsqueeze(-1).to(alignment.word_to_region.dtype)
     attention = (alignment.word_to_region * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (P, k)
     selected_coverage = coverage.gather(1, regions.indices[rows])

@@ -56,5 +56,5 @@ class PromptScoreTerm:
         if states is None:
             states = model.text_tower(self.tokens.input_ids, self.tokens.attention_mask)
         text = model.project_text_states(states, self.tokens)
-        logits = prompt_logits(model, image, prompt_features(self.findings, text))
+        logits = prompt_logits(model.scoring_rule(), image, prompt_features(self.findings, text))
         return F.binary_cross_entropy_with_logits(logits[known], targets[known])
