@@ -30,7 +30,7 @@ import torch
 from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.browser import chromium_page, open_review_tab, require_browser, running_app, wait_until_idle
 
 # A short signature of the viewer's image (length + sampled characters of its data URI): it changes

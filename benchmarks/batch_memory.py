@@ -29,11 +29,12 @@ import zlib
 from pathlib import Path
 
 from benchmarks.report import emit, git_commit
+from lrclr.bundled import DEFAULT_DEMO_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LRCLR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 NIH_IMAGES = SHARED_DATA / "nih-cxr14-sample" / "images"
-DEMO_DICOMS = sorted((REPO_ROOT / "assets" / "demo").glob("*.dcm"))
+DEMO_DICOMS = sorted(DEFAULT_DEMO_DIR.glob("*.dcm"))
 # Each broken file and the words its error must contain.
 BROKEN = {
     "broken-empty.png": "the file is empty",
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from lrclr.model.weights import DEFAULT_MODEL_DIR
+    from lrclr.bundled import DEFAULT_MODEL_DIR
 
     model_dir = args.model or str(DEFAULT_MODEL_DIR)
     if args.child:

@@ -37,9 +37,9 @@ from lrclr.demo import load_gallery
 from lrclr.model.device import PRECISIONS, autocast
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.letterbox import prepare_images
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import BASELINE_MODEL_DIR, DEFAULT_MODEL_DIR
 
-BASELINE_DIR = DEFAULT_MODEL_DIR.parent / "baseline-default"
+BASELINE_DIR = BASELINE_MODEL_DIR
 BATCH_SIZES = (1, 8, 32)
 DEFAULT_CASE = "nih-02-effusion"
 

@@ -31,7 +31,7 @@ from lrclr.trust.map_checks import phrase_specificity, reference_maps
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.prompts import NIH_FINDINGS
 from lrclr.trust.case_findings import phrase_map
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 
 PHRASE = "left pleural effusion"
 

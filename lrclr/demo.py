@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lrclr.bundled import DEFAULT_DEMO_DIR
 from lrclr.errors import LRCLRError
 from lrclr.imaging.reading import LoadedImage, load_image
 from lrclr.reports.text import read_report_file
 
-DEFAULT_DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
 KINDS = ("nih", "dicom", "phantom")

@@ -21,12 +21,12 @@ from lrclr.trust.map_checks import peak_cells
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.prompts import finding_phrase
 from lrclr.trust.case_findings import phrase_map
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import BUNDLED_MODELS_DIR
 from pages.parts.case_source import gallery
 from pages.parts.shared import cached, current_model, encode_case, model_key
 from pages.parts import frame
 
-BUNDLED_DIR = DEFAULT_MODEL_DIR.parent
+BUNDLED_DIR = BUNDLED_MODELS_DIR
 
 INTENDED_USE = """
 **Intended use.** Research and teaching: inspecting how a CLIP-style image-report model with region

@@ -39,7 +39,7 @@ def test_a_model_folder_fixed_after_a_failed_load_is_loaded_on_the_next_run(monk
     """A failed load is not cached: once the user puts the model in place, the next run loads it."""
     import shutil
 
-    from lrclr.model.weights import DEFAULT_MODEL_DIR
+    from lrclr.bundled import DEFAULT_MODEL_DIR
 
     folder = tmp_path / "model"
     app = _app(monkeypatch, folder)

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 
 # The evaluation both bundled cards hold on the same data (train evaluate --card-key phantoms), so
 # the Model page shows them side by side with paired intervals.

@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from lrclr.trust.reliability import finding_reliability
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.conftest import captured_downloads
 
 CARD = json.loads((DEFAULT_MODEL_DIR / "model_card.json").read_text(encoding="utf-8"))

@@ -25,7 +25,7 @@ from lrclr.model.towers import _hf_text_tower, _minilm_folder, build_text_tower
 from lrclr.errors import ModelLoadError
 from lrclr.imaging.reading import load_image
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.conftest import REPO_ROOT, TEST_DATA
 
 MINILM = Path(_minilm_folder())

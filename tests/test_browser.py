@@ -14,7 +14,7 @@ from lrclr.demo import load_gallery
 from lrclr.trust.map_checks import phrase_specificity, reference_maps
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.trust.case_findings import word_map
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.browser import (
     ARTIFACTS,
     app_url,  # noqa: F401 (a fixture)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.browser import ARTIFACTS, app_url, chromium_page, wait_until_idle  # noqa: F401 (app_url: a fixture)
 
 

@@ -17,7 +17,7 @@ from lrclr.model.config import tiny_config
 from lrclr.demo import load_gallery
 from lrclr.model.device import pick_device
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from train.cli import main as train_main
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -4,12 +4,14 @@ reproducible from the shared data by ``python -m train make-demo``."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
 import pytest
 
-from lrclr.demo import DEFAULT_DEMO_DIR, DemoGalleryError, load_gallery
+from lrclr.bundled import DEFAULT_DEMO_DIR
+from lrclr.demo import DemoGalleryError, load_gallery
 from lrclr.errors import LRCLRError
 from tests.conftest import REPO_ROOT, require_shared
 
@@ -109,7 +111,7 @@ def test_nih_cases_are_sample_images_the_bundled_models_say_they_trained_on(gall
     so, since the Review page reads that to warn that those scores are not held-out evidence."""
     root = require_shared("nih-cxr14-sample")
     from lrclr.trust.reliability import trained_on_whole_sample
-    from lrclr.model.weights import DEFAULT_MODEL_DIR
+    from lrclr.bundled import DEFAULT_MODEL_DIR
 
     sample = {path.name for path in (root / "images").iterdir()}
     for case in _kind(gallery, "nih"):
@@ -139,3 +141,20 @@ def test_make_demo_without_data_says_so(tmp_path, capsys):
 
     code = main(["make-demo", "--out", str(tmp_path / "out"), "--nih", str(tmp_path / "nowhere")])
     assert code == 2 and "not found" in capsys.readouterr().out
+
+
+def test_the_assets_folder_is_set_in_one_place_and_a_deployment_can_move_it(tmp_path):
+    """LRCLR_ASSETS_DIR moves the bundled models and the demo gallery together (lrclr.bundled)."""
+    import subprocess
+    import sys
+
+    code = ("from lrclr.bundled import DEFAULT_MODEL_DIR, DEFAULT_DEMO_DIR\n"
+            "from lrclr.demo import load_gallery\n"
+            "print(DEFAULT_MODEL_DIR); print(DEFAULT_DEMO_DIR)\n"
+            "try:\n    load_gallery()\nexcept Exception as error:\n    print(type(error).__name__, error)\n")
+    env = {**os.environ, "LRCLR_ASSETS_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                         cwd=REPO_ROOT).stdout.splitlines()
+    assert out[0] == str(tmp_path / "models" / "lrclr-default")
+    assert out[1] == str(tmp_path / "demo")
+    assert out[2].startswith("DemoGalleryError") and str(tmp_path / "demo") in out[2]

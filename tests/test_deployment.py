@@ -8,10 +8,11 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lrclr.deployment.settings import BASELINE_MODEL_DIR, DeploymentSettingsError, FolderNotAllowedError, load_settings
+from lrclr.bundled import BASELINE_MODEL_DIR
+from lrclr.deployment.settings import DeploymentSettingsError, FolderNotAllowedError, load_settings
 from lrclr.errors import LRCLRError
 from lrclr.deployment.logins import Credentials, CredentialsError, add_user, hash_password, verify_password
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.conftest import REPO_ROOT, deployment_settings
 
 

@@ -33,11 +33,10 @@ from pathlib import Path
 
 from lrclr.annotations.store import default_data_dir
 from lrclr.errors import LRCLRError
-from lrclr.model.weights import DEFAULT_MODEL_DIR
+from lrclr.bundled import BASELINE_MODEL_DIR, DEFAULT_MODEL_DIR
 
 SETTINGS_ENV = "LRCLR_SETTINGS"
 MODEL_ENV = "LRCLR_MODEL"  # the server's default model folder, when no settings file lists models
-BASELINE_MODEL_DIR = DEFAULT_MODEL_DIR.parent / "baseline-default"
 _SETTINGS_FILE_BYTES = 1_000_000
 
 

@@ -23,8 +23,6 @@ import lrclr
 from lrclr.model.config import CONFIG_FILE, LRCLRConfig
 from lrclr.errors import ModelLoadError, UnsafeWeightsError
 
-# The model the app and the CLI use unless told otherwise (exported by the training package).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "models" / "lrclr-default"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")

@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from lrclr.annotations.store import AnnotationStore, PairKey, sha256_hex
+from lrclr.bundled import DEFAULT_MODEL_DIR
 from lrclr.reports.labeler import POSITIVE, label_report
 
 ANNOTATOR = "simulated-annotator"
@@ -59,8 +60,8 @@ class Case:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DB",
                         help="new flag store to write (must not exist)")
-    parser.add_argument("--model", type=Path, default=Path("assets/models/lrclr-default"),
-                        help="model whose attention is judged (default assets/models/lrclr-default)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                        help="model whose attention is judged (default: the bundled LRCLR model)")
     parser.add_argument("--top-regions", type=int, default=TOP_REGIONS,
                         help=f"most attended regions judged per finding word (default {TOP_REGIONS})")
     parser.add_argument("--no-demo", action="store_true", help="leave out the demo gallery's cases")

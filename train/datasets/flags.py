@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import torch
 
 from lrclr.annotations.store import AnnotationStore, Verdict, sha256_hex
-from lrclr.demo import DEFAULT_DEMO_DIR
+from lrclr.bundled import DEFAULT_DEMO_DIR
 from lrclr.imaging.reading import load_image
 from lrclr.model.letterbox import Letterbox, prepare_images
 from lrclr.reports.text import read_report_file
