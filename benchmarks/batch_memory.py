@@ -103,7 +103,7 @@ def child(folder: Path, csv_path: Path, model_dir: str) -> dict:
 
 
 def _findings() -> list[str]:
-    from lrclr.model.prompts import NIH_FINDINGS
+    from lrclr.findings import NIH_FINDINGS
 
     return list(NIH_FINDINGS)
 

@@ -29,7 +29,7 @@ from lrclr.demo import load_gallery
 from lrclr.trust.faithfulness import deletion_test
 from lrclr.trust.map_checks import phrase_specificity, reference_maps
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 from lrclr.trust.case_findings import phrase_map
 from lrclr.bundled import DEFAULT_MODEL_DIR
 

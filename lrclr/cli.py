@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lrclr.model.device import PRECISIONS
 from lrclr.errors import LRCLRError
-from lrclr.model.prompts import NIH_FINDINGS, parse_finding_list
+from lrclr.findings import NIH_FINDINGS, parse_finding_list
 from lrclr.bundled import DEFAULT_MODEL_DIR
 
 

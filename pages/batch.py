@@ -18,7 +18,7 @@ from lrclr.batch.scoring import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource,
 from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
 from lrclr.reports.labeler import NEGATIVE, POSITIVE, UNCERTAIN
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 from lrclr.trust.case_findings import upload_case_id
 from pages.parts.case_source import UPLOAD, CaseInput
 from pages.parts.review_trust import EXTRA_FINDINGS

@@ -19,7 +19,7 @@ from lrclr.trust.card_tables import (auc_frame, card_facts, evaluation_title, ev
 from lrclr.escaping import markdown_literal
 from lrclr.trust.map_checks import peak_cells
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.model.prompts import finding_phrase
+from lrclr.findings import finding_phrase
 from lrclr.trust.case_findings import phrase_map
 from lrclr.bundled import BUNDLED_MODELS_DIR
 from pages.parts.case_source import gallery

@@ -19,7 +19,7 @@ from lrclr.errors import ImageReadError
 from lrclr.escaping import markdown_literal
 from lrclr.imaging.reading import LoadedImage, load_image
 from lrclr.model.lrclr_model import CaseImage, LRCLRModel
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 from lrclr.trust.case_findings import (
     analysis_record,
     distinct_labels,

@@ -324,7 +324,7 @@ def test_the_model_pages_peak_is_the_pointing_games_peak(monkeypatch, tmp_path):
     from lrclr.demo import load_gallery
     from lrclr.trust.map_checks import peak_cells
     from lrclr.model.lrclr_model import LRCLRModel
-    from lrclr.model.prompts import finding_phrase
+    from lrclr.findings import finding_phrase
     from lrclr.trust.case_findings import phrase_map
 
     from lrclr.model.explain import grid_to_image

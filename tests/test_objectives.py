@@ -11,7 +11,7 @@ from lrclr.model.config import tiny_config
 from lrclr.model.losses import label_targets
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.letterbox import prepare_images
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 from train.datasets.held_out import hold_out, strip_findings
 from train.datasets.labels import label_matrix
 from train.training.prompt_loss import PromptScoreTerm

@@ -35,7 +35,7 @@ from lrclr.errors import ModelLoadError
 from lrclr.model.interaction import CrossModalInteraction
 from lrclr.model.losses import global_contrastive_loss, label_targets, local_contrastive_loss
 from lrclr.model.letterbox import Letterbox, prepare_images
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 from lrclr.model.regions import RegionSelector, SelectedRegions
 from lrclr.model.tokens import TokenizedReports, tokenize_reports
 from lrclr.model import zero_shot

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from lrclr.reports import finding_patterns as fp
 from lrclr.reports.edge_patterns import compile_alternation, compile_cue_alternation, compile_pattern
-from lrclr.model.prompts import NIH_FINDINGS  # one vocabulary for the model and the labeler (issue #16)
+from lrclr.findings import NIH_FINDINGS  # the one vocabulary of the model, the labeler and the pages
 from lrclr.reports.text import DEID_MARK, Sentence, Span, split_sentences
 
 # CheXpert observations that the NIH names do not already cover (Effusion, Pneumonia, ... are shared).

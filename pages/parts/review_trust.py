@@ -19,7 +19,7 @@ from lrclr.trust.counterfactual import probe_phrases
 from lrclr.trust.faithfulness import DEFAULT_REPEATS, deletion_test
 from lrclr.imaging.input_check import InputCheck, InputReference, check_input
 from lrclr.trust.map_checks import phrase_specificity, reference_maps
-from lrclr.model.prompts import parse_finding_list
+from lrclr.findings import parse_finding_list
 from lrclr.escaping import markdown_literal
 from lrclr.trust.case_findings import finding_rows
 from lrclr.trust.reliability import evidence_summary, trained_on_whole_sample

@@ -31,7 +31,7 @@ import torch
 
 from lrclr.model.device import autocast
 from lrclr.model.letterbox import prepare_images
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 from lrclr.model.weights import code_version
 from train.commands.calibrate import expected_calibration_error
 from train.evaluation.report import json_safe

@@ -39,7 +39,7 @@ from lrclr.errors import LRCLRError
 from lrclr.model.explain import Explanation
 from lrclr.trust.map_checks import peak_cells
 from lrclr.model.letterbox import Letterbox, prepare_images
-from lrclr.model.prompts import NIH_FINDINGS, finding_phrase
+from lrclr.findings import NIH_FINDINGS, finding_phrase
 from train.evaluation.metrics import (
     AUCDifference, FindingAUC, LocalizationScore, MacroAUC, RetrievalResult, boxes_to_mask, finding_auc, grown_mask, iou,
     macro_auc, paired_auc_differences, pointing_game_hit, recall_at_k, roc_curve,
@@ -372,7 +372,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lrclr.model.lrclr_model import LRCLRModel
-    from lrclr.model.prompts import parse_finding_list
+    from lrclr.findings import parse_finding_list
 
     names = list(args.name or [])
     if len(names) > len(args.model):

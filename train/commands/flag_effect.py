@@ -142,7 +142,7 @@ def auc_comparison(before_model, after_model, samples, findings, pairs: FlagPair
 
 def run(args: argparse.Namespace) -> int:
     from lrclr.model.lrclr_model import LRCLRModel
-    from lrclr.model.prompts import parse_finding_list
+    from lrclr.findings import parse_finding_list
     from train.commands.evaluate import _labelled_findings, _read_spec, _samples
 
     started = time.perf_counter()

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 
 LABEL_FINDINGS: tuple[str, ...] = NIH_FINDINGS
 UNKNOWN = -1

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from lrclr.model.letterbox import Letterbox
-from lrclr.model.prompts import finding_phrase
+from lrclr.findings import finding_phrase
 from train.evaluation.metrics import boxes_to_mask
 from train.datasets.sample import Sample
 

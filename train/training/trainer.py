@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from lrclr.model.config import LRCLRConfig
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.letterbox import prepare_images
-from lrclr.model.prompts import NIH_FINDINGS
+from lrclr.findings import NIH_FINDINGS
 from lrclr.model.weights import read_folder
 from train.training.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from train.training.distributed import DistributedContext, mean_across_ranks
