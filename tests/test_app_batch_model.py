@@ -320,7 +320,7 @@ def test_cancel_stops_a_folder_listing(monkeypatch, tmp_path, tiny_model_dir):
 
 
 def test_the_model_pages_peak_is_the_pointing_games_peak(monkeypatch, tmp_path):
-    """Issue #19: the page took the upsampled map's argmax, the rule train/commands/evaluate.py documents as wrong."""
+    """Issue #19: the page took the upsampled map's argmax, the rule train/evaluation/localization.py documents as wrong."""
     from lrclr.demo import load_gallery
     from lrclr.trust.map_checks import peak_cells
     from lrclr.model.lrclr_model import LRCLRModel

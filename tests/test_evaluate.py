@@ -1,4 +1,4 @@
-"""train.commands.evaluate: end to end on phantoms with tiny random models, and localization on a hand-made case."""
+"""python -m train evaluate (train.evaluation): end to end on phantoms with tiny random models, and localization on a hand-made case."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from lrclr.model.lrclr_model import LRCLRModel
 from train.synthetic.phantoms import FindingSpec, generate_phantom
 from lrclr.model.letterbox import letterbox_geometry
 from train import cli
-from train.commands.evaluate import (
-    ATTENTION, SIMILARITY, EvaluationResult, LocalizationCase, compare, content_cells, evaluate_model,
-    localize_sample, paired_differences, peak_heatmap, summarise_localization, top_cell_boxes,
+from train.evaluation.localization import (
+    ATTENTION, SIMILARITY, LocalizationCase, content_cells, localize_sample, peak_heatmap, summarise_localization,
+    top_cell_boxes,
 )
+from train.evaluation.model_evaluation import EvaluationResult, evaluate_model, paired_differences
+from train.evaluation.report import compare
 from train.datasets.sample import Sample
 
 FINDINGS = ("Effusion", "Cardiomegaly")

@@ -11,7 +11,7 @@ import torch
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.letterbox import letterbox_geometry
-from train.commands.evaluate import pointing_game_reachable
+from train.evaluation.localization import pointing_game_reachable
 from train.training.localization import PhraseBank, batch_targets, cell_coverage, localization_loss, sample_coverage
 from train.datasets.sample import Sample
 
@@ -112,7 +112,7 @@ def test_the_pointing_game_ceiling_sees_masks_that_miss_every_cell_centre():
 
 
 def test_the_pointing_game_chance_is_the_share_of_cell_centres_in_the_mask():
-    from train.commands.evaluate import content_cell_hits
+    from train.evaluation.localization import content_cell_hits
 
     letterbox = letterbox_geometry((64, 64), 64)  # 16 cells, centres at 8, 24, 40, 56
     mask = np.zeros((64, 64), dtype=bool)

@@ -106,7 +106,7 @@ def paired_intervals(card: dict, other: dict, name: str) -> dict[str, tuple[floa
     entry, match = (card.get("metrics") or {}).get(name) or {}, same_evaluation(card, other, name) or {}
     own, theirs = entry.get("name"), match.get("name")
     pairs = entry.get("paired_differences") or {}
-    # Keys as train.commands.evaluate.pair_name writes them: "first - other".
+    # Keys as train.evaluation.model_evaluation.pair_name writes them: "first - other".
     for key, sign in ((f"{own} - {theirs}", 1), (f"{theirs} - {own}", -1)):
         if own is None or theirs is None or not isinstance(pairs.get(key), list):
             continue

@@ -242,7 +242,7 @@ def cv_evaluation(oof, cv: Path, name: str, card: dict, uses_regions: bool, pair
                   title: str, findings: list[str] | None = None) -> dict:
     """A cross-validation in the shape ``train evaluate --card-key`` stores, so the Model page's
     tables, ROC curves and paired differences read it like any evaluation."""
-    from train.commands.evaluate import roc_curves
+    from train.evaluation.model_evaluation import roc_curves
     from train.evaluation.oof import summarize
 
     chosen = findings or list(oof.findings)

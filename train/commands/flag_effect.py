@@ -4,7 +4,7 @@ Two models (before and after fine-tuning with flags) and one flag store. For eve
 (word, grid cell) pair, the word's attention on that cell is measured as the app shows it (see
 ``train.training.flag_loss``), before and after. A cell the selector no longer picks gets 0, so the report
 splits the drop honestly in two: pairs whose cell was de-selected, and pairs still attended but less.
-Then the held-out zero-shot macro AUC of both models (``train.commands.evaluate``), on the whole split and on
+Then the held-out zero-shot macro AUC of both models (``train.evaluation.model_evaluation``), on the whole split and on
 the split without the flagged images (fine-tuning saw those images, if not their labels).
 
 Outputs a JSON record and a markdown page, each with the exact command.
@@ -101,7 +101,7 @@ def attention_summary(before: PairAttention, after: PairAttention, sign: int) ->
 
 
 def _auc(model, samples, findings, bootstrap: int) -> dict[str, Any]:
-    from train.commands.evaluate import evaluate_model
+    from train.evaluation.model_evaluation import evaluate_model
 
     result = evaluate_model(model, samples, findings, bootstrap=bootstrap)
     macro = result.macro
@@ -143,12 +143,12 @@ def auc_comparison(before_model, after_model, samples, findings, pairs: FlagPair
 def run(args: argparse.Namespace) -> int:
     from lrclr.model.lrclr_model import LRCLRModel
     from lrclr.findings import parse_finding_list
-    from train.commands.evaluate import _labelled_findings, _read_spec, _samples
+    from train.datasets.factory import dataset_samples, labelled_findings, read_dataset_spec
 
     started = time.perf_counter()
     try:
-        spec = _read_spec(args.dataset)
-        samples = _samples(spec, args.split, args.split_fractions, args.split_seed, None)
+        spec = read_dataset_spec(args.dataset)
+        samples = dataset_samples(spec, args.split, args.split_fractions, args.split_seed, None)
         before = LRCLRModel.from_pretrained(args.before, device=args.device)
         after = LRCLRModel.from_pretrained(args.after, device=args.device)
         _check_comparable(before, after)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         print("flag-effect: no usable flagged pairs to measure")
         return 2
     attention_before, attention_after = measure(before, pairs), measure(after, pairs)
-    findings = parse_finding_list(",".join(args.findings)) if args.findings else _labelled_findings(samples)
+    findings = parse_finding_list(",".join(args.findings)) if args.findings else labelled_findings(samples)
     record = {
         "command": getattr(args, "command_line", None) or "python -m train " + shlex.join(sys.argv[1:]),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

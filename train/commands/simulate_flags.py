@@ -82,10 +82,10 @@ def demo_cases() -> Iterator[Case]:
 
 
 def dataset_cases(spec_text: str, split: str, limit: int | None, skip_sha: set[str]) -> Iterator[Case]:
-    from train.commands.evaluate import _read_spec, _samples
+    from train.datasets.factory import dataset_samples, read_dataset_spec
     from train.datasets.flags import dataset_image_roots
 
-    samples = _samples(_read_spec(spec_text), split, (0.8, 0.1, 0.1), 0, None)
+    samples = dataset_samples(read_dataset_spec(spec_text), split, (0.8, 0.1, 0.1), 0, None)
     roots = dataset_image_roots(samples.dataset)
     count = 0
     for index in range(len(samples)):

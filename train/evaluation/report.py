@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from train.commands.evaluate import EvaluationResult
+    from train.evaluation.model_evaluation import EvaluationResult
     from train.evaluation.metrics import AUCDifference, FindingAUC
 
 
