@@ -29,13 +29,14 @@ SIDE, IMAGES = 7000, 8
 _MEASURE = r"""
 import io, json, resource, sys
 import torch
-import lrclr.batch.scoring
-from lrclr.batch.scoring import BatchRun, ZipSource
+import lrclr.batch.sources
+from lrclr.batch.scoring import BatchRun
+from lrclr.batch.sources import ZipSource
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 
 if sys.argv[2] == "no-budget":
-    lrclr.batch.scoring.BATCH_DECODED_PIXELS = None
+    lrclr.batch.sources.BATCH_DECODED_PIXELS = None
 torch.manual_seed(0)
 model = LRCLRModel(tiny_config()).eval()
 model.zero_shot([torch.rand(64, 64).numpy()], ["Effusion"])  # warm up: first-call allocations are not the image's

@@ -63,7 +63,8 @@ def run_add_user(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from lrclr.batch.scoring import BatchRun, open_source
+    from lrclr.batch.scoring import BatchRun
+    from lrclr.batch.sources import open_source
     from lrclr.model.lrclr_model import LRCLRModel
     from lrclr.batch.prediction_csv import write_csv
 

@@ -14,7 +14,9 @@ import os
 import pandas as pd
 import streamlit as st
 
-from lrclr.batch.scoring import THUMBNAIL_PX, BatchRun, FolderSource, ZipSource, format_duration
+from lrclr.batch.scoring import THUMBNAIL_PX, BatchRun, format_duration
+
+from lrclr.batch.sources import FolderSource, ZipSource
 from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
 from lrclr.reports.labeler import NEGATIVE, POSITIVE, UNCERTAIN

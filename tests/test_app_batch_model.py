@@ -304,7 +304,7 @@ def test_cancel_stops_a_folder_listing(monkeypatch, tmp_path, tiny_model_dir):
     for index in range(300):  # many folders: listing takes several steps
         (big / f"s{index:03d}").mkdir(parents=True)
         shutil.copy(TEST_DATA / GOOD[0], big / f"s{index:03d}" / "a.png")
-    from lrclr.batch.scoring import FolderWalk
+    from lrclr.batch.sources import FolderWalk
 
     step = FolderWalk.step
     monkeypatch.setattr(FolderWalk, "step", lambda walk, seconds=0.25: step(walk, 0))  # one folder per step

@@ -15,16 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from lrclr.batch.scoring import (
-    BatchInputError,
-    BatchRun,
-    EtaEstimator,
-    FolderSource,
-    ZipSource,
-    format_duration,
-    open_source,
-    score_chunk,
-)
+from lrclr.batch.scoring import BatchRun, EtaEstimator, format_duration, score_chunk
+
+from lrclr.batch.sources import BatchInputError, FolderSource, ZipSource, open_source
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.batch.prediction_csv import write_csv

@@ -137,7 +137,7 @@ def test_a_walk_in_an_allowed_folder_reads_neither_links_out_nor_hidden_files(tm
     """Files and reports found in an allowed folder are read only if they resolve inside it."""
     import shutil
 
-    from lrclr.batch.scoring import FolderSource
+    from lrclr.batch.sources import FolderSource
     from tests.conftest import TEST_DATA
 
     studies = roots / "studies"

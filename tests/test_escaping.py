@@ -11,7 +11,8 @@ import torch
 from lrclr.model.config import tiny_config
 from lrclr.escaping import csv_text_cell, csv_text_value, markdown_literal, plotly_label
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.batch.prediction_csv import collect_image_files, predict_rows, write_csv
+from lrclr.batch.prediction_csv import predict_rows, write_csv
+from lrclr.batch.sources import collect_image_files
 from tests.conftest import TEST_DATA
 
 MARKDOWN_PAYLOADS = [

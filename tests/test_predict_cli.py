@@ -13,7 +13,8 @@ import torch
 
 from lrclr.model.config import LRCLRConfig, TowerConfig, tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.batch.prediction_csv import collect_image_files, predict_rows, write_csv
+from lrclr.batch.prediction_csv import predict_rows, write_csv
+from lrclr.batch.sources import collect_image_files
 from lrclr.reports.text import MAX_REPORT_CHARS, decode_report
 from tests.conftest import REPO_ROOT, TEST_DATA, require_shared
 

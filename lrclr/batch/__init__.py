@@ -1,2 +1,3 @@
-"""Many files at once: ``scoring`` (streaming batch scoring behind ``python -m lrclr predict`` and
-the Batch page) and ``prediction_csv`` (the one CSV format both write)."""
+"""Many files at once: ``sources`` (files and folders, or one ZIP archive), ``scoring`` (streaming
+batch scoring behind ``python -m lrclr predict`` and the Batch page) and ``prediction_csv`` (the
+one CSV format both write)."""

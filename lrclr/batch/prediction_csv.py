@@ -12,13 +12,8 @@ import csv
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence, TextIO
 
-from lrclr.batch.scoring import (  # noqa: F401  (IMAGE_SUFFIXES and collect_image_files: public names kept here)
-    IMAGE_SUFFIXES,
-    BatchRun,
-    FolderSource,
-    PredictionRow,
-    collect_image_files,
-)
+from lrclr.batch.scoring import BatchRun, PredictionRow
+from lrclr.batch.sources import FolderSource
 from lrclr.escaping import csv_text_cell
 
 
