@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.letterbox import prepare_images
+from train.training.objective import Objective
 
 REPORTS = [
     "left pleural effusion",
@@ -45,9 +46,10 @@ def _slice(tokens, part: slice):
 
 def _loss_and_grad(model, pixels, tokens, boxes):
     output = model(pixels, tokens, boxes)
-    output.loss.backward()
+    loss = Objective.of(model.config).contrastive(output)
+    loss.backward()
     grad = model.region_selector.scorer[1].weight.grad.clone()
-    return output.loss.detach(), output.global_loss.detach(), output.local_loss.detach(), grad
+    return loss.detach(), output.global_loss.detach(), output.local_loss.detach(), grad
 
 
 def _worker(rank: int, port: int, results):

@@ -16,6 +16,7 @@ from lrclr.model.config import TowerConfig, tiny_config
 from lrclr.model.towers import _minilm_folder
 from lrclr.errors import ModelLoadError
 from lrclr.model.lrclr_model import LRCLRModel
+from train.training.objective import Objective
 
 VISION_CONFIGS = {
     "vit": lambda: transformers.ViTConfig(
@@ -62,7 +63,7 @@ def test_hf_vision_and_bert_towers_train_explain_and_round_trip(tmp_path, kind):
 
     pixels, boxes = prepare_images([image, image[::-1].copy()], 64)
     output = model(pixels, model.tokenize(["left effusion", "no effusion"]), boxes)
-    output.loss.backward()
+    Objective.of(config).contrastive(output).backward()
     explanation = model.eval().explain(image, "Left pleural effusion.")
     assert explanation.grid == EXPECTED_GRID[kind]
     assert len(explanation.regions) == 4 and [w.text for w in explanation.words] == ["Left", "pleural", "effusion"]

@@ -10,6 +10,7 @@ from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.letterbox import letterbox_geometry, prepare_images
 from lrclr.model.regions import RegionSelector
+from train.training.objective import Objective
 
 REPORT = 'Heart size normal. XXXX-XXXX, "left" pleural effusion (2.5 cm); no pneumothorax! XXXX.'
 
@@ -134,7 +135,8 @@ def test_baseline_mode_is_global_only():
     assert baseline.config.zero_shot_local_weight == 0.0
     pixels, boxes = prepare_images(_phantom_batch(2), 64)
     output = baseline.train()(pixels, baseline.tokenize(["a", "b"]), boxes)
-    assert output.local_loss is None and torch.equal(output.loss, output.global_loss)
+    assert output.local_loss is None
+    assert torch.equal(Objective.of(baseline.config).contrastive(output), output.global_loss)
     explanation = baseline.eval().explain(_phantom_batch(1)[0], "left pleural effusion")
     assert explanation.regions == ()
     assert all(w.region_attention is None and w.patch_similarity.shape == (4, 4) for w in explanation.words)
@@ -152,7 +154,7 @@ def test_small_model_overfits_eight_pairs():
     accuracy, steps = 0.0, 0
     for steps in range(1, 301):
         model.train()
-        loss = model(pixels, tokens, boxes).loss
+        loss = Objective.of(model.config).contrastive(model(pixels, tokens, boxes))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

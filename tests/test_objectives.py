@@ -218,3 +218,18 @@ def test_sentence_term_learns_which_sentences_go_with_which_image():
         text = model.encode_text(model.tokenize(["Large effusion.", "No effusion."])).global_embedding
     closer = (image @ text.T).argmax(-1).tolist()
     assert closer == [0, 0, 0, 1, 1, 1]
+
+
+def test_the_objective_weighs_each_term_once_and_sums_them_in_one_order():
+    from train.training.objective import TERMS, Objective
+
+    objective = Objective(local=0.5, localization=2.0, prompt=0.25, sentence=3.0, flag=4.0)
+    values = {name: torch.tensor(float(i + 1)) for i, name in enumerate(TERMS)}  # 1, 2, ..., 6
+    assert float(objective.total(values)) == 1 + 0.5 * 2 + 2.0 * 3 + 0.25 * 4 + 3.0 * 5 + 4.0 * 6
+    assert float(objective.total({"global_loss": values["global_loss"], "local_loss": None})) == 1.0
+    shuffled = dict(reversed(list(values.items())))
+    assert torch.equal(objective.total(shuffled), objective.total(values))
+    with pytest.raises(KeyError):
+        objective.total({"typo_loss": torch.tensor(1.0)})
+    with pytest.raises(ValueError):
+        objective.total({"local_loss": None})

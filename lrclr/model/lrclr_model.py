@@ -3,7 +3,8 @@
     image -> image tower -> patch grid -> projection (D) -> patches P, global g_I (masked mean)
     report -> text tower -> token states -> projection (D) -> words W, global g_T (masked mean)
     regions: scorer over P -> top-k R;  interaction: words <-> regions cross-attention
-    loss = InfoNCE(g_I, g_T) + lambda * InfoNCE(local word-region pair scores)
+    losses: InfoNCE(g_I, g_T) and InfoNCE(local word-region pair scores), weighted and summed
+            by train/training/objective.py
 
 Both projections are linear without bias, so the pooled embedding is the mean of the patch (word)
 embeddings before normalisation: the global-only baseline's word-patch similarity maps live in the
@@ -63,9 +64,11 @@ class TextFeatures:
 
 @dataclass
 class LRCLROutput:
-    loss: torch.Tensor
+    """One forward pass's contrastive terms, unweighted: train/training/objective.py weighs and sums
+    them with the other terms of a run."""
+
     global_loss: torch.Tensor
-    local_loss: torch.Tensor | None
+    local_loss: torch.Tensor | None  # None for the global-only baseline
     # The batch's image features, for training terms computed beside the contrastive ones
     # (localization supervision in train/training/localization.py).
     image: ImageFeatures | None = None
@@ -182,7 +185,7 @@ class LRCLRModel(nn.Module):
                 image_grid: torch.Tensor | None = None, text_states: torch.Tensor | None = None,
                 image_tail_blocks: int = 0, labels: torch.Tensor | None = None,
                 label_target_mix: float = 0.0) -> LRCLROutput:
-        """The training loss. Frozen towers' outputs may be passed precomputed as ``image_grid`` /
+        """The contrastive training terms. Frozen towers' outputs may be passed precomputed as ``image_grid`` /
         ``text_states`` (then ``pixels`` may be None). With ``image_tail_blocks`` > 0, ``image_grid``
         is instead the output of the image tower's frozen prefix, and its last blocks run here.
         ``labels`` (B, F) with ``label_target_mix`` > 0 soften both contrastive targets so that
@@ -199,12 +202,12 @@ class LRCLRModel(nn.Module):
         global_loss = global_contrastive_loss(image.global_embedding, text.global_embedding, self.logit_scale.exp(),
                                               targets)
         if self.interaction is None:
-            return LRCLROutput(global_loss, global_loss, None, image)
+            return LRCLROutput(global_loss, None, image)
         local_loss = local_contrastive_loss(
             self.interaction, image.regions.embeddings, image.regions.logits,
             text.tokens, text.word_mask, self.local_logit_scale.exp(), targets,
         )
-        return LRCLROutput(global_loss + self.config.local_loss_weight * local_loss, global_loss, local_loss, image)
+        return LRCLROutput(global_loss, local_loss, image)
 
     def train(self, mode: bool = True):
         # Cached prompt embeddings go stale as soon as weights can change.

@@ -26,6 +26,7 @@ from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.model.letterbox import prepare_images
 from lrclr.findings import NIH_FINDINGS
 from lrclr.model.weights import read_folder
+from train.training.objective import Objective
 from train.training.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from train.training.distributed import DistributedContext, mean_across_ranks
 from train.training.feature_cache import CachedBatch, FrozenTowerCache
@@ -144,6 +145,7 @@ class Trainer:
             self._restore(loaded)
         self.batches = EpochBatches(len(train_set), config.batch_size, config.seed, self.context.rank, self.context.world_size)
         self.network = self._wrap_distributed()
+        self.objective = Objective.of(self.model.config, config)
         self.train_cache = self.val_cache = None
         # Localization supervision (train/training/localization.py): the model's cell grid and the phrases.
         self.target_grid: tuple[int, int] | None = None
@@ -368,45 +370,16 @@ class Trainer:
     def _step(self, stream) -> dict:
         self._train_mode()
         accum = self.config.grad_accum_steps
-        totals = {"loss": 0.0, "global_loss": 0.0, "local_loss": 0.0}
-        if self.feedback is not None:
-            totals["flag_loss"] = 0.0
-        if self.phrases is not None:
-            totals["localization_loss"] = 0.0
-        if self.prompt_term is not None:
-            totals["prompt_loss"] = 0.0
-        if self.sentence_term is not None:
-            totals["sentence_loss"] = 0.0
+        totals: dict[str, float] = {"loss": 0.0}
         for micro in range(accum):
             batch = next(stream)
-            output = self._loss(batch)
-            loss = output.loss
-            if self.phrases is not None:
-                located = self._localization_loss(batch, output)
-                loss = loss + self.config.localization_weight * located
-                totals["localization_loss"] += float(located.detach()) / accum
-            if self.prompt_term is not None:
-                # On the unwrapped model, as the localization term (see there).
-                with self._autocast():
-                    scored = self.prompt_term.loss(self.model, output.image, batch.labels.to(self.device))
-                loss = loss + self.config.prompt_loss_weight * scored
-                totals["prompt_loss"] += float(scored.detach()) / accum
-            if self.sentence_term is not None:
-                with self._autocast():  # on the unwrapped model, as the prompt-score term
-                    paired = self.sentence_term.loss(self.model, output.image, batch.reports)
-                loss = loss + self.config.sentence_loss_weight * paired
-                totals["sentence_loss"] += float(paired.detach()) / accum
-            if self.feedback is not None:
-                # Computed on the unwrapped model: under DDP its parameters are a subset of those the
-                # contrastive forward used, so the one backward below still syncs every gradient once.
-                with self._autocast():
-                    flag = self.feedback.loss(self.model, self.state.step * accum + micro, self.context.rank)
-                loss = loss + self.config.flag_weight * flag
-                totals["flag_loss"] += float(flag.detach()) / accum
+            terms = self._terms(batch, self.state.step * accum + micro)
+            loss = self.objective.total(terms)
             (loss / accum).backward()
-            for key in ("loss", "global_loss", "local_loss"):
-                value = getattr(output, key)
-                totals[key] += 0.0 if value is None else float(value.detach()) / accum
+            totals["loss"] += float(loss.detach()) / accum
+            for name, value in terms.items():
+                if value is not None:
+                    totals[name] = totals.get(name, 0.0) + float(value.detach()) / accum
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         torch.nn.utils.clip_grad_norm_(trainable, self.config.grad_clip)
         self.optimizer.step()
@@ -414,17 +387,34 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         # Under DDP each rank's loss covers its own rows of the global batch; their mean is the loss.
         totals = {k: mean_across_ranks(v, self.context, self.device) for k, v in totals.items()}
-        record = {"step": self.state.step + 1, **totals, "lr": self.scheduler.get_last_lr()[-1],
-                  "logit_scale": float(self.model.logit_scale.detach().exp())}
-        if self.model.interaction is None:
-            record.pop("local_loss")
-        return record
+        return {"step": self.state.step + 1, **totals, "lr": self.scheduler.get_last_lr()[-1],
+                "logit_scale": float(self.model.logit_scale.detach().exp())}
+
+    def _terms(self, batch, flag_step: int) -> dict[str, torch.Tensor | None]:
+        """Every term this run optimises, unweighted, on one micro-batch (objective.py weighs them)."""
+        output = self._loss(batch)
+        terms = {"global_loss": output.global_loss, "local_loss": output.local_loss}
+        if self.phrases is not None:
+            terms["localization_loss"] = self._localization_loss(batch, output)
+        if self.prompt_term is not None:
+            # On the unwrapped model, as the localization term (see there).
+            with self._autocast():
+                terms["prompt_loss"] = self.prompt_term.loss(self.model, output.image, batch.labels.to(self.device))
+        if self.sentence_term is not None:
+            with self._autocast():  # on the unwrapped model, as the prompt-score term
+                terms["sentence_loss"] = self.sentence_term.loss(self.model, output.image, batch.reports)
+        if self.feedback is not None:
+            # Computed on the unwrapped model: under DDP its parameters are a subset of those the
+            # contrastive forward used, so the one backward still syncs every gradient once.
+            with self._autocast():
+                terms["flag_loss"] = self.feedback.loss(self.model, flag_step, self.context.rank)
+        return terms
 
     def _localization_loss(self, batch, output) -> torch.Tensor:
         """The localization term on this micro-batch's images with ground truth (0 without any)."""
         targets = batch_targets(batch.coverage, self.phrases.findings, self.device)
         if targets is None:
-            return output.loss.new_zeros(())
+            return output.global_loss.new_zeros(())
         # On the unwrapped model, as the flag term: DDP syncs these parameters' gradients through
         # the contrastive forward, which used every one of them.
         with self._autocast():
@@ -443,7 +433,7 @@ class Trainer:
             stream = (self.val_cache.batch(indices, 0) for indices in batches.epoch(0))
         else:
             stream = self._loader(self.val_set, batches.epoch(0))
-        losses = [float(self._loss(batch, self.val_cache).loss) for batch in stream]
+        losses = [float(self.objective.contrastive(self._loss(batch, self.val_cache))) for batch in stream]
         return mean_across_ranks(sum(losses) / len(losses), self.context, self.device)
 
     def _evaluate(self, record: dict) -> bool:
