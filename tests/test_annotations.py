@@ -108,7 +108,7 @@ from tests.test_annotations import make_pair, BATCH
 store = AnnotationStore(sys.argv[1])
 annotator, batch = sys.argv[2], 0
 if sys.argv[3] == "stall":
-    store._conn.execute("PRAGMA cache_size = 2")
+    store._engine._conn.execute("PRAGMA cache_size = 2")
     record = store._record
     def stalling(conn, pair, *args):
         if pair.word_index == 3 * BATCH + BATCH // 2:
@@ -181,7 +181,7 @@ def _pair_row(pair: PairKey) -> tuple:
 
 def _v1_database(path: Path, rows: list[tuple]) -> None:
     conn = sqlite3.connect(path)
-    for statement in MIGRATIONS[0]:
+    for statement in MIGRATIONS["sqlite"][0]:
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     columns = ("annotator", "created_at", "updated_at", *PAIR_COLUMNS, "verdict")
