@@ -8,7 +8,6 @@ sets ``LRCLR_REQUIRE_BROWSER=1`` so that a missing browser fails there instead o
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 CHROMIUM = Path(os.environ.get("LRCLR_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -43,12 +42,6 @@ def require_browser():
             pytest.fail(problem)
         pytest.skip(problem)
     return sync_api
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

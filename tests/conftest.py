@@ -1,8 +1,10 @@
-"""Shared test fixtures: paths to the optional shared data and to the bundled fixtures."""
+"""Shared test fixtures: paths to the optional shared data and to the bundled fixtures, and flag
+stores on both engines (a SQLite file, and a database on a throwaway PostgreSQL server)."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,45 @@ def require_shared(relative: str) -> Path:
 @pytest.fixture
 def shared_data():
     return require_shared
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session (tests/postgres.py), started on first use."""
+    from tests.postgres import require_postgres, throwaway_cluster
+
+    with throwaway_cluster(require_postgres()) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_engine(request) -> str:
+    """Runs a flag-store test once per engine; only the PostgreSQL run needs (or skips without) a server."""
+    return request.param
+
+
+@pytest.fixture
+def new_store(store_engine, tmp_path, request):
+    """``new_store(name)``: where a new, empty flag store goes on this test's engine: a SQLite file
+    path, or the URL (no password; libpq reads it from PGPASSFILE) of a new database."""
+    if store_engine == "sqlite":
+        yield lambda name="annotations": tmp_path / f"{name}.sqlite3"
+        return
+    server = request.getfixturevalue("postgres_server")
+    made: list[str] = []
+
+    def new(name: str = "annotations") -> str:
+        made.append(server.new_database())
+        return made[-1]
+    yield new
+    for url in made:
+        server.drop_database(url)
 
 
 @pytest.fixture

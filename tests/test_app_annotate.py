@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from lrclr.annotations.store import AnnotationStore, PairKey
 from lrclr.demo import load_gallery
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, as_shown, deployment_settings, free_port
 
 HOSTILE_COMMENT = '"; DROP TABLE verdicts; -- <script>alert(1)</script> **x** 🫁'
 
@@ -62,6 +62,32 @@ def test_a_verdict_with_a_comment_is_stored_shown_verbatim_and_undone(data_dir):
     assert _progress_text(app) == "This case: 0 of 30 pairs judged"
     with AnnotationStore.open(data_dir) as store:
         assert store.verdicts() == [] and [h.action for h in store.history()] == ["create", "undo"]
+
+
+def test_with_a_postgresql_url_in_the_settings_verdicts_go_to_that_database(monkeypatch, tmp_path, postgres_server):
+    url = postgres_server.new_database()
+    deployment_settings(monkeypatch, tmp_path, f'[flag_store]\nurl = "{url}"\n')
+    monkeypatch.delenv("LRCLR_MODEL", raising=False)
+    monkeypatch.setenv("LRCLR_DATA_DIR", str(tmp_path / "local"))
+    app = _page("pages/annotate.py", annotator="dr-a")
+    _button(app, "Bad match").click().run()
+    assert not app.exception and _progress_text(app) == "This case: 1 of 30 pairs judged"
+    with AnnotationStore(url) as store:
+        [verdict] = store.verdicts()
+    assert (verdict.annotator, verdict.verdict) == ("dr-a", "bad match")
+    assert not (tmp_path / "local").exists()  # nothing written to a file on this replica
+
+
+def test_an_unreachable_flag_store_is_named_on_screen_without_its_password(monkeypatch, tmp_path):
+    secret = "hunter2-not-for-screens"
+    url = f"postgresql://reader:{secret}@127.0.0.1:{free_port()}/flags"
+    deployment_settings(monkeypatch, tmp_path, f'[flag_store]\nurl = "{url}"\n')
+    monkeypatch.delenv("LRCLR_MODEL", raising=False)
+    app = _page("pages/annotate.py", annotator="dr-a")
+    shown = [as_shown(e.value) for e in app.sidebar.error]
+    assert any("Cannot reach the flag store (PostgreSQL database flags on 127.0.0.1" in e for e in shown), shown
+    assert not any(secret in as_shown(e.value) for e in [*app.error, *app.sidebar.error, *app.warning])
+    assert "A model and a flag store are needed" in app.warning[0].value
 
 
 def test_skip_moves_to_the_next_pair_without_storing_anything(data_dir):

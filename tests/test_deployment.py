@@ -65,6 +65,26 @@ def test_a_broken_settings_file_is_an_error_not_the_defaults(tmp_path, monkeypat
         load_settings()
 
 
+def test_the_flag_store_is_a_folder_or_one_postgresql_url_checked_on_loading(tmp_path, monkeypatch):
+    url = "postgresql://lrclr@db.example.org:5432/lrclr_flags"
+    deployment_settings(monkeypatch, tmp_path, f'[flag_store]\nurl = "{url}"\n')
+    assert load_settings().flag_store_url == url
+    secret = "hunter2-not-for-logs"
+    deployment_settings(monkeypatch, tmp_path, f'[flag_store]\nurl = "{url.replace("lrclr@", f"lrclr:{secret}@")}"\n')
+    assert secret not in repr(load_settings())  # a repr ends up in logs and tracebacks
+    for text, message in [
+        (f'[flag_store]\nfolder = "flags"\nurl = "{url}"\n', "gives both folder and url"),
+        (f'[flag_store]\nURL = "{url}"\n', "has no key URL"),  # else each replica would use its own file
+        (f'[flag_store]\nurl = "mysql://reader:{secret}@db/flags"\n', "not a PostgreSQL URL"),
+        (f'[flag_store]\nurl = "postgresql://reader:{secret}@db.example.org"\n', "names no database"),
+        ("[flag_store]\nurl = 5432\n", "not a PostgreSQL URL"),
+    ]:
+        deployment_settings(monkeypatch, tmp_path, text)
+        with pytest.raises(DeploymentSettingsError, match=message) as caught:
+            load_settings()
+        assert secret not in str(caught.value) and "deployment.toml" in str(caught.value)
+
+
 def test_passwords_are_scrypt_hashes_checked_in_constant_form(tmp_path):
     stored = hash_password("correct horse")
     assert stored.startswith("scrypt$") and "correct" not in stored

@@ -1,4 +1,4 @@
-"""The flag store: readers' verdicts on region-word pairs, in SQLite, with an append-only history.
+"""The flag store: readers' verdicts on region-word pairs, with an append-only history.
 
 A verdict says whether a report word (a character span of the report) and an image region (a rank
 in the model's region list, with its grid cell and box in original pixels) are a ``bad match``, a
@@ -9,15 +9,11 @@ No patient identifiers are stored: images and reports are named by their SHA-256
 must be a non-identifying id (a demo case id, or a prefix of the upload's SHA-256), never a name,
 MRN, accession number or file name.
 
-Durability: WAL journal, ``synchronous=FULL`` (a commit survives power loss, not only a crash: a
-flag is a radiologist's work and costs one fsync per click), a 30 s busy timeout plus ``BEGIN
-IMMEDIATE`` so concurrent writers queue instead of failing, one transaction per call (a batch is all
-or nothing), and the schema version in ``PRAGMA user_version`` with forward migrations.
-
-Threads: Streamlit runs each session's script in its own thread and a store is shared between
-sessions, so one connection is opened with ``check_same_thread=False`` and guarded by a lock.
-Thread-local connections would leak one per script-run thread; calls here take milliseconds, so
-serialising them in-process costs nothing noticeable (SQLite serialises writers anyway).
+Two engines keep the same tables (``lrclr.annotations.schema``): a SQLite file, the default
+(``lrclr.annotations.sqlite_engine``), or a PostgreSQL database named by a ``postgresql://`` URL, which
+several app servers can share (``lrclr.annotations.postgres_engine``). On both, one transaction per call (a
+batch is all or nothing), concurrent writers behave as if one ran after another, and the schema
+version is checked on opening, with forward migrations. This module is the part they share.
 """
 
 from __future__ import annotations
@@ -28,14 +24,20 @@ import io
 import json
 import math
 import os
-import sqlite3
-import threading
-import time
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable
 
+from lrclr.annotations.schema import (
+    HISTORY_COLUMNS,
+    KEY_COLUMNS,
+    PAIR_COLUMNS,
+    SCHEMA_VERSION,
+    VERDICT_COLUMNS,
+)
+from lrclr.annotations.sqlite_engine import SQLiteEngine
 from lrclr.errors import AnnotationStoreError
 from lrclr.escaping import csv_text_cell, csv_text_value
 
@@ -48,8 +50,6 @@ DATA_DIR_ENV = "LRCLR_DATA_DIR"
 DEFAULT_DB_NAME = "annotations.sqlite3"
 MAX_COMMENT = 5000
 MAX_TEXT = 200  # annotator, model id, case id, word
-BUSY_TIMEOUT_MS = 30_000
-LOCK_RETRIES = 5
 EXPORT_FORMAT = "lrclr-annotations"
 
 
@@ -85,6 +85,8 @@ def _text(name: str, value: Any, limit: int, *, empty_ok: bool = False) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError as error:
         raise ValueError(f"{name} is not valid Unicode text ({error.reason})") from None
+    if "\x00" in value:  # PostgreSQL's text cannot hold it; refused on both engines alike
+        raise ValueError(f"{name} contains a NUL character")
     return value
 
 
@@ -172,60 +174,21 @@ class HistoryEntry:
     pair: PairKey
 
 
-PAIR_COLUMNS = ("model_id", "case_id", "image_sha256", "report_sha256", "word_index", "word",
-                "char_start", "char_end", "region_rank", "cell_row", "cell_col",
-                "box_x0", "box_y0", "box_x1", "box_y1")
-KEY_COLUMNS = ("annotator", "model_id", "case_id", "image_sha256", "report_sha256",
-               "char_start", "char_end", "region_rank")
-VERDICT_COLUMNS = ("id", "annotator", *PAIR_COLUMNS, "verdict", "comment", "created_at",
-                   "updated_at", "revision")
-HISTORY_COLUMNS = ("id", "verdict_id", "annotator", "action", "verdict", "comment",
-                   "previous_verdict", "previous_comment", "revision", "undoes", "at", *PAIR_COLUMNS)
-_PAIR_DDL = """model_id TEXT NOT NULL, case_id TEXT NOT NULL, image_sha256 TEXT NOT NULL,
-    report_sha256 TEXT NOT NULL, word_index INTEGER NOT NULL, word TEXT NOT NULL,
-    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, region_rank INTEGER NOT NULL,
-    cell_row INTEGER NOT NULL, cell_col INTEGER NOT NULL, box_x0 REAL NOT NULL, box_y0 REAL NOT NULL,
-    box_x1 REAL NOT NULL, box_y1 REAL NOT NULL"""
-_VERDICT_CHECK = "('bad match', 'good match', 'unsure')"
-_NO_CHANGE = "BEGIN SELECT RAISE(ABORT, 'history is append-only'); END"
-
-# MIGRATIONS[i] takes a database from schema version i to i + 1, inside one transaction.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: current verdicts only
-        f"""CREATE TABLE verdicts (id INTEGER PRIMARY KEY AUTOINCREMENT, annotator TEXT NOT NULL,
-            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, {_PAIR_DDL},
-            verdict TEXT NOT NULL CHECK (verdict IN {_VERDICT_CHECK}),
-            UNIQUE ({", ".join(KEY_COLUMNS)}))""",
-    ),
-    (  # 2: comments, revisions and the append-only history (existing rows get a create entry)
-        "ALTER TABLE verdicts ADD COLUMN comment TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE verdicts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1",
-        f"""CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT,
-            verdict_id INTEGER NOT NULL, annotator TEXT NOT NULL,
-            action TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete', 'undo')),
-            verdict TEXT CHECK (verdict IS NULL OR verdict IN {_VERDICT_CHECK}), comment TEXT,
-            previous_verdict TEXT, previous_comment TEXT, revision INTEGER NOT NULL,
-            undoes INTEGER REFERENCES history (id), at TEXT NOT NULL, {_PAIR_DDL})""",
-        f"CREATE TRIGGER history_no_update BEFORE UPDATE ON history {_NO_CHANGE}",
-        f"CREATE TRIGGER history_no_delete BEFORE DELETE ON history {_NO_CHANGE}",
-        "CREATE INDEX history_by_annotator ON history (annotator, id)",
-        "CREATE INDEX history_by_verdict ON history (verdict_id)",
-        "CREATE INDEX history_by_undoes ON history (undoes)",
-        "CREATE INDEX verdicts_by_case ON verdicts (case_id)",
-        f"""INSERT INTO history (verdict_id, annotator, action, verdict, comment, revision, at,
-            {", ".join(PAIR_COLUMNS)}) SELECT id, annotator, 'create', verdict, comment, 1,
-            created_at, {", ".join(PAIR_COLUMNS)} FROM verdicts ORDER BY id""",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
 _PAIR_SQL = ", ".join(PAIR_COLUMNS)
 _SELECT_VERDICTS = f"SELECT {', '.join(VERDICT_COLUMNS)} FROM verdicts"
 _SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history"
+# Both engines take this SQL as written (the PostgreSQL engine turns ``?`` into psycopg's ``%s``).
+# New rows get their id from the database (RETURNING it); an import or an undone delete gives it.
 _INSERT_VERDICT = (f"INSERT INTO verdicts ({', '.join(VERDICT_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(VERDICT_COLUMNS))})")
+_UPSERT_VERDICT = (f"{_INSERT_VERDICT} ON CONFLICT (id) DO UPDATE SET "
+                   + ", ".join(f"{column} = excluded.{column}" for column in VERDICT_COLUMNS[1:]))
+_ADD_VERDICT = (f"INSERT INTO verdicts ({', '.join(VERDICT_COLUMNS[1:])}) "
+                f"VALUES ({', '.join('?' * (len(VERDICT_COLUMNS) - 1))}) RETURNING id")
 _INSERT_HISTORY = (f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})")
+_APPEND_HISTORY = (f"INSERT INTO history ({', '.join(HISTORY_COLUMNS[1:])}) "
+                   f"VALUES ({', '.join('?' * (len(HISTORY_COLUMNS) - 1))}) RETURNING id")
 _WHERE_KEY = " AND ".join(f"{column} = ?" for column in KEY_COLUMNS)
 _FILTERS = ("annotator", "model_id", "case_id", "image_sha256", "report_sha256", "verdict")
 _GROUPS = {"case_id": "case_id", "word": "lower(word)", "annotator": "annotator",
@@ -268,40 +231,67 @@ def _check_verdict(annotator: str, verdict: str, comment: str) -> tuple[str, str
     return annotator, verdict, _text("comment", comment, MAX_COMMENT, empty_ok=True)
 
 
-def _locked(error: sqlite3.OperationalError) -> bool:
-    return "locked" in str(error) or "busy" in str(error)
+# What integrity_check asks of the store on either engine: the history replays to the current
+# verdicts. A current verdict whose latest history entry does not hold it, or a deleted one whose
+# latest entry still holds a verdict, means a change reached one table and not the other.
+_UNLOGGED_VERDICTS = """SELECT v.id FROM verdicts AS v WHERE NOT EXISTS (SELECT 1 FROM history AS h
+    WHERE h.id = (SELECT max(id) FROM history WHERE verdict_id = v.id) AND h.verdict = v.verdict
+    AND h.comment = v.comment AND h.revision = v.revision) ORDER BY v.id"""
+_UNDELETED_ENTRIES = """SELECT h.verdict_id FROM history AS h
+    WHERE h.id = (SELECT max(id) FROM history WHERE verdict_id = h.verdict_id)
+    AND h.verdict IS NOT NULL AND NOT EXISTS (SELECT 1 FROM verdicts AS v WHERE v.id = h.verdict_id)
+    ORDER BY h.verdict_id"""
+
+
+def is_store_url(target: object) -> bool:
+    """Whether ``target`` names a database by URL (any scheme: a wrong one gets its own message)
+    rather than a SQLite file by path."""
+    return isinstance(target, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", target) is not None
+
+
+def _engine(target: str | Path):
+    """The engine for a ``postgresql://`` URL, else for a SQLite file at the path ``target``."""
+    if is_store_url(target):
+        from lrclr.annotations.postgres_engine import PostgresEngine  # psycopg loads only for a URL
+
+        return PostgresEngine(target)
+    return SQLiteEngine(Path(target).expanduser())
 
 
 class AnnotationStore:
-    """One SQLite file of verdicts and their history. Safe to share between threads and processes."""
+    """Verdicts and their history in a SQLite file or a PostgreSQL database (a ``postgresql://``
+    URL). Safe to share between threads, processes and, on PostgreSQL, hosts.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+    ``path`` is the SQLite file (None on PostgreSQL); ``location`` names the store in messages
+    (the path, or the database without any password).
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self._engine = _engine(target)  # raises AnnotationStoreError for a store it cannot open
+        self.path: Path | None = self._engine.path
+        self.location: str = self._engine.location
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # timeout= is SQLite's busy timeout; isolation_level=None: we issue BEGIN/COMMIT ourselves
-            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
-            self._retry(self._setup)
-        except (sqlite3.DatabaseError, OSError) as error:
-            self.close()
-            raise AnnotationStoreError(f"Could not open the annotation store {self.path}: {error}") from error
+            self._setup()
         except AnnotationStoreError:
             self.close()
             raise
+        except (*self._engine.database_errors, OSError) as error:
+            self.close()
+            raise AnnotationStoreError(f"Could not open the annotation store {self.location}: "
+                                       f"{self._engine.redact(str(error))}") from error
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None) -> AnnotationStore:
         """The store in ``data_dir`` (default: :func:`default_data_dir`), created if missing."""
         return cls(Path(data_dir if data_dir is not None else default_data_dir()) / DEFAULT_DB_NAME)
 
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._engine.name
+
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._engine.close()
 
     def __enter__(self) -> AnnotationStore:
         return self
@@ -309,74 +299,51 @@ class AnnotationStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- transactions ---------------------------------------------------------------------------
-
-    def _retry(self, action):
-        for attempt in range(LOCK_RETRIES):
-            try:
-                return action()
-            except sqlite3.OperationalError as error:
-                if not _locked(error) or attempt == LOCK_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)
+    # -- transactions and schema ----------------------------------------------------------------
 
     def _write(self, body):
-        """Run ``body(connection)`` in one ``BEGIN IMMEDIATE`` transaction: all of it or none."""
-        def attempt():
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = body(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        with self._lock:
-            return self._retry(attempt)
+        """Run ``body(connection)`` in one transaction, as if no other writer ran meanwhile."""
+        return self._engine.write(body)
 
     def _read(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._retry(lambda: self._connection().execute(sql, tuple(params)).fetchall())
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise AnnotationStoreError(f"The annotation store {self.path} is closed")
-        return self._conn
+        return self._engine.read(sql, params)
 
     def _setup(self) -> None:
-        conn = self._connection()
-        version = self._version(conn)  # first: a newer file is refused before anything touches it
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        if version != SCHEMA_VERSION:
-            self._write(self._migrate)
+        self._check_version(self._engine.schema_version())  # first: a newer store is left untouched
+        self._engine.prepare()
+        if self._engine.schema_version() != SCHEMA_VERSION:
+            self._engine.migrate(self._migrate)
 
-    def _version(self, conn: sqlite3.Connection) -> int:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self, version: int) -> int:
         if version > SCHEMA_VERSION:
             raise AnnotationStoreError(
-                f"The annotation store {self.path} has schema version {version}, newer than this "
+                f"The annotation store {self.location} has schema version {version}, newer than this "
                 f"LRCLR Review knows ({SCHEMA_VERSION}); upgrade LRCLR Review to open it. "
-                "The file was left unchanged.")
+                "The store was left unchanged.")
         return version
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = self._version(conn)  # read again under the write lock: another process may have migrated
+    def _migrate(self, conn) -> None:
+        # read again under the migration lock: another process may have migrated meanwhile
+        version = self._check_version(self._engine.schema_version(conn))
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[target - 1]:
+            for statement in self._engine.migrations[target - 1]:
                 conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {int(target)}")  # PRAGMA takes no parameters
+            self._engine.set_schema_version(conn, target)
 
     @property
     def schema_version(self) -> int:
-        return self._read("PRAGMA user_version")[0][0]
+        return self._engine.schema_version()
 
     def integrity_check(self) -> str:
-        """``ok``, or SQLite's list of problems, one a line."""
-        return "\n".join(row[0] for row in self._read("PRAGMA integrity_check"))
+        """``ok``, or the problems found, one a line: the engine's own check of its storage
+        (SQLite's ``PRAGMA integrity_check``; on PostgreSQL that is the server's) and whether the
+        history replays to the current verdicts."""
+        problems = list(self._engine.storage_problems())
+        problems += [f"verdict {row[0]} differs from its latest history entry"
+                     for row in self._read(_UNLOGGED_VERDICTS)]
+        problems += [f"verdict {row[0]} is gone but its history does not say deleted"
+                     for row in self._read(_UNDELETED_ENTRIES)]
+        return "\n".join(problems) or "ok"
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -459,10 +426,12 @@ class AnnotationStore:
 
     @staticmethod
     def _put(conn, verdict: Verdict) -> Verdict:
-        cursor = conn.execute(_INSERT_VERDICT.replace("INSERT", "INSERT OR REPLACE", 1),
-                              _verdict_row(verdict))
+        """Insert a new verdict (the database gives its id) or write one under its id (an update,
+        or a deleted row that an undo restores)."""
         if verdict.id is None:
-            return replace(verdict, id=cursor.lastrowid)
+            (new_id,) = conn.execute(_ADD_VERDICT, _verdict_row(verdict)[1:]).fetchone()
+            return replace(verdict, id=new_id)
+        conn.execute(_UPSERT_VERDICT, _verdict_row(verdict))
         return verdict
 
     @staticmethod
@@ -475,8 +444,8 @@ class AnnotationStore:
             new.verdict if new else None, new.comment if new else None,
             old.verdict if old else None, old.comment if old else None,
             revision or source.revision, like.id if like else None, at, source.pair)
-        cursor = conn.execute(_INSERT_HISTORY, _history_row(entry))
-        return replace(entry, id=cursor.lastrowid)
+        (new_id,) = conn.execute(_APPEND_HISTORY, _history_row(entry)[1:]).fetchone()
+        return replace(entry, id=new_id)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -524,13 +493,7 @@ class AnnotationStore:
 
     def snapshot(self) -> tuple[list[Verdict], list[HistoryEntry]]:
         """Verdicts and history read in one transaction, so they agree with each other."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                return self.verdicts(), self.history()
-            finally:
-                conn.execute("COMMIT")
+        return self._engine.read_together(lambda: (self.verdicts(), self.history()))
 
     def export_json(self, target: str | Path | IO[str]) -> None:
         """Everything, as JSON (ASCII-escaped, so bidi and control characters cannot hide)."""
@@ -575,14 +538,15 @@ class AnnotationStore:
 
         def body(conn):
             if conn.execute("SELECT (SELECT count(*) FROM verdicts) + (SELECT count(*) FROM history)").fetchone()[0]:
-                raise AnnotationStoreError(f"Import needs an empty store; {self.path} already has flags")
+                raise AnnotationStoreError(f"Import needs an empty store; {self.location} already has flags")
             conn.executemany(_INSERT_HISTORY, [_history_row(h) for h in history])
             conn.executemany(_INSERT_VERDICT, [_verdict_row(v) for v in verdicts])
+            self._engine.after_import(conn)
             return len(verdicts), len(history)
         try:
             return self._write(body)
-        except sqlite3.DatabaseError as error:  # a CHECK, UNIQUE or type constraint of the schema
-            raise AnnotationStoreError(f"Cannot import {source}: {error}") from error
+        except self._engine.database_errors as error:  # a CHECK, UNIQUE or type constraint of the schema
+            raise AnnotationStoreError(f"Cannot import {source}: {self._engine.redact(str(error))}") from error
 
 
 _INT_COLUMNS = {"id", "verdict_id", "word_index", "char_start", "char_end", "region_rank",

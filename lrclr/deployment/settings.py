@@ -9,8 +9,12 @@ browser sends can change them. Relative paths in the file are relative to the fi
     [models]  # the models a user may choose from (label = folder); the first is the default
     "LRCLR (site)" = "/models/lrclr-site"
 
-    [flag_store]
-    folder = "/var/lib/lrclr-review"  # default: $LRCLR_DATA_DIR, else ~/.local/share/lrclr-review
+    [flag_store]  # one of the two keys, not both:
+    folder = "/var/lib/lrclr-review"  # a SQLite file in it (default: $LRCLR_DATA_DIR, else
+                                      # ~/.local/share/lrclr-review)
+    url = "postgresql://lrclr@db.example.org:5432/lrclr_flags"  # a PostgreSQL database that several
+                                      # app servers share; libpq reads the password from PGPASSWORD,
+                                      # ~/.pgpass or PGPASSFILE (README: "Several app servers")
 
     [auth]
     credentials = "users.toml"  # default none: no login (a single-user or demo machine)
@@ -32,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lrclr.annotations.store import default_data_dir
-from lrclr.errors import LRCLRError
 from lrclr.bundled import BASELINE_MODEL_DIR, DEFAULT_MODEL_DIR
+from lrclr.errors import AnnotationStoreError, LRCLRError
 
 SETTINGS_ENV = "LRCLR_SETTINGS"
 MODEL_ENV = "LRCLR_MODEL"  # the server's default model folder, when no settings file lists models
@@ -71,11 +75,14 @@ class Budgets:
 @dataclass(frozen=True)
 class DeploymentSettings:
     models: tuple[ModelChoice, ...]
-    flag_store: Path
+    flag_store: Path  # the SQLite store's folder (unused when flag_store_url is set)
     batch_roots: tuple[Path, ...] = ()
     credentials: Path | None = None
     budgets: Budgets = field(default_factory=Budgets)
     source: str = "defaults"  # the settings file, or "defaults"
+    # A PostgreSQL URL instead of the folder. repr=False: a URL may hold a password, and a
+    # dataclass's repr ends up in logs and tracebacks.
+    flag_store_url: str | None = field(default=None, repr=False)
 
     @property
     def login_required(self) -> bool:
@@ -148,7 +155,7 @@ def _settings(data: dict, base: Path, source: str) -> DeploymentSettings:
         models = tuple(ModelChoice(str(label), folder(value, f"models.{label}")) for label, value in listed.items())
     else:
         models = _default_models()
-    store = _table(data, "flag_store", source).get("folder")
+    store, store_url = _flag_store(_table(data, "flag_store", source), source)
     roots = _table(data, "batch", source).get("server_folders", [])
     if not isinstance(roots, list):
         raise DeploymentSettingsError(f"{source}: batch.server_folders must be a list of folders")
@@ -165,7 +172,27 @@ def _settings(data: dict, base: Path, source: str) -> DeploymentSettings:
         credentials=folder(credentials, "auth.credentials") if credentials is not None else None,
         budgets=limits,
         source=source,
+        flag_store_url=store_url,
     )
+
+
+def _flag_store(table: dict, source: str) -> tuple[str | None, str | None]:
+    """``folder`` or ``url``; a key misspelt would silently leave each replica its own SQLite file."""
+    unknown = sorted(set(table) - {"folder", "url"})
+    if unknown:
+        raise DeploymentSettingsError(f"{source}: [flag_store] has no key {', '.join(unknown)}; "
+                                      "give folder (a SQLite file in it) or url (a PostgreSQL database)")
+    folder, url = table.get("folder"), table.get("url")
+    if folder is not None and url is not None:
+        raise DeploymentSettingsError(f"{source}: [flag_store] gives both folder and url; keep one")
+    if url is not None:
+        from lrclr.annotations.postgres_engine import StoreURL  # psycopg loads only when a URL is set
+
+        try:
+            StoreURL(url)
+        except AnnotationStoreError as error:
+            raise DeploymentSettingsError(f"{source}: flag_store.url: {error}") from None
+    return folder, url
 
 
 def _table(data: dict, name: str, source: str) -> dict:

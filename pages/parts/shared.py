@@ -57,9 +57,10 @@ def _load_model(folder: str, device: str) -> LRCLRModel:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def open_store(folder: str) -> AnnotationStore:
-    """One store (one SQLite connection, locked per call) per folder and process."""
-    return AnnotationStore.open(folder)
+def open_store(folder: str, url: str | None = None) -> AnnotationStore:
+    """One store (one connection, locked per call) per process: the PostgreSQL database at ``url``
+    that the deployment's replicas share, else the SQLite file in ``folder``."""
+    return AnnotationStore(url) if url else AnnotationStore.open(folder)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -192,7 +193,7 @@ def render_sidebar(settings: DeploymentSettings, user: User | None):
                               max_chars=200, on_change=lambda: st.session_state.update({EDITING_NAME_KEY: False}))
         st.session_state[STORE_KEY] = None
         try:
-            st.session_state[STORE_KEY] = open_store(str(settings.flag_store))
+            st.session_state[STORE_KEY] = open_store(str(settings.flag_store), settings.flag_store_url)
         except (LRCLRError, OSError) as error:
             st.error(markdown_literal(f"The flag store cannot be opened: {error}"))
     return model_status
