@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from lrclr import viz
+from lrclr import display, viz
 from lrclr.errors import ImageReadError
 from lrclr.escaping import markdown_literal
 from lrclr.imaging import LoadedImage, load_image
@@ -33,7 +33,7 @@ from pages.parts.case_source import CaseInput, choose_case
 from pages.parts.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
 from pages.parts import frame
 
-VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
+VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "clahe": False, "full_resolution": False}
 
 
 def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> LoadedImage | None:
@@ -58,6 +58,10 @@ def view_controls() -> dict:
         st.slider("Level (window centre, %)", 0, 100, key="view-level")
         st.slider("Window width (%)", 5, 100, key="view-width")
         st.checkbox("Invert", key="view-invert")
+        st.checkbox("CLAHE (local contrast)", key="view-clahe",
+                    help=f"Contrast-limited adaptive histogram equalisation of the displayed image, after the "
+                         f"window: clip limit {display.CLAHE_CLIP_LIMIT:g} on {display.CLAHE_TILES[0]} x "
+                         f"{display.CLAHE_TILES[1]} tiles. Display only: the model sees the original pixels")
         st.checkbox("Full resolution, lossless", key="view-full_resolution",
                     help="Send the image at its stored size as PNG, instead of at most 1024 px as JPEG "
                          "(quality 95), which redraws faster")
@@ -74,7 +78,7 @@ def _reset_view() -> None:
 def base_image(image: LoadedImage, view: dict):
     pixels = viz.window_level(image.pixels, view["level"] / 100, view["width"] / 100)
     max_side = max(image.original_size) if view["full_resolution"] else viz.DISPLAY_MAX_SIDE
-    return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"])
+    return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"], clahe=view["clahe"])
 
 
 REVIEW_TABS = ("Findings", "Report words", "Regions", "Phrase", "Checks", "Export")
