@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from lrclr.review import (
     sha256_hex,
     word_map,
 )
+from pages.parts import case_report_export
 from pages.parts import review_trust as trust
 from pages.parts.case_source import CaseInput, choose_case
 from pages.parts.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
@@ -147,7 +149,8 @@ def export_panel(drawn: "DrawnOverlay", explanation, case: CaseInput, model: LRC
     st.download_button("Overlay as PNG", data=lambda: viz.png_bytes(viz.export_picture(drawn.image, lines,
                                                                                         drawn.colour_bar)),
                        file_name=f"{case.case_id}-overlay.png", mime="image/png", on_click="ignore")
-    include_report = st.checkbox("Include the report's text in the JSON", key="export-include-report", value=False,
+    include_report = st.checkbox("Include the report's text in the JSON and the case report",
+                                 key="export-include-report", value=False,
                                  help="Off: the report is named by its SHA-256 only, and its words by their "
                                       "positions. Real reports carry names and dates.")
     threshold = st.session_state.get("findings-threshold", 0.5)
@@ -283,6 +286,9 @@ def review(case: CaseInput) -> None:
     with tabs["Export"]:
         if tabs["Export"].open:
             export_panel(drawn, explanation, case, model, checks)
+            draw_choice = functools.partial(report_map, base, image, model, case_image, case_key, explanation, settings)
+            case_report_export.report_downloads(drawn, explanation, case, model, check, view, draw_choice, word,
+                                                text, widget_key)
     header_panels(image, image_sha)
 
 
@@ -313,6 +319,16 @@ def chosen_map(explanation, word, phrase, text) -> tuple:
     if word is not None:
         return word_map(explanation, word), f"the word '{explanation.words[word].text}' (word {word + 1})"
     return None, ""
+
+
+def report_map(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, explanation, settings: dict,
+               word: int | None, text: str | None) -> tuple[str, DrawnOverlay]:
+    """A word's or phrase's map for the case report, drawn by the viewer's rules (its scale, the
+    specificity check), without region boxes; with what it is a map of."""
+    phrase = phrase_explanation(model, case_image, case_key, text)
+    grid_map, what = chosen_map(explanation, word, phrase, text)
+    return what, overlay(base, image, model, case_image, case_key, explanation, {**settings, "show_regions": False},
+                         grid_map, what, None)
 
 
 def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, explanation, settings: dict,

@@ -37,23 +37,34 @@ def input_gate(model, image, case_image) -> InputCheck:
                        image.colourfulness)
 
 
-def show_gate(check: InputCheck) -> None:
+def gate_warning(check: InputCheck) -> str | None:
+    """The input check's warning (the page and the case report say the same), or None."""
     if check.passed:
-        return
-    reasons = "; ".join(check.reasons)
-    st.warning(markdown_literal(f"This does not look like a frontal chest radiograph: {reasons}. The scores below "
-                                "are greyed: the model was never validated on images like this."))
+        return None
+    return (f"This does not look like a frontal chest radiograph: {'; '.join(check.reasons)}. The scores below "
+            "are greyed: the model was never validated on images like this.")
+
+
+def show_gate(check: InputCheck) -> None:
+    if (warning := gate_warning(check)) is not None:
+        st.warning(markdown_literal(warning))
 
 
 EXTRA_FINDINGS = "extra-findings"
 
 
-def seen_in_training_note(model, case) -> None:
-    """A demo NIH case the loaded model trained on is not held-out evidence: say so."""
+def seen_in_training(model, case) -> str | None:
+    """A demo NIH case the loaded model trained on is not held-out evidence: the note that says so."""
     if case.demo is not None and case.demo.kind == "nih" and trained_on_whole_sample(model.model_card):
-        st.info("This demo image is one of the NIH sample images this model was trained on, so its scores here "
+        return ("This demo image is one of the NIH sample images this model was trained on, so its scores here "
                 "are not held-out evidence. The card's AUCs come from cross-validation, where every image was "
                 "scored by a model that never saw it.")
+    return None
+
+
+def seen_in_training_note(model, case) -> None:
+    if (note := seen_in_training(model, case)) is not None:
+        st.info(note)
 
 
 def extra_findings_input() -> None:
