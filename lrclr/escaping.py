@@ -1,4 +1,5 @@
-"""User text shown literally, wherever it goes: Markdown widgets, plotly labels, CSV cells.
+"""User text shown literally, wherever it goes: Markdown widgets, plotly labels, matplotlib figures,
+CSV cells.
 
 Reports, file names, annotator names, comments, typed phrases and findings are user text. Each
 destination has one helper here, and nothing else in the project escapes text for it, so the screen
@@ -33,6 +34,22 @@ def plotly_label(text: str) -> str:
     """Text for a plotly title, axis label, legend entry or hover text: plotly reads a subset of
     HTML there (``<a href>``, ``<b>``, ``<br>``), so ``<``, ``>`` and ``&`` are escaped."""
     return html.escape(text, quote=False)
+
+
+def matplotlib_literal(artist):
+    """A matplotlib figure (every text in it) or one text, set to draw its strings exactly.
+
+    matplotlib reads a string with two "$" as mathtext ("$x^2$" draws x squared) and, where the
+    ``text.usetex`` setting is on, hands every string to LaTeX. Turning both off per text, rather
+    than escaping "$", keeps the string itself unchanged, so a test can find it as typed.
+    """
+    from matplotlib.text import Text
+
+    texts = [artist] if isinstance(artist, Text) else artist.findobj(Text)
+    for text in texts:
+        text.set_parse_math(False)
+        text.set_usetex(False)
+    return artist
 
 
 def csv_text_cell(text: str) -> str:

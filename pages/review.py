@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from lrclr.display import figures as viz
+from lrclr.display import operations as display
 from lrclr.errors import ImageReadError
 from lrclr.escaping import markdown_literal
 from lrclr.imaging.reading import LoadedImage, load_image
@@ -28,12 +30,13 @@ from lrclr.trust.case_findings import (
     sha256_hex,
     word_map,
 )
+from pages.parts import case_report_export
 from pages.parts import review_trust as trust
 from pages.parts.case_source import CaseInput, choose_case
 from pages.parts.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
 from pages.parts import frame
 
-VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "full_resolution": False}
+VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "clahe": False, "full_resolution": False}
 
 
 def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> LoadedImage | None:
@@ -58,6 +61,10 @@ def view_controls() -> dict:
         st.slider("Level (window centre, %)", 0, 100, key="view-level")
         st.slider("Window width (%)", 5, 100, key="view-width")
         st.checkbox("Invert", key="view-invert")
+        st.checkbox("CLAHE (local contrast)", key="view-clahe",
+                    help=f"Contrast-limited adaptive histogram equalisation of the displayed image, after the "
+                         f"window: clip limit {display.CLAHE_CLIP_LIMIT:g} on {display.CLAHE_TILES[0]} x "
+                         f"{display.CLAHE_TILES[1]} tiles. Display only: the model sees the original pixels")
         st.checkbox("Full resolution, lossless", key="view-full_resolution",
                     help="Send the image at its stored size as PNG, instead of at most 1024 px as JPEG "
                          "(quality 95), which redraws faster")
@@ -74,7 +81,7 @@ def _reset_view() -> None:
 def base_image(image: LoadedImage, view: dict):
     pixels = viz.window_level(image.pixels, view["level"] / 100, view["width"] / 100)
     max_side = max(image.original_size) if view["full_resolution"] else viz.DISPLAY_MAX_SIDE
-    return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"])
+    return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"], clahe=view["clahe"])
 
 
 REVIEW_TABS = ("Findings", "Report words", "Regions", "Phrase", "Checks", "Export")
@@ -143,7 +150,8 @@ def export_panel(drawn: "DrawnOverlay", explanation, case: CaseInput, model: LRC
     st.download_button("Overlay as PNG", data=lambda: viz.png_bytes(viz.export_picture(drawn.image, lines,
                                                                                         drawn.colour_bar)),
                        file_name=f"{case.case_id}-overlay.png", mime="image/png", on_click="ignore")
-    include_report = st.checkbox("Include the report's text in the JSON", key="export-include-report", value=False,
+    include_report = st.checkbox("Include the report's text in the JSON and the case report",
+                                 key="export-include-report", value=False,
                                  help="Off: the report is named by its SHA-256 only, and its words by their "
                                       "positions. Real reports carry names and dates.")
     threshold = st.session_state.get("findings-threshold", 0.5)
@@ -279,6 +287,9 @@ def review(case: CaseInput) -> None:
     with tabs["Export"]:
         if tabs["Export"].open:
             export_panel(drawn, explanation, case, model, checks)
+            draw_choice = functools.partial(report_map, base, image, model, case_image, case_key, explanation, settings)
+            case_report_export.report_downloads(drawn, explanation, case, model, check, view, draw_choice, word,
+                                                text, widget_key)
     header_panels(image, image_sha)
 
 
@@ -309,6 +320,16 @@ def chosen_map(explanation, word, phrase, text) -> tuple:
     if word is not None:
         return word_map(explanation, word), f"the word '{explanation.words[word].text}' (word {word + 1})"
     return None, ""
+
+
+def report_map(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, explanation, settings: dict,
+               word: int | None, text: str | None) -> tuple[str, DrawnOverlay]:
+    """A word's or phrase's map for the case report, drawn by the viewer's rules (its scale, the
+    specificity check), without region boxes; with what it is a map of."""
+    phrase = phrase_explanation(model, case_image, case_key, text)
+    grid_map, what = chosen_map(explanation, word, phrase, text)
+    return what, overlay(base, image, model, case_image, case_key, explanation, {**settings, "show_regions": False},
+                         grid_map, what, None)
 
 
 def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, explanation, settings: dict,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
 
 import numpy as np
@@ -11,8 +13,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from lrclr.demo import load_gallery
-from tests.conftest import as_shown
+from lrclr.imaging.reading import load_image
+from lrclr.trust.case_findings import sha256_hex
+from tests.conftest import TEST_DATA, as_shown
 
+DICOM = TEST_DATA / "siim_pneumothorax_example.dcm"
 PATIENT_ID = "16d7f894-55d7-4d95-8957-d18987f0e981"  # PatientName/PatientID in the bundled DICOMs
 
 
@@ -197,3 +202,22 @@ def test_identifiers_shown_for_one_dicom_are_hidden_again_on_the_next(app):
     assert not app.exception
     assert PATIENT_ID not in _all_text(app)
     assert any(e.label == "DICOM header (patient identifiers hidden)" for e in app.expander)
+
+
+def _viewer_pixels(app: AppTest) -> np.ndarray:
+    """The radiograph the viewer sends to the browser (its figure's image trace)."""
+    specs = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    source = next(s["data"][0]["source"] for s in specs if s["data"] and s["data"][0].get("type") == "image")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("L"), dtype=np.int16)
+
+
+def test_clahe_changes_the_displayed_radiograph_and_not_the_pixels_the_model_reads(app):
+    _upload(app, "study.dcm", DICOM.read_bytes(), "Small left pleural effusion.")
+    before = _viewer_pixels(app)
+    app.checkbox(key="view-clahe").check().run()
+    assert not app.exception
+    after = _viewer_pixels(app)
+    assert before.shape == after.shape and np.abs(after - before).mean() > 5  # 14.9 grey levels on this film
+    # The model encodes the decoded image the page keeps (pages/parts/shared.encode_case): untouched.
+    kept = app.session_state["image-cache"][(sha256_hex(DICOM.read_bytes()), False)]
+    np.testing.assert_array_equal(kept.pixels, load_image(DICOM).pixels)

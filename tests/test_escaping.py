@@ -69,3 +69,18 @@ def test_a_url_in_a_report_is_not_a_link_on_the_annotate_page():
     shown = sentence_markdown(item)
     assert "**effusion**" in shown
     assert "https\\:\u2060\\/\\/evil" in shown and "www\u2060\\.evil" in shown
+
+
+def test_matplotlib_text_is_made_literal_in_a_whole_figure():
+    """matplotlib reads "$...$" as maths; the helper turns that off for every text of a figure."""
+    from matplotlib.figure import Figure
+
+    from lrclr.escaping import matplotlib_literal
+
+    figure = Figure()
+    axes = figure.add_subplot()
+    texts = [figure.text(0, 0, "$x^2$"), axes.set_title("cost $5 and $6"), axes.text(0, 0, r"\$ \alpha")]
+    assert all(t.get_parse_math() for t in texts)  # matplotlib's default
+    matplotlib_literal(figure)
+    assert not any(t.get_parse_math() or t.get_usetex() for t in texts)
+    assert [t.get_text() for t in texts] == ["$x^2$", "cost $5 and $6", r"\$ \alpha"]  # the strings unchanged

@@ -30,6 +30,7 @@ from lrclr.imaging.input_check import InputReference, check_input
 from lrclr.reports.text import ReportTooLongError
 
 from lrclr.batch.sources import BatchInput
+from lrclr.display import operations as display
 
 THUMBNAIL_PX = 64
 
@@ -128,8 +129,8 @@ def _report_labels(source, item: BatchInput, findings: Sequence[str]) -> tuple[d
 
 def thumbnail_data_uri(pixels: np.ndarray, max_side: int = THUMBNAIL_PX) -> str:
     """A small JPEG of a [0, 1] grayscale image as a data URI (for a results table)."""
-    image = Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), mode="L")
-    image.thumbnail((max_side, max_side), Image.BILINEAR)
+    small = display.downsample(pixels, max_side)  # area resampling: a 64 px film without aliasing
+    image = Image.fromarray(np.round(np.clip(small, 0, 1) * 255).astype(np.uint8), mode="L")
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

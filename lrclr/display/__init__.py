@@ -1,1 +1,3 @@
-"""Pictures for a reader: ``figures`` (overlays, charts, the exported PNG)."""
+"""Pictures for a reader: ``operations`` (OpenCV on what is shown: area resampling, CLAHE, mask
+outlines), ``figures`` (overlays, colour bars, charts, the exported PNG) and ``case_report`` with
+its ``case_report_layout`` (the one-page PDF and PNG report, drawn with matplotlib)."""

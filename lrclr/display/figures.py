@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
+from lrclr.display import operations as display
 from lrclr.escaping import plotly_label
 from lrclr.trust.card_tables import finite_number
 from lrclr.model.explain import Explanation, grid_to_image
@@ -30,14 +31,17 @@ def display_scale(size: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) -> fl
     return min(1.0, max_side / max(size))
 
 
-def to_display_rgb(pixels: np.ndarray, max_side: int = DISPLAY_MAX_SIDE, invert: bool = False) -> Image.Image:
-    """[0, 1] grayscale -> an RGB image no larger than ``max_side`` on its longest side."""
-    values = 1.0 - pixels if invert else pixels
-    image = Image.fromarray(np.round(np.clip(values, 0, 1) * 255).astype(np.uint8), mode="L")
-    scale = display_scale(image.size, max_side)
-    if scale < 1.0:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS)
-    return image.convert("RGB")
+def to_display_rgb(pixels: np.ndarray, max_side: int = DISPLAY_MAX_SIDE, invert: bool = False,
+                   clahe: bool = False) -> Image.Image:
+    """[0, 1] grayscale -> an RGB image no larger than ``max_side`` on its longest side.
+
+    Shrunk by area resampling on the float pixels (``lrclr.display.operations``), then quantised; ``clahe``
+    equalises local contrast on what is shown (display only: the model never sees it).
+    """
+    grey = np.round(np.clip(display.downsample(pixels, max_side), 0, 1) * 255).astype(np.uint8)
+    if clahe:
+        grey = display.clahe(grey)
+    return Image.fromarray(255 - grey if invert else grey, mode="L").convert("RGB")
 
 
 def heat_colours(values: np.ndarray) -> np.ndarray:
@@ -149,11 +153,12 @@ def highlight_region(base: Image.Image, explanation: Explanation, rank: int) -> 
 
 
 def mask_overlay(base: Image.Image, mask: np.ndarray, opacity: float = 0.45) -> Image.Image:
-    """A ground-truth mask tinted over the displayed image (the mask is in original pixels)."""
+    """A ground-truth mask tinted over the displayed image and outlined (the mask is in original
+    pixels; the outline is drawn from its contour, sharp at any display size)."""
     alpha = Image.fromarray((np.asarray(mask, dtype=bool) * round(255 * opacity)).astype(np.uint8))
     alpha = alpha.resize(base.size, Image.NEAREST)
     tint = Image.new("RGB", base.size, MASK_COLOUR)
-    return Image.composite(tint, base, alpha)
+    return display.mask_outline(Image.composite(tint, base, alpha), mask, MASK_COLOUR)
 
 
 def export_picture(overlay: Image.Image, lines: Sequence[str], colour_bar: tuple[MapScale, str] | None) -> Image.Image:

@@ -22,7 +22,8 @@ from lrclr.trust.map_checks import phrase_specificity, reference_maps
 from lrclr.findings import parse_finding_list
 from lrclr.escaping import markdown_literal
 from lrclr.trust.case_findings import finding_rows
-from lrclr.trust.reliability import evidence_summary, trained_on_whole_sample
+from lrclr.trust.findings_table import findings_legend, findings_table, probability_text
+from lrclr.trust.reliability import trained_on_whole_sample
 from pages.parts.shared import cached
 
 GREY = "color: #9e9e9e"
@@ -36,23 +37,34 @@ def input_gate(model, image, case_image) -> InputCheck:
                        image.colourfulness)
 
 
-def show_gate(check: InputCheck) -> None:
+def gate_warning(check: InputCheck) -> str | None:
+    """The input check's warning (the page and the case report say the same), or None."""
     if check.passed:
-        return
-    reasons = "; ".join(check.reasons)
-    st.warning(markdown_literal(f"This does not look like a frontal chest radiograph: {reasons}. The scores below "
-                                "are greyed: the model was never validated on images like this."))
+        return None
+    return (f"This does not look like a frontal chest radiograph: {'; '.join(check.reasons)}. The scores below "
+            "are greyed: the model was never validated on images like this.")
+
+
+def show_gate(check: InputCheck) -> None:
+    if (warning := gate_warning(check)) is not None:
+        st.warning(markdown_literal(warning))
 
 
 EXTRA_FINDINGS = "extra-findings"
 
 
-def seen_in_training_note(model, case) -> None:
-    """A demo NIH case the loaded model trained on is not held-out evidence: say so."""
+def seen_in_training(model, case) -> str | None:
+    """A demo NIH case the loaded model trained on is not held-out evidence: the note that says so."""
     if case.demo is not None and case.demo.kind == "nih" and trained_on_whole_sample(model.model_card):
-        st.info("This demo image is one of the NIH sample images this model was trained on, so its scores here "
+        return ("This demo image is one of the NIH sample images this model was trained on, so its scores here "
                 "are not held-out evidence. The card's AUCs come from cross-validation, where every image was "
                 "scored by a model that never saw it.")
+    return None
+
+
+def seen_in_training_note(model, case) -> None:
+    if (note := seen_in_training(model, case)) is not None:
+        st.info(note)
 
 
 def extra_findings_input() -> None:
@@ -78,13 +90,7 @@ def findings_panel(explanation, model, check: InputCheck) -> float:
                                "cross-validation (the model card). Only findings without one use this value.")
     rows = finding_rows(explanation, threshold, model.model_card)
     # Four columns fit the panel without a horizontal scroll; the export has every field of each row.
-    table = pd.DataFrame({
-        "finding": [r.finding for r in rows],
-        "probability": [r.probability for r in rows],
-        "called": [called_text(r) for r in rows],
-        "AUC (95% CI)": [evidence_text(r) for r in rows],
-        "report": [r.report_says + (" ≠" if r.discordance else "") for r in rows],
-    }).sort_values("probability", ascending=False)
+    table = findings_table(rows)  # the case report prints the same table
     greyed = not check.passed
 
     reliable = {r.finding: r.reliable for r in rows}
@@ -95,7 +101,7 @@ def findings_panel(explanation, model, check: InputCheck) -> float:
         background = DISCORDANT if discordant[row["finding"]] and not greyed else ""
         return [";".join(x for x in (colour, background) if x)] * len(row)
 
-    styled = table.style.apply(style, axis=1).format({"probability": "{:.3f}"})
+    styled = table.style.apply(style, axis=1).format({"probability": probability_text})
     # Every row visible: no inner scroll, so no positive finding of the report is ever out of view.
     # Pixel widths: the panel is about 440 px wide at 1600 px, and every column must fit in it.
     columns = {"finding": st.column_config.TextColumn(width=118),
@@ -109,49 +115,8 @@ def findings_panel(explanation, model, check: InputCheck) -> float:
     return threshold
 
 
-FALLBACK_MARK = "†"
-
-
-UNRELIABLE_MARK = "✗"
-
-
-def called_text(row) -> str:
-    """'yes ≥0.31' / 'no <0.31'; † when the threshold is the user's fallback, not an operating point."""
-    mark = "" if row.threshold_source == "operating point" else FALLBACK_MARK
-    return f"yes ≥{row.threshold:.2f}{mark}" if row.called_positive else f"no <{row.threshold:.2f}{mark}"
-
-
-def evidence_text(row) -> str:
-    """'0.72 (0.64-0.80)', '✗ 0.55 (0.47-0.63)' (the CI includes 0.5) or 'not validated'; ', raw'
-    where the probability is not calibrated. The column is narrow; the caption says what they mean."""
-    raw = "" if row.calibrated else ", raw"
-    if row.auc is None or row.auc_ci is None:
-        return f"not validated{raw}"
-    auc = f"{row.auc:.2f} ({row.auc_ci[0]:.2f}-{row.auc_ci[1]:.2f})"
-    return f"{auc}{raw}" if row.reliable else f"{UNRELIABLE_MARK} {auc}{raw}"
-
-
 def evidence_caption(card: dict, rows, explanation) -> None:
-    summary = evidence_summary(card)
-    discordant = sum(bool(r.discordance) for r in rows)
-    lines = [f"{discordant} discordant finding(s) between the model and the report (labeler), marked ≠. "
-             f"Called: the probability against the finding's operating point; {FALLBACK_MARK}: the card has none, "
-             f"so the fallback threshold is used. AUC: cross-validated, with its 95% interval; {UNRELIABLE_MARK}: "
-             "not reliable, the interval includes 0.5 (chance); raw: an uncalibrated score."
-             if explanation.report.strip() else "No report: nothing to compare the scores with."]
-    if summary is None:
-        lines.append("This model's card holds no cross-validated figures: every finding is not validated and "
-                     "its score is the raw zero-shot similarity, not a calibrated probability.")
-    else:
-        macro = f"{summary.macro_auc:.2f}" if summary.macro_auc is not None else "?"
-        lines.append(f"AUCs, calibration and operating points: {summary.description} (the model card); macro AUC "
-                     f"{macro}. Grey rows are not reliable.")
-        if summary.held_out_findings and summary.held_out_macro is not None:
-            lines.append(f"Findings the card does not list are 'not validated'. As a guide, a cross-validation with "
-                         f"findings removed from training entirely ({', '.join(summary.held_out_findings)}) scored "
-                         f"macro AUC {summary.held_out_macro:.2f} on them: genuinely zero-shot (its recipe is on the "
-                         "Model page).")
-    st.caption(markdown_literal(" ".join(lines)))
+    st.caption(markdown_literal(" ".join(findings_legend(card, rows, bool(explanation.report.strip())))))
 
 
 # ---- maps ------------------------------------------------------------------------------------
