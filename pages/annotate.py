@@ -10,7 +10,8 @@ import streamlit as st
 
 from lrclr.display import figures as viz
 from lrclr.annotations.queue import DEFAULT_QUEUE_LENGTH, QueueItem, build_queue, sentence_markdown
-from lrclr.annotations.store import VERDICTS, AnnotationStore, PairKey
+from lrclr.annotations.records import VERDICTS, PairKey
+from lrclr.annotations.store import AnnotationStore
 from lrclr.errors import ImageReadError, LRCLRError
 from lrclr.imaging.reading import load_image
 from lrclr.escaping import markdown_literal

@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lrclr.annotations.agreement import pairwise_agreement
-from lrclr.annotations.store import VERDICTS, AnnotationStore
+from lrclr.annotations.records import VERDICTS
+from lrclr.annotations.store import AnnotationStore
 from lrclr.escaping import plotly_label
 from pages.parts.case_source import GALLERY, gallery
 from pages.parts.shared import current_store

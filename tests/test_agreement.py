@@ -7,7 +7,7 @@ import math
 import pytest
 
 from lrclr.annotations.agreement import cohen_kappa, fleiss_kappa, pairwise_agreement
-from lrclr.annotations.store import PairKey, Verdict, sha256_hex
+from lrclr.annotations.records import PairKey, Verdict, sha256_hex
 
 B, G, U = "bad match", "good match", "unsure"
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from lrclr.annotations.postgres_engine import VERSION_TABLE, StoreURL
-from lrclr.annotations.store import SCHEMA_VERSION, AnnotationStore
+from lrclr.annotations.schema import SCHEMA_VERSION
+from lrclr.annotations.store import AnnotationStore
 from lrclr.errors import AnnotationStoreError
 from tests.conftest import free_port
 from tests.test_annotations import make_pair, raw_sql

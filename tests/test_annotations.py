@@ -20,19 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from lrclr.annotations.exchange import read_csv
+from lrclr.annotations.records import VERDICTS, PairKey, sha256_hex
 from lrclr.annotations.postgres_engine import VERSION_TABLE
-from lrclr.annotations.schema import MIGRATIONS
-from lrclr.annotations.store import (
-    DEFAULT_DB_NAME,
-    PAIR_COLUMNS,
-    SCHEMA_VERSION,
-    VERDICTS,
-    AnnotationStore,
-    PairKey,
-    default_data_dir,
-    read_csv,
-    sha256_hex,
-)
+from lrclr.annotations.schema import MIGRATIONS, PAIR_COLUMNS, SCHEMA_VERSION
+from lrclr.annotations.store import DEFAULT_DB_NAME, AnnotationStore, default_data_dir
 from lrclr.errors import AnnotationStoreError, LRCLRError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +71,8 @@ def _worker(code: str, *args: str) -> subprocess.Popen:
 # then records its verdicts one transaction each: the honest case of concurrent sessions.
 WRITER = """
 import sys, time
-from lrclr.annotations.store import AnnotationStore, VERDICTS
+from lrclr.annotations.records import VERDICTS
+from lrclr.annotations.store import AnnotationStore
 from tests.test_annotations import make_pair
 path, annotator, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = AnnotationStore(path)
@@ -130,7 +123,8 @@ def test_eight_processes_writing_concurrently_lose_nothing(new_store, store_engi
 # writers interleaving without isolation would write the same revision twice or lose a change.
 SAME_PAIRS_WRITER = """
 import sys
-from lrclr.annotations.store import AnnotationStore, VERDICTS
+from lrclr.annotations.records import VERDICTS
+from lrclr.annotations.store import AnnotationStore
 from tests.test_annotations import make_pair
 path, k, n, pairs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 store = AnnotationStore(path)

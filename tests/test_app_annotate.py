@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lrclr.annotations.store import AnnotationStore, PairKey
+from lrclr.annotations.records import PairKey
+
+from lrclr.annotations.store import AnnotationStore
 from lrclr.demo import load_gallery
 from tests.conftest import REPO_ROOT, as_shown, deployment_settings, free_port
 

@@ -12,7 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lrclr.annotations.store import AnnotationStore, PairKey, sha256_hex
+from lrclr.annotations.records import PairKey, sha256_hex
+
+from lrclr.annotations.store import AnnotationStore
 from lrclr.model.config import tiny_config
 from lrclr.imaging.reading import load_image
 from lrclr.model.lrclr_model import LRCLRModel

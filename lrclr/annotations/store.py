@@ -19,38 +19,35 @@ version is checked on opening, with forward migrations. This module is the part 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import math
 import os
 import re
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterable
+from typing import IO, Any, Iterable
 
-from lrclr.annotations.schema import (
-    HISTORY_COLUMNS,
-    KEY_COLUMNS,
-    PAIR_COLUMNS,
-    SCHEMA_VERSION,
-    VERDICT_COLUMNS,
+from lrclr.annotations.exchange import EXPORT_FORMAT, csv_cell, csv_layout, read_text, write_text
+from lrclr.annotations.records import (
+    MAX_TEXT,
+    VERDICTS,
+    HistoryEntry,
+    PairKey,
+    Verdict,
+    checked_text,
+    checked_verdict,
+    history_from_row,
+    history_row,
+    utc_now,
+    verdict_from_row,
+    verdict_row,
 )
+from lrclr.annotations.schema import HISTORY_COLUMNS, KEY_COLUMNS, PAIR_COLUMNS, SCHEMA_VERSION, VERDICT_COLUMNS
 from lrclr.annotations.sqlite_engine import SQLiteEngine
 from lrclr.errors import AnnotationStoreError
-from lrclr.escaping import csv_text_cell, csv_text_value
 
-if TYPE_CHECKING:  # only for type hints: importing lrclr.model.explain would pull in torch
-    from lrclr.model.explain import RegionExplanation, WordExplanation
-
-VERDICTS = ("bad match", "good match", "unsure")
-ACTIONS = ("create", "update", "undo", "delete")
 DATA_DIR_ENV = "LRCLR_DATA_DIR"
 DEFAULT_DB_NAME = "annotations.sqlite3"
-MAX_COMMENT = 5000
-MAX_TEXT = 200  # annotator, model id, case id, word
-EXPORT_FORMAT = "lrclr-annotations"
 
 
 def default_data_dir() -> Path:
@@ -65,118 +62,10 @@ def default_data_dir() -> Path:
     return Path(xdg).expanduser() / "lrclr-review"
 
 
-def sha256_hex(data: bytes | str) -> str:
-    """The SHA-256 hex digest of bytes (an image file) or of text encoded as UTF-8 (a report)."""
-    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _text(name: str, value: Any, limit: int, *, empty_ok: bool = False) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {type(value).__name__}")
-    if not empty_ok and not value.strip():
-        raise ValueError(f"{name} must not be empty")
-    if len(value) > limit:
-        raise ValueError(f"{name} is {len(value)} characters long; at most {limit} are allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(f"{name} is not valid Unicode text ({error.reason})") from None
-    if "\x00" in value:  # PostgreSQL's text cannot hold it; refused on both engines alike
-        raise ValueError(f"{name} contains a NUL character")
-    return value
-
-
-def _count(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class PairKey:
-    """The region-word pair judged. Identity: the model, case, hashes, character span and rank."""
-
-    model_id: str
-    case_id: str  # non-identifying: a demo case id or the upload's SHA-256 prefix
-    image_sha256: str
-    report_sha256: str
-    word_index: int
-    word: str
-    char_start: int
-    char_end: int
-    region_rank: int  # 1 = the model's most significant region
-    cell_row: int
-    cell_col: int
-    box: tuple[float, float, float, float]  # (x0, y0, x1, y1) in original image pixels
-
-    def __post_init__(self) -> None:
-        for name in ("model_id", "case_id", "word"):
-            _text(name, getattr(self, name), MAX_TEXT)
-        for name in ("image_sha256", "report_sha256"):
-            value = getattr(self, name)
-            if not (isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")):
-                raise ValueError(f"{name} must be 64 lowercase hex digits, got {value!r}")
-        for name in ("word_index", "char_start", "cell_row", "cell_col"):
-            _count(name, getattr(self, name))
-        _count("char_end", self.char_end, self.char_start)
-        _count("region_rank", self.region_rank, 1)
-        box = tuple(float(v) for v in self.box)
-        if len(box) != 4 or not all(math.isfinite(v) for v in box):
-            raise ValueError(f"box must be four finite numbers (x0, y0, x1, y1), got {self.box!r}")
-        object.__setattr__(self, "box", box)
-
-    @property
-    def identity(self) -> tuple:
-        """What makes two readers' verdicts be about the same pair."""
-        return (self.model_id, self.case_id, self.image_sha256, self.report_sha256,
-                self.char_start, self.char_end, self.region_rank)
-
-    @classmethod
-    def from_explanation(cls, model_id: str, case_id: str, image_sha256: str, report_sha256: str,
-                         word: WordExplanation, region: RegionExplanation) -> PairKey:
-        return cls(model_id, case_id, image_sha256, report_sha256, word.index, word.text, word.start,
-                   word.end, region.rank, region.cell[0], region.cell[1], tuple(region.box))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A current verdict: one per annotator and pair."""
-
-    id: int
-    annotator: str
-    pair: PairKey
-    verdict: str
-    comment: str
-    created_at: str
-    updated_at: str
-    revision: int  # 1 when created, +1 on every change
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One change. ``verdict``/``comment`` are the state after it (None: the row no longer exists)."""
-
-    id: int
-    verdict_id: int
-    annotator: str
-    action: str  # create | update | delete | undo
-    verdict: str | None
-    comment: str | None
-    previous_verdict: str | None  # None: the row did not exist before
-    previous_comment: str | None
-    revision: int
-    undoes: int | None  # for an undo: the id of the entry it reverted
-    at: str
-    pair: PairKey
-
-
 _PAIR_SQL = ", ".join(PAIR_COLUMNS)
 _SELECT_VERDICTS = f"SELECT {', '.join(VERDICT_COLUMNS)} FROM verdicts"
 _SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM history"
+
 # Both engines take this SQL as written (the PostgreSQL engine turns ``?`` into psycopg's ``%s``).
 # New rows get their id from the database (RETURNING it); an import or an undone delete gives it.
 _INSERT_VERDICT = (f"INSERT INTO verdicts ({', '.join(VERDICT_COLUMNS)}) "
@@ -193,42 +82,6 @@ _WHERE_KEY = " AND ".join(f"{column} = ?" for column in KEY_COLUMNS)
 _FILTERS = ("annotator", "model_id", "case_id", "image_sha256", "report_sha256", "verdict")
 _GROUPS = {"case_id": "case_id", "word": "lower(word)", "annotator": "annotator",
            "model_id": "model_id", "day": "substr(created_at, 1, 10)"}
-
-
-def _pair_values(pair: PairKey) -> tuple:
-    return (pair.model_id, pair.case_id, pair.image_sha256, pair.report_sha256, pair.word_index,
-            pair.word, pair.char_start, pair.char_end, pair.region_rank, pair.cell_row,
-            pair.cell_col, *pair.box)
-
-
-def _pair(values: tuple | list) -> PairKey:
-    return PairKey(*values[:11], box=tuple(values[11:15]))
-
-
-def _verdict(row: tuple) -> Verdict:
-    tail = row[2 + len(PAIR_COLUMNS):]
-    return Verdict(row[0], row[1], _pair(row[2:2 + len(PAIR_COLUMNS)]), *tail)
-
-
-def _history(row: tuple) -> HistoryEntry:
-    return HistoryEntry(*row[:11], pair=_pair(row[11:]))
-
-
-def _verdict_row(v: Verdict) -> tuple:
-    return (v.id, v.annotator, *_pair_values(v.pair), v.verdict, v.comment, v.created_at,
-            v.updated_at, v.revision)
-
-
-def _history_row(h: HistoryEntry) -> tuple:
-    return (h.id, h.verdict_id, h.annotator, h.action, h.verdict, h.comment, h.previous_verdict,
-            h.previous_comment, h.revision, h.undoes, h.at, *_pair_values(h.pair))
-
-
-def _check_verdict(annotator: str, verdict: str, comment: str) -> tuple[str, str, str]:
-    annotator = _text("annotator", annotator, MAX_TEXT).strip()
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}")
-    return annotator, verdict, _text("comment", comment, MAX_COMMENT, empty_ok=True)
 
 
 # What integrity_check asks of the store on either engine: the history replays to the current
@@ -359,7 +212,7 @@ class AnnotationStore:
             comment = rest[0] if rest else ""
             if not isinstance(pair, PairKey):
                 raise ValueError(f"pair must be a PairKey, got {type(pair).__name__}")
-            checked.append((pair, *_check_verdict(annotator, verdict, comment)))
+            checked.append((pair, *checked_verdict(annotator, verdict, comment)))
         return self._write(lambda conn: [self._record(conn, *item) for item in checked])
 
     def _record(self, conn, pair: PairKey, annotator: str, verdict: str, comment: str) -> Verdict:
@@ -377,7 +230,7 @@ class AnnotationStore:
 
     def remove(self, annotator: str, pair: PairKey) -> HistoryEntry | None:
         """Delete ``annotator``'s verdict on ``pair`` (history keeps it); None if there was none."""
-        annotator = _text("annotator", annotator, MAX_TEXT).strip()
+        annotator = checked_text("annotator", annotator, MAX_TEXT).strip()
 
         def body(conn):
             old = self._current(conn, annotator, pair)
@@ -394,7 +247,7 @@ class AnnotationStore:
         delete restores the row under its old id. Repeated undos walk further back; None when
         there is nothing left to undo. The entry's ``verdict`` is None when the row was removed.
         """
-        annotator = _text("annotator", annotator, MAX_TEXT).strip()
+        annotator = checked_text("annotator", annotator, MAX_TEXT).strip()
         return self._write(lambda conn: self._undo(conn, annotator))
 
     def _undo(self, conn, annotator: str) -> HistoryEntry | None:
@@ -404,9 +257,9 @@ class AnnotationStore:
             (annotator,)).fetchone()
         if row is None:
             return None
-        target, now = _history(row), utc_now()
+        target, now = history_from_row(row), utc_now()
         found = conn.execute(f"{_SELECT_VERDICTS} WHERE id = ?", (target.verdict_id,)).fetchone()
-        current = _verdict(found) if found else None
+        current = verdict_from_row(found) if found else None
         revision = (current.revision if current else target.revision) + 1
         restored = None
         if target.previous_verdict is None:
@@ -422,16 +275,16 @@ class AnnotationStore:
     def _current(self, conn, annotator: str, pair: PairKey) -> Verdict | None:
         key = (annotator, *pair.identity)
         row = conn.execute(f"{_SELECT_VERDICTS} WHERE {_WHERE_KEY}", key).fetchone()
-        return _verdict(row) if row else None
+        return verdict_from_row(row) if row else None
 
     @staticmethod
     def _put(conn, verdict: Verdict) -> Verdict:
         """Insert a new verdict (the database gives its id) or write one under its id (an update,
         or a deleted row that an undo restores)."""
         if verdict.id is None:
-            (new_id,) = conn.execute(_ADD_VERDICT, _verdict_row(verdict)[1:]).fetchone()
+            (new_id,) = conn.execute(_ADD_VERDICT, verdict_row(verdict)[1:]).fetchone()
             return replace(verdict, id=new_id)
-        conn.execute(_UPSERT_VERDICT, _verdict_row(verdict))
+        conn.execute(_UPSERT_VERDICT, verdict_row(verdict))
         return verdict
 
     @staticmethod
@@ -444,7 +297,7 @@ class AnnotationStore:
             new.verdict if new else None, new.comment if new else None,
             old.verdict if old else None, old.comment if old else None,
             revision or source.revision, like.id if like else None, at, source.pair)
-        (new_id,) = conn.execute(_APPEND_HISTORY, _history_row(entry)[1:]).fetchone()
+        (new_id,) = conn.execute(_APPEND_HISTORY, history_row(entry)[1:]).fetchone()
         return replace(entry, id=new_id)
 
     # -- reads ----------------------------------------------------------------------------------
@@ -458,14 +311,14 @@ class AnnotationStore:
         used = [(name, value) for name, value in filters.items() if value is not None]
         where = " AND ".join(f"{name} = ?" for name, _ in used)  # names from _FILTERS only
         sql = f"{_SELECT_VERDICTS}{' WHERE ' + where if where else ''} ORDER BY id"
-        return [_verdict(row) for row in self._read(sql, [value for _, value in used])]
+        return [verdict_from_row(row) for row in self._read(sql, [value for _, value in used])]
 
     def history(self, annotator: str | None = None) -> list[HistoryEntry]:
         """Every change, oldest first (optionally one annotator's)."""
         if annotator is None:
-            return [_history(row) for row in self._read(f"{_SELECT_HISTORY} ORDER BY id")]
+            return [history_from_row(row) for row in self._read(f"{_SELECT_HISTORY} ORDER BY id")]
         sql = f"{_SELECT_HISTORY} WHERE annotator = ? ORDER BY id"
-        return [_history(row) for row in self._read(sql, (annotator,))]
+        return [history_from_row(row) for row in self._read(sql, (annotator,))]
 
     def counts(self, by: str, model_id: str | None = None) -> dict[str, dict[str, int]]:
         """Current verdicts counted per group and verdict: ``{group: {verdict: n}}``.
@@ -499,9 +352,9 @@ class AnnotationStore:
         """Everything, as JSON (ASCII-escaped, so bidi and control characters cannot hide)."""
         verdicts, history = self.snapshot()
         data = {"format": EXPORT_FORMAT, "schema_version": SCHEMA_VERSION, "exported_at": utc_now(),
-                "verdicts": [dict(zip(VERDICT_COLUMNS, _verdict_row(v))) for v in verdicts],
-                "history": [dict(zip(HISTORY_COLUMNS, _history_row(h))) for h in history]}
-        _write_text(target, json.dumps(data, indent=1, ensure_ascii=True) + "\n")
+                "verdicts": [dict(zip(VERDICT_COLUMNS, verdict_row(v))) for v in verdicts],
+                "history": [dict(zip(HISTORY_COLUMNS, history_row(h))) for h in history]}
+        write_text(target, json.dumps(data, indent=1, ensure_ascii=True) + "\n")
 
     def export_csv(self, target: str | Path | IO[str], table: str = "verdicts") -> None:
         """One table (``verdicts`` or ``history``) as CSV; read it back with :func:`read_csv`.
@@ -509,38 +362,38 @@ class AnnotationStore:
         Text cells that a spreadsheet would run as a formula (``= + - @``, tab, CR) or that start
         with ``'`` get a leading ``'``, which :func:`read_csv` removes: safe to open, and exact.
         """
-        columns, nullable = _csv_layout(table)
+        columns, nullable = csv_layout(table)
         verdicts, history = self.snapshot()
-        rows = [_verdict_row(v) for v in verdicts] if table == "verdicts" else [_history_row(h) for h in history]
+        rows = [verdict_row(v) for v in verdicts] if table == "verdicts" else [history_row(h) for h in history]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_cell(value, column in nullable) for column, value in zip(columns, row)])
-        _write_text(target, buffer.getvalue())
+            writer.writerow([csv_cell(value, column in nullable) for column, value in zip(columns, row)])
+        write_text(target, buffer.getvalue())
 
     def import_json(self, source: str | Path | IO[str]) -> tuple[int, int]:
         """Load an :meth:`export_json` file into this EMPTY store, keeping ids; (verdicts, history).
 
         One transaction: a bad row leaves the store empty. Merging into a non-empty store is refused.
         """
-        text = _read_text(source)
+        text = read_text(source)
         try:
             data = json.loads(text)
             if data.get("format") != EXPORT_FORMAT or data.get("schema_version") != SCHEMA_VERSION:
                 raise ValueError(f"not an {EXPORT_FORMAT} export of schema version {SCHEMA_VERSION}")
-            verdicts = [_verdict(tuple(row[c] for c in VERDICT_COLUMNS)) for row in data["verdicts"]]
-            history = [_history(tuple(row[c] for c in HISTORY_COLUMNS)) for row in data["history"]]
+            verdicts = [verdict_from_row(tuple(row[c] for c in VERDICT_COLUMNS)) for row in data["verdicts"]]
+            history = [history_from_row(tuple(row[c] for c in HISTORY_COLUMNS)) for row in data["history"]]
             for v in verdicts:
-                _check_verdict(v.annotator, v.verdict, v.comment)
+                checked_verdict(v.annotator, v.verdict, v.comment)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise AnnotationStoreError(f"Cannot import {source}: {error}") from error
 
         def body(conn):
             if conn.execute("SELECT (SELECT count(*) FROM verdicts) + (SELECT count(*) FROM history)").fetchone()[0]:
                 raise AnnotationStoreError(f"Import needs an empty store; {self.location} already has flags")
-            conn.executemany(_INSERT_HISTORY, [_history_row(h) for h in history])
-            conn.executemany(_INSERT_VERDICT, [_verdict_row(v) for v in verdicts])
+            conn.executemany(_INSERT_HISTORY, [history_row(h) for h in history])
+            conn.executemany(_INSERT_VERDICT, [verdict_row(v) for v in verdicts])
             self._engine.after_import(conn)
             return len(verdicts), len(history)
         try:
@@ -549,59 +402,3 @@ class AnnotationStore:
             raise AnnotationStoreError(f"Cannot import {source}: {self._engine.redact(str(error))}") from error
 
 
-_INT_COLUMNS = {"id", "verdict_id", "word_index", "char_start", "char_end", "region_rank",
-                "cell_row", "cell_col", "revision", "undoes"}
-_FLOAT_COLUMNS = {"box_x0", "box_y0", "box_x1", "box_y1"}
-
-
-def _csv_layout(table: str) -> tuple[tuple[str, ...], set[str]]:
-    if table == "verdicts":
-        return VERDICT_COLUMNS, set()
-    if table == "history":
-        return HISTORY_COLUMNS, {"verdict", "comment", "previous_verdict", "previous_comment", "undoes"}
-    raise ValueError(f"table must be 'verdicts' or 'history', got {table!r}")
-
-
-def _csv_cell(value: Any, nullable: bool) -> str:
-    """None -> empty cell; in a nullable column an empty string is a lone ``'``."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return "'" if nullable and value == "" else csv_text_cell(value)
-    return str(value)
-
-
-def _csv_value(cell: str, column: str, nullable: bool) -> Any:
-    if cell == "":
-        return None if nullable else ""
-    if column in _INT_COLUMNS:
-        return int(cell)
-    if column in _FLOAT_COLUMNS:
-        return float(cell)
-    return csv_text_value(cell)
-
-
-def read_csv(source: str | Path | IO[str], table: str = "verdicts") -> list[Verdict] | list[HistoryEntry]:
-    """Parse an :meth:`AnnotationStore.export_csv` file back into verdicts or history entries."""
-    columns, nullable = _csv_layout(table)
-    text = _read_text(source)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    if tuple(next(reader, ())) != columns:
-        raise AnnotationStoreError(f"{source} is not an LRCLR {table} CSV export (unexpected header)")
-    parse = _verdict if table == "verdicts" else _history
-    return [parse(tuple(_csv_value(cell, c, c in nullable) for c, cell in zip(columns, row))) for row in reader]
-
-
-def _write_text(target: str | Path | IO[str], text: str) -> None:
-    if isinstance(target, (str, Path)):
-        Path(target).write_text(text, encoding="utf-8", newline="")
-    else:
-        target.write(text)
-
-
-def _read_text(source: str | Path | IO[str]) -> str:
-    """Text exactly as stored: no newline translation (a comment may hold a CR)."""
-    if isinstance(source, (str, Path)):
-        with open(source, encoding="utf-8", newline="") as file:
-            return file.read()
-    return source.read()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrclr.annotations.store import sha256_hex
+from lrclr.annotations.records import sha256_hex
 from lrclr.errors import LRCLRError
 from train.evaluation.report import json_safe, write_result_files
 from train.training.flag_loss import FlagFeatures, PairAttention, pair_attention

@@ -27,7 +27,9 @@ from typing import Iterator
 
 import numpy as np
 
-from lrclr.annotations.store import AnnotationStore, PairKey, sha256_hex
+from lrclr.annotations.records import PairKey, sha256_hex
+
+from lrclr.annotations.store import AnnotationStore
 from lrclr.bundled import DEFAULT_MODEL_DIR
 from lrclr.reports.labeler import POSITIVE, label_report
 

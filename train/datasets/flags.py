@@ -24,7 +24,9 @@ from typing import Iterable, Sequence
 
 import torch
 
-from lrclr.annotations.store import AnnotationStore, Verdict, sha256_hex
+from lrclr.annotations.records import Verdict, sha256_hex
+
+from lrclr.annotations.store import AnnotationStore
 from lrclr.bundled import DEFAULT_DEMO_DIR
 from lrclr.imaging.reading import load_image
 from lrclr.model.letterbox import Letterbox, prepare_images
