@@ -12,8 +12,8 @@ from lrclr.annotations.postgres_engine import VERSION_TABLE, StoreURL
 from lrclr.annotations.schema import SCHEMA_VERSION
 from lrclr.annotations.store import AnnotationStore
 from lrclr.errors import AnnotationStoreError
-from tests.conftest import free_port
-from tests.test_annotations import make_pair, raw_sql
+from tests.support.servers import free_port
+from tests.support.stores import make_pair, raw_sql
 
 SECRET = "hunter2-not-for-logs"
 # SQLite's declared types and the PostgreSQL types that hold the same values

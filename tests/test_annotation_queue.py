@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lrclr.annotations.queue import build_queue
-from tests.test_review import _explanation
+from tests.support.explanations import made_explanation as _explanation
 
 
 def test_the_queue_puts_the_strongest_pairs_first_and_skips_function_words():

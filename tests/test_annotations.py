@@ -1,7 +1,7 @@
 """The flag store: concurrent writers, SIGKILL mid-batch, migrations, export round-trips, undo.
 
 Every store test runs on both engines (``store_engine``: a SQLite file, and a database on a real,
-throwaway PostgreSQL server, tests/postgres.py); where they must differ, the test says why.
+throwaway PostgreSQL server, tests/support/postgres.py); where they must differ, the test says why.
 """
 
 from __future__ import annotations
@@ -10,55 +10,23 @@ import io
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
 from lrclr.annotations.exchange import read_csv
-from lrclr.annotations.records import VERDICTS, PairKey, sha256_hex
+from lrclr.annotations.records import VERDICTS, PairKey
 from lrclr.annotations.postgres_engine import VERSION_TABLE
 from lrclr.annotations.schema import MIGRATIONS, PAIR_COLUMNS, SCHEMA_VERSION
 from lrclr.annotations.store import DEFAULT_DB_NAME, AnnotationStore, default_data_dir
 from lrclr.errors import AnnotationStoreError, LRCLRError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-IMAGE = sha256_hex(b"demo image bytes")
-REPORT = sha256_hex("Small left pleural effusion.")
+from tests.support.paths import REPO_ROOT
+from tests.support.stores import BATCH, IMAGE, REPORT, make_pair, raw_errors, raw_sql
 NASTY = '\'"; DROP TABLE verdicts; -- <script>alert(1)</script> 🫁 ✓ \u202e'
-
-
-def make_pair(i: int, case: str = "demo-01", model: str = "lrclr-nih") -> PairKey:
-    """A distinct region-word pair for every i (character span and region rank vary with it)."""
-    return PairKey(model, case, IMAGE, REPORT, word_index=i, word=f"word{i}", char_start=10 * i,
-                   char_end=10 * i + 5, region_rank=1 + i % 7, cell_row=i % 14, cell_col=i % 13,
-                   box=(16.0 * (i % 13), 16.0 * (i % 14), 16.0 * (i % 13) + 16.5, 16.0 * (i % 14) + 16.25))
-
-
-@contextmanager
-def raw_sql(target):
-    """A connection straight to the store's database, past the store: sqlite3 or psycopg, autocommit."""
-    if isinstance(target, Path):
-        with closing(sqlite3.connect(target, isolation_level=None)) as conn:
-            yield conn
-    else:
-        import psycopg
-
-        with psycopg.connect(target, autocommit=True) as conn:
-            yield conn
-
-
-def raw_errors(target) -> type[Exception]:
-    if isinstance(target, Path):
-        return sqlite3.DatabaseError
-    import psycopg
-
-    return psycopg.Error
 
 
 def _worker(code: str, *args: str) -> subprocess.Popen:
@@ -73,7 +41,7 @@ WRITER = """
 import sys, time
 from lrclr.annotations.records import VERDICTS
 from lrclr.annotations.store import AnnotationStore
-from tests.test_annotations import make_pair
+from tests.support.stores import make_pair
 path, annotator, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = AnnotationStore(path)
 print("ready", flush=True)
@@ -125,7 +93,7 @@ SAME_PAIRS_WRITER = """
 import sys
 from lrclr.annotations.records import VERDICTS
 from lrclr.annotations.store import AnnotationStore
-from tests.test_annotations import make_pair
+from tests.support.stores import make_pair
 path, k, n, pairs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 store = AnnotationStore(path)
 print("ready", flush=True)
@@ -164,7 +132,6 @@ def test_processes_changing_the_same_pairs_lose_no_change(new_store):
     assert len({h.comment for h in history}) == writers * each
 
 
-BATCH = 25
 # Writes batches until killed. With "stall", the 4th batch stops halfway through its transaction
 # (on SQLite after a tiny page cache has spilled its uncommitted pages into the WAL; on PostgreSQL
 # with its rows sent to the server, uncommitted) and says so: the kill then lands mid-batch for
@@ -172,7 +139,7 @@ BATCH = 25
 KILLED_WRITER = """
 import sys, time
 from lrclr.annotations.store import AnnotationStore
-from tests.test_annotations import make_pair, BATCH
+from tests.support.stores import make_pair, BATCH
 store = AnnotationStore(sys.argv[1])
 annotator, batch = sys.argv[2], 0
 if sys.argv[3] == "stall":

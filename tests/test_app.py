@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO_ROOT, as_shown
+from tests.support.app_pages import as_shown
+from tests.support.paths import REPO_ROOT
 
 
 def _app(monkeypatch, model_dir=None) -> AppTest:

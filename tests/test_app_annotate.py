@@ -9,7 +9,9 @@ from lrclr.annotations.records import PairKey
 
 from lrclr.annotations.store import AnnotationStore
 from lrclr.demo import load_gallery
-from tests.conftest import REPO_ROOT, as_shown, deployment_settings, free_port
+from tests.support.app_pages import as_shown, deployment_settings
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import free_port
 
 HOSTILE_COMMENT = '"; DROP TABLE verdicts; -- <script>alert(1)</script> **x** 🫁'
 

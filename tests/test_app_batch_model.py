@@ -28,7 +28,8 @@ from lrclr.bundled import DEFAULT_MODEL_DIR
 # the Model page shows them side by side with paired intervals.
 SHARED = "phantoms"
 from pages.parts.shared import app_thread_count
-from tests.conftest import REPO_ROOT, TEST_DATA, as_shown, captured_downloads, deployment_settings
+from tests.support.app_pages import as_shown, captured_downloads, deployment_settings
+from tests.support.paths import REPO_ROOT, TEST_DATA
 
 BUNDLED = DEFAULT_MODEL_DIR.parent
 GOOD = ("nih_00000075_128_gray8.png", "nih_00000075_128_gray16.png", "nih_00000075_128_rgba.png",

@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from lrclr.display import case_report
 from lrclr.imaging.reading import load_image
-from tests.conftest import TEST_DATA, captured_downloads
+from tests.support.app_pages import captured_downloads
+from tests.support.paths import TEST_DATA
 
 DICOM = TEST_DATA / "siim_pneumothorax_example.dcm"
 FILE_NAME = "Doe_John_19010101.dcm"  # a file name that identifies someone: it must stay out of the report

@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 from lrclr.demo import load_gallery
 from lrclr.imaging.reading import load_image
 from lrclr.trust.case_findings import sha256_hex
-from tests.conftest import TEST_DATA, as_shown
+from tests.support.app_pages import as_shown
+from tests.support.paths import TEST_DATA
 
 DICOM = TEST_DATA / "siim_pneumothorax_example.dcm"
 PATIENT_ID = "16d7f894-55d7-4d95-8957-d18987f0e981"  # PatientName/PatientID in the bundled DICOMs

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from lrclr.trust.reliability import finding_reliability
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.conftest import captured_downloads
+from tests.support.app_pages import captured_downloads
 
 CARD = json.loads((DEFAULT_MODEL_DIR / "model_card.json").read_text(encoding="utf-8"))
 

@@ -21,7 +21,7 @@ from lrclr.batch.sources import BatchInputError, FolderSource, ZipSource, open_s
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.batch.prediction_csv import write_csv
-from tests.conftest import REPO_ROOT, TEST_DATA
+from tests.support.paths import REPO_ROOT, TEST_DATA
 
 FINDINGS = ["Cardiomegaly", "Effusion", "pleural thickening"]
 GOOD = ("nih_00000075_128_gray8.png", "nih_00000075_128_gray16.png", "nih_00000075_128_rgba.png",

@@ -26,7 +26,7 @@ from lrclr.errors import ModelLoadError
 from lrclr.imaging.reading import load_image
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.conftest import REPO_ROOT, TEST_DATA
+from tests.support.paths import REPO_ROOT, TEST_DATA
 
 MINILM = Path(_minilm_folder())
 

@@ -1,4 +1,4 @@
-"""The real app in a real browser: Debian chromium driven by Playwright (see tests/browser.py).
+"""The real app in a real browser: Debian chromium driven by Playwright (see tests/support/browser.py).
 
 Screenshots are written to test-artifacts/browser/ for a person to look at.
 """
@@ -15,15 +15,7 @@ from lrclr.trust.map_checks import phrase_specificity, reference_maps
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.trust.case_findings import word_map
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.browser import (
-    ARTIFACTS,
-    app_url,  # noqa: F401 (a fixture)
-    chromium_page,
-    open_review,
-    open_review_tab,
-    screenshot_array,
-    wait_until_idle,
-)
+from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, screenshot_array, wait_until_idle
 
 HOSTILE_REPORT = ('Small effusion. <script>window.__xss = 1</script> '
                   '<img src=x onerror="window.__xss = 2"> **bold** [link](javascript:alert(1))')

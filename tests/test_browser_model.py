@@ -1,4 +1,4 @@
-"""The Model page in a real browser (Debian chromium + Playwright, see tests/browser.py): reached from
+"""The Model page in a real browser (Debian chromium + Playwright, see tests/support/browser.py): reached from
 the sidebar link, its ROC plot is really drawn. Screenshots go to test-artifacts/browser/."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.browser import ARTIFACTS, app_url, chromium_page, wait_until_idle  # noqa: F401 (app_url: a fixture)
+from tests.support.browser import ARTIFACTS, chromium_page, wait_until_idle
 
 
 def test_the_model_page_draws_the_roc_curves_of_the_loaded_model(app_url):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from lrclr.deployment.logins import add_user
-from tests.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
+from tests.support.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
 
 PAGES = {"": "Review", "/annotate": "Annotate", "/quality": "Quality", "/batch": "Batch", "/model_card": "Model"}
 

@@ -1,13 +1,13 @@
 """A shared deployment in a real browser: logins, and user text that stays text (issue #17).
 
-Each test starts its own server (tests/browser.py) with the settings it needs.
+Each test starts its own server (tests/support/browser.py) with the settings it needs.
 """
 
 from __future__ import annotations
 
 from lrclr.annotations.store import AnnotationStore
 from lrclr.deployment.logins import add_user
-from tests.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
+from tests.support.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
 
 
 def _record_bad_match(page) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import ARTIFACTS, app_url, chromium_page, open_review, open_review_tab, wait_until_idle  # noqa: F401 (app_url: a fixture)
+from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, wait_until_idle
 
 # A phantom whose finding the bundled LRCLR localizes: its phrase map depends on the phrase, so it is
 # painted (a map that does not depend on its text is not, and the caption says so instead).

@@ -14,7 +14,7 @@ import pytest
 from lrclr.imaging.reading import load_image
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.conftest import REPO_ROOT, TEST_DATA
+from tests.support.paths import REPO_ROOT, TEST_DATA
 
 BASELINE_DIR = DEFAULT_MODEL_DIR.parent / "baseline-default"
 

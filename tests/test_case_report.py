@@ -21,7 +21,7 @@ from lrclr.model.explain import Explanation, FindingScore, RegionExplanation, Wo
 from lrclr.trust.findings_table import findings_legend, findings_table
 from lrclr.imaging.reading import load_image
 from lrclr.trust.case_findings import finding_rows, upload_case_id, word_map
-from tests.conftest import TEST_DATA
+from tests.support.paths import TEST_DATA
 
 DICOM = TEST_DATA / "siim_pneumothorax_example.dcm"
 CARD = {"metrics": {"cv_seen": {"result": {"findings": [

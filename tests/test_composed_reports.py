@@ -8,7 +8,7 @@ from train.synthetic.composed_reports import (
     BankSentence, ComposedReport, SentenceBank, allowed_normal, finding_of, read_nih_labels, restates,
 )
 from lrclr.reports.labeler import NIH_FINDINGS, POSITIVE, label_report
-from tests.conftest import require_shared
+from tests.support.paths import require_shared
 
 
 def _sentence(text, positives=(), denied=(), scope="specific"):

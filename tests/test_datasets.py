@@ -11,7 +11,7 @@ import pytest
 
 from train.synthetic.composed_reports import restates
 from lrclr.reports.labeler import NIH_FINDINGS
-from tests.conftest import TEST_DATA, require_shared
+from tests.support.paths import TEST_DATA, require_shared
 from train.training.augment import RadiographAugment
 from train.datasets import (
     CheXpertDataset, CSVDataset, DatasetError, MIMICCXRDataset, NIHDataset, OpenIDataset, PhantomDataset,

@@ -13,7 +13,7 @@ import pytest
 from lrclr.bundled import DEFAULT_DEMO_DIR
 from lrclr.demo import DemoGalleryError, load_gallery
 from lrclr.errors import LRCLRError
-from tests.conftest import REPO_ROOT, require_shared
+from tests.support.paths import REPO_ROOT, require_shared
 
 
 @pytest.fixture(scope="module")

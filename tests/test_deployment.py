@@ -13,7 +13,8 @@ from lrclr.deployment.settings import DeploymentSettingsError, FolderNotAllowedE
 from lrclr.errors import LRCLRError
 from lrclr.deployment.logins import Credentials, CredentialsError, add_user, hash_password, verify_password
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.conftest import REPO_ROOT, deployment_settings
+from tests.support.app_pages import deployment_settings
+from tests.support.paths import REPO_ROOT
 
 
 @pytest.fixture
@@ -158,7 +159,7 @@ def test_a_walk_in_an_allowed_folder_reads_neither_links_out_nor_hidden_files(tm
     import shutil
 
     from lrclr.batch.sources import FolderSource
-    from tests.conftest import TEST_DATA
+    from tests.support.paths import TEST_DATA
 
     studies = roots / "studies"
     shutil.copy(TEST_DATA / "nih_00000075_128_gray8.png", studies / "case.png")

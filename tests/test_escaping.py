@@ -13,7 +13,7 @@ from lrclr.escaping import csv_text_cell, csv_text_value, markdown_literal, plot
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.batch.prediction_csv import predict_rows, write_csv
 from lrclr.batch.sources import collect_image_files
-from tests.conftest import TEST_DATA
+from tests.support.paths import TEST_DATA
 
 MARKDOWN_PAYLOADS = [
     "[click](https://evil.example/x)", "![tracker](https://evil.example/pixel.png)", ":red[alarm] :material/home:",

@@ -19,7 +19,7 @@ from lrclr.model.config import tiny_config
 from lrclr.imaging.reading import load_image
 from lrclr.model.lrclr_model import LRCLRModel
 from train.synthetic.phantoms import generate_phantom
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 from train.cli import main as train_main
 from train.commands.flag_effect import measure
 from train.training.flag_loss import FlagFeatures, flag_loss, pair_attention

@@ -17,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 from lrclr.errors import ImageReadError
 from lrclr.imaging.reading import load_image
 from lrclr.reports.text import decode_report
-from tests.conftest import REPO_ROOT, as_shown
-from tests.hostile_inputs import GRAY8, HOSTILE_REPORTS, hostile_images
+from tests.support.app_pages import as_shown
+from tests.support.paths import REPO_ROOT
+from tests.support.hostile_inputs import GRAY8, HOSTILE_REPORTS, hostile_images
 
 IMAGES = {case.name: case for case in hostile_images()}
 

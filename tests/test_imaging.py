@@ -11,9 +11,9 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, HTJ2KLossless, ImplicitVRLittleEndian, generate_uid
+from pydicom.uid import HTJ2KLossless
 
 from lrclr.errors import (
     CorruptImageError,
@@ -25,7 +25,8 @@ from lrclr.errors import (
     UnsupportedFormatError,
 )
 from lrclr.imaging.reading import DEFAULT_MAX_PIXELS, LoadedImage, load_image, sniff_format
-from tests.conftest import TEST_DATA
+from tests.support.paths import TEST_DATA
+from tests.support.images import dicom_bytes, encode, ramp
 
 MONO2 = TEST_DATA / "siim_pneumothorax_example.dcm"
 MONO1 = TEST_DATA / "monochrome1_example.dcm"
@@ -56,50 +57,6 @@ def mono2() -> LoadedImage:
 @pytest.fixture(scope="module")
 def gray8() -> np.ndarray:
     return load_image(GRAY8).pixels
-
-
-def dicom_bytes(pixels: np.ndarray, *, implicit_file: bool = False, **elements) -> bytes:
-    """A small uncompressed DICOM with `pixels` (frames, rows, cols) or (rows, cols) as stored values."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit_file else ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.DigitalXRayImageStorageForPresentation
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Doe^Jane"
-    ds.PatientID = "MRN-0042"
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    if pixels.ndim == 3:
-        ds.NumberOfFrames = pixels.shape[0]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = ds.BitsAllocated
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    ds.PixelData = pixels.astype(f"<u{pixels.dtype.itemsize}").tobytes()
-    buffer = io.BytesIO()
-    if implicit_file:  # no preamble and no file meta, as some old archives store them
-        buffer = pydicom.filebase.DicomBytesIO()
-        buffer.is_little_endian, buffer.is_implicit_VR = True, True
-        pydicom.filewriter.write_dataset(buffer, ds)
-    else:
-        ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
-def ramp(rows: int = 32, columns: int = 64, high: int = 4095) -> np.ndarray:
-    return np.tile(np.linspace(0, high, columns).round().astype(np.uint16), (rows, 1))
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 # --- real DICOMs -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import asyncio
 import re
 
 from lrclr.demo import load_gallery
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, require_browser, running_app
+from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, require_browser, running_app
 
 SESSIONS = 8
 

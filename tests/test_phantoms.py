@@ -165,7 +165,7 @@ def test_anatomy_heart_is_on_the_image_right():
 
 @pytest.fixture(scope="module")
 def openi_bank():
-    from tests.conftest import require_shared
+    from tests.support.paths import require_shared
     path = require_shared("openi-reports/NLMCXR_reports.tgz")
     from train.synthetic.phantoms import ReportBank
     return ReportBank.from_openi(path, with_sentences=False)

@@ -16,7 +16,7 @@ from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.batch.prediction_csv import predict_rows, write_csv
 from lrclr.batch.sources import collect_image_files
 from lrclr.reports.text import MAX_REPORT_CHARS, decode_report
-from tests.conftest import REPO_ROOT, TEST_DATA, require_shared
+from tests.support.paths import REPO_ROOT, TEST_DATA, require_shared
 
 
 @pytest.fixture(scope="module")

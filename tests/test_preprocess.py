@@ -9,7 +9,7 @@ import pytest
 from lrclr.model.explain import grid_to_image
 from lrclr.imaging.reading import load_image
 from lrclr.model.letterbox import letterbox_geometry, letterbox_pixels
-from tests.conftest import TEST_DATA
+from tests.support.paths import TEST_DATA
 
 
 def _model_input(path) -> np.ndarray:

@@ -10,7 +10,6 @@ from PIL import Image
 
 from lrclr.display import figures as viz
 from lrclr.model.letterbox import letterbox_geometry
-from lrclr.model.explain import Explanation, FindingScore, RegionExplanation, WordExplanation
 from lrclr.trust.case_findings import (
     NO_REPORT,
     analysis_record,
@@ -19,26 +18,8 @@ from lrclr.trust.case_findings import (
     sha256_hex,
     word_map,
 )
-
-GRID = (4, 4)
-
-
-def _explanation(report: str, findings: dict[str, float], with_regions: bool = True) -> Explanation:
-    words = report.split()
-    regions = (
-        RegionExplanation(1, 0.9, (0, 0), (0.0, 0.0, 50.0, 50.0), ()),
-        RegionExplanation(2, 0.6, (3, 3), (150.0, 150.0, 200.0, 200.0), ()),
-    ) if with_regions else ()
-    word_results, start = [], 0
-    for i, text in enumerate(words):
-        start = report.index(text, start)
-        similarity = np.zeros(GRID, dtype=np.float32)
-        similarity[1, 2] = 1.0
-        attention = ((1.0, 0.0) if i % 2 == 0 else (0.25, 0.75)) if with_regions else None
-        word_results.append(WordExplanation(i, text, start, start + len(text), attention, similarity))
-        start += len(text)
-    return Explanation("test-model", report, False, letterbox_geometry((200, 200), 200), GRID,
-                       tuple(FindingScore(n, p) for n, p in findings.items()), regions, tuple(word_results))
+from tests.support.explanations import GRID
+from tests.support.explanations import made_explanation as _explanation
 
 
 def test_discordance_marks_only_what_the_report_commits_to():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import require_shared
+from tests.support.paths import require_shared
 from train.datasets import NIHDataset, PhantomDataset
 from train.datasets.splits import Subset, patient_split, split_dataset
 

@@ -12,7 +12,7 @@ import pytest
 
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 from train.cli import main as train_main
 
 TINY_MODEL = json.dumps(tiny_config().to_dict())

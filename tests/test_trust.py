@@ -11,7 +11,6 @@ from lrclr.trust.counterfactual import negated, patient_left_share, probe_phrase
 from lrclr.trust.faithfulness import blank_cells, deletion_test, top_cells
 from lrclr.imaging.input_check import InputReference, check_input, image_reasons
 from lrclr.model.lrclr_model import LRCLRModel
-from lrclr.model.letterbox import letterbox_geometry
 from lrclr.trust.reliability import evidence_summary, finding_reliability
 
 

@@ -16,8 +16,8 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from tests.conftest import TEST_DATA
-from tests.test_imaging import dicom_bytes, encode, ramp
+from tests.support.paths import TEST_DATA
+from tests.support.images import dicom_bytes, encode, ramp
 
 GRAY8 = TEST_DATA / "nih_00000075_128_gray8.png"
 MONO2 = TEST_DATA / "siim_pneumothorax_example.dcm"

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.support.paths import REPO_ROOT
+from tests.support.servers import free_port
 
 CHROMIUM = Path(os.environ.get("LRCLR_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -131,14 +132,6 @@ def open_review_tab(page, name: str) -> None:
     if tab.get_attribute("aria-selected") != "true":
         tab.click()
         wait_until_idle(page, settle_ms=100)
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """(playwright's sync API, URL) of one app server per test module, on the bundled model."""
-    sync_api = require_browser()
-    with running_app(tmp_path_factory.mktemp("lrclr-data")) as url:
-        yield sync_api, url
 
 
 def open_review(page, url: str) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 REQUIRE_ENV = "LRCLR_REQUIRE_POSTGRES"
 BIN_ENV = "LRCLR_POSTGRES_BIN"  # a folder with initdb and pg_ctl, if not Debian's

@@ -1,0 +1,4 @@
+"""What tests share, in one place (tests never import each other): ``paths`` (repository, fixtures,
+shared data), ``servers``, ``browser`` (the real app in chromium), ``postgres`` (a throwaway
+server), ``app_pages`` (AppTest helpers), ``images``, ``stores``, ``explanations``, ``hostile_inputs``
+and ``timing``. Fixtures are in ``tests/conftest.py``."""
