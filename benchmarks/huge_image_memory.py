@@ -6,7 +6,7 @@ Builds a ZIP of eight 7000 x 7000 8-bit PNGs that compress to almost nothing (ev
 gradient: the "small upload, gigabytes decoded" case), then in a fresh process per setting scores
 one chunk of it through the Batch page's code path (``lrclr.batch.scoring.BatchRun`` on a ``ZipSource``,
 thumbnails on, a tiny random model so the model itself costs nothing) and reports the rise of peak
-RSS (``ru_maxrss``) over the process's state after the model's first call. ``tests/test_memory_budget.py``
+RSS (``ru_maxrss``) over the process's state after the model's first call. ``tests/imaging/test_memory_budget.py``
 checks the budgeted figure against the issue's 500 MB.
 """
 

@@ -13,7 +13,7 @@ transformers.
 
 Parameter names are exactly those of ``transformers.BertModel``, so model.safetensors files and
 training checkpoints written with the earlier transformers-based tower load unchanged, and the
-outputs match it (tests/test_bert_tower.py compares both against transformers).
+outputs match it (tests/model/test_bert_tower.py compares both against transformers).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each page calls ``begin()`` before anything else and ``end(frame)`` last. The fr
 ``app.py`` alone: Streamlit also serves ``pages/*.py`` by themselves, and on a fresh server the first
 visit to a page's URL (``/annotate``) runs that file without ``app.py`` until some session has
 called ``st.navigation`` (checked with Streamlit 1.67). Drawn by the page, the frame, and with it the
-sign-in, is there whichever way the page was reached (``tests/test_browser_pages.py``).
+sign-in, is there whichever way the page was reached (``tests/app/test_browser_pages.py``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ import tarfile
 
 import pytest
 
-from conftest import growth_ratio, require_shared
+from tests.support.paths import require_shared
+from tests.support.timing import growth_ratio
 from lrclr.reports.text import (
     UNHEADED,
     OpenIReport,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import require_shared
+from tests.support.paths import require_shared
 from lrclr.reports import finding_patterns as fp
 from lrclr.reports.edge_patterns import EdgeFirstPattern, compile_alternation, compile_cue_alternation, compile_pattern
 from lrclr.reports.labeler import _normalise

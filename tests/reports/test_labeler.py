@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from conftest import growth_ratio, require_shared
+from tests.support.paths import require_shared
+from tests.support.timing import growth_ratio
 from lrclr.reports.labeler import (
     ALL_FINDINGS,
     CHEXPERT_OBSERVATIONS,
