@@ -13,7 +13,8 @@ from lrclr.model.lrclr_model import LRCLRModel
 from train.training.checkpoint import latest_checkpoint
 from train.training.run_config import TrainConfig, apply_override
 from train.datasets.sample import Sample
-from train.training.trainer import EpochBatches, Trainer, warmup_cosine
+from train.training.batches import EpochBatches
+from train.training.trainer import Trainer, warmup_cosine
 
 WORDS = ["effusion", "nodule", "cardiomegaly", "pneumothorax", "edema", "mass", "atelectasis", "hernia"]
 

@@ -4,6 +4,9 @@ Exact resume means a run stopped after N steps and resumed for N more ends with 
 an uninterrupted 2N-step run. That needs four things restored: the weights, the optimizer and
 scheduler state, the random generators (dropout), and the *data position*: each epoch's order is a
 permutation drawn from (seed, epoch), and the checkpoint records how many batches of it were used.
+
+Somewhat over 400 lines on purpose: the Trainer's setup, loop, validation and checkpointing share its
+state; what can stand alone does (batches.py, objective.py, the terms' modules, checkpoint.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import json
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -31,58 +33,14 @@ from train.training.checkpoint import TrainerState, latest_checkpoint, load_chec
 from train.training.distributed import DistributedContext, mean_across_ranks
 from train.training.feature_cache import CachedBatch, FrozenTowerCache
 from train.datasets.held_out import HeldOutView
-from train.datasets.labels import LABEL_FINDINGS, label_matrix
-from train.training.localization import PhraseBank, batch_targets, localization_loss, sample_coverage
+from train.datasets.labels import LABEL_FINDINGS
+from train.training.localization import PhraseBank, batch_targets, localization_loss
 from train.training.prompt_loss import PromptScoreTerm
 from train.training.sentence_loss import SentencePairTerm
 from train.training.run_config import TrainConfig
 
+from train.training.batches import EpochBatches, collate_samples
 TOWERS = ("image_tower", "text_tower")
-
-
-class EpochBatches:
-    """Rank ``rank``'s share of each global batch of a seeded per-epoch permutation (drop_last).
-
-    Every rank draws the same permutation, so together they cover one global batch per step, and
-    all ranks hold equally sized batches, which the cross-rank feature gather requires.
-    """
-
-    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
-        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.per_epoch = n_items // (batch_size * world_size)
-        if self.per_epoch == 0:
-            raise ValueError(f"{n_items} training items cannot fill one global batch of {batch_size * world_size}")
-
-    def epoch(self, epoch: int, start: int = 0) -> list[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(self.n_items, generator=generator).tolist()
-        global_batch = self.batch_size * self.world_size
-        batches = []
-        for index in range(start, self.per_epoch):
-            chunk = order[index * global_batch : (index + 1) * global_batch]
-            batches.append(chunk[self.rank * self.batch_size : (self.rank + 1) * self.batch_size])
-        return batches
-
-
-@dataclass
-class PixelBatch:
-    """A batch read from images (the towers run every step); ``CachedBatch`` is the cached twin."""
-
-    pixels: torch.Tensor  # (B, 1, S, S)
-    letterboxes: list
-    reports: list[str]
-    coverage: list[dict] | None  # per image: finding -> cell coverage; None without a target grid
-    labels: torch.Tensor  # (B, len(LABEL_FINDINGS)): 1, 0, or -1 unknown
-
-
-def collate_samples(samples, image_size: int, target_grid: tuple[int, int] | None = None) -> PixelBatch:
-    pixels, letterboxes = prepare_images(samples, image_size)
-    coverage = None
-    if target_grid is not None:
-        coverage = [sample_coverage(s, box, target_grid) for s, box in zip(samples, letterboxes)]
-    return PixelBatch(pixels, letterboxes, [s.report for s in samples], coverage,
-                      label_matrix([s.labels for s in samples]))
 
 
 def warmup_cosine(warmup_steps: int, max_steps: int):
