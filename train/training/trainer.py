@@ -5,7 +5,7 @@ an uninterrupted 2N-step run. That needs four things restored: the weights, the 
 scheduler state, the random generators (dropout), and the *data position*: each epoch's order is a
 permutation drawn from (seed, epoch), and the checkpoint records how many batches of it were used.
 
-Somewhat over 400 lines on purpose: the Trainer's setup, loop, validation and checkpointing share its
+A little over 400 lines on purpose: the Trainer's setup, loop, validation and checkpointing share its
 state; what can stand alone does (batches.py, objective.py, the terms' modules, checkpoint.py).
 """
 
