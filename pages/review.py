@@ -17,6 +17,7 @@ import streamlit as st
 
 from lrclr.display import figures as viz
 from lrclr.display import operations as display
+from lrclr.display.encoding import png_bytes
 from lrclr.errors import ImageReadError
 from lrclr.escaping import markdown_literal
 from lrclr.imaging.reading import LoadedImage, load_image
@@ -147,7 +148,7 @@ def phrase_explanation(model: LRCLRModel, case_image: CaseImage, case_key: tuple
 def export_panel(drawn: "DrawnOverlay", explanation, case: CaseInput, model: LRCLRModel, checks: dict) -> None:
     lines = overlay_export_lines(drawn.caption, case.case_id, model.model_id,
                                  datetime.datetime.now(datetime.timezone.utc))
-    st.download_button("Overlay as PNG", data=lambda: viz.png_bytes(viz.export_picture(drawn.image, lines,
+    st.download_button("Overlay as PNG", data=lambda: png_bytes(viz.export_picture(drawn.image, lines,
                                                                                         drawn.colour_bar)),
                        file_name=f"{case.case_id}-overlay.png", mime="image/png", on_click="ignore")
     include_report = st.checkbox("Include the report's text in the JSON and the case report",

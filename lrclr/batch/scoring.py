@@ -13,8 +13,6 @@ page's Cancel button) and show progress with a time estimate from the running me
 
 from __future__ import annotations
 
-import base64
-import io
 import statistics
 import time
 from collections import deque
@@ -31,6 +29,7 @@ from lrclr.reports.text import ReportTooLongError
 
 from lrclr.batch.sources import BatchInput
 from lrclr.display import operations as display
+from lrclr.display.encoding import data_uri
 
 THUMBNAIL_PX = 64
 
@@ -131,9 +130,7 @@ def thumbnail_data_uri(pixels: np.ndarray, max_side: int = THUMBNAIL_PX) -> str:
     """A small JPEG of a [0, 1] grayscale image as a data URI (for a results table)."""
     small = display.downsample(pixels, max_side)  # area resampling: a 64 px film without aliasing
     image = Image.fromarray(np.round(np.clip(small, 0, 1) * 255).astype(np.uint8), mode="L")
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(image, jpeg_quality=80)
 
 
 # ---- a run ---------------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
 from lrclr.display import operations as display
+from lrclr.display.encoding import data_uri
 from lrclr.escaping import plotly_label
 from lrclr.trust.card_tables import finite_number
 from lrclr.model.explain import Explanation, grid_to_image
@@ -190,12 +189,6 @@ def export_picture(overlay: Image.Image, lines: Sequence[str], colour_bar: tuple
     return picture
 
 
-def png_bytes(image: Image.Image, compress_level: int = 6) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=compress_level)
-    return buffer.getvalue()
-
-
 def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_shown: int = 0,
                   height: int = 720, view_revision: str = "", lossless: bool = False,
                   colour_bar: tuple[MapScale, str] | None = None) -> go.Figure:
@@ -268,11 +261,7 @@ def _data_uri(image: Image.Image, lossless: bool) -> str:
     ~20x faster, which is most of a redraw's server time; windowing is applied before encoding, on
     the full-precision pixels. ``lossless`` sends PNG for a pixel-exact look.
     """
-    if lossless:
-        return "data:image/png;base64," + base64.b64encode(png_bytes(image, compress_level=1)).decode("ascii")
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=95)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(image.convert("RGB"), lossless)
 
 
 def roc_figure(entries: list[tuple[str, dict]], finding: str) -> go.Figure | None:
