@@ -211,6 +211,23 @@ def test_every_reader_gets_equal_batches_and_each_sample_at_most_once(tmp_path):
     assert len(drawn) == 8 and len(set(drawn)) < 8  # with replacement: some shard twice (seeded)
 
 
+def test_training_views_over_shards_are_streamed_and_mixes_are_not(tmp_path):
+    from train.commands.cross_validate import IndexedView
+    from train.datasets.held_out import HeldOutView
+    from train.datasets.mixed import TrainingMix
+    from train.datasets.shards import shard_backing
+    from train.datasets.splits import Subset
+
+    _make(_phantoms(8), tmp_path / "shards")
+    shard_set = _shards(tmp_path / "shards")
+    split = Subset(shard_set, [1, 3, 5, 7])
+    assert shard_backing(shard_set) == (shard_set, list(range(8)))
+    assert shard_backing(HeldOutView(Subset(split, [3, 0]), ["Effusion"])) == (shard_set, [7, 1])
+    assert shard_backing(IndexedView(split, [2, 1], "cv-train")) == (shard_set, [5, 3])  # a cross-validation fold
+    assert shard_backing(TrainingMix([split, Subset(PhantomDataset(2, size=48), [0, 1])])) is None
+    assert shard_backing(PhantomDataset(2, size=48)) is None
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_stream_started_at_batch_k_continues_the_uninterrupted_one(tmp_path, workers):
     """With loader workers, each serves one reader and the loader takes their batches in turn."""

@@ -161,13 +161,20 @@ def _sha256(path: Path) -> str:
 def shard_backing(view) -> tuple[ShardDataset, list[int]] | None:
     """The shard set behind a training view and, per item of the view, its index in that set; None
     when the view is anything else (e.g. a mix with other datasets: read by random access then).
-    Held-out views keep their items' positions, so they are looked through."""
-    while isinstance(view, HeldOutView):
-        view = view.dataset
+
+    Looked through: held-out views (they keep their items' positions), ``Subset``s and index views
+    with ``base`` and ``indices`` whose item i is ``base[indices[i]]`` (cross-validation's folds).
+    """
     positions: list[int] | None = None
-    while isinstance(view, Subset):
-        positions = view.indices if positions is None else [view.indices[i] for i in positions]
-        view = view.dataset
+    while True:
+        if isinstance(view, HeldOutView):
+            view = view.dataset
+            continue
+        inner = view.dataset if isinstance(view, Subset) else getattr(view, "base", None)
+        if inner is None or not hasattr(view, "indices"):
+            break
+        positions = list(view.indices) if positions is None else [view.indices[i] for i in positions]
+        view = inner
     if not isinstance(view, ShardDataset):
         return None
-    return view, list(range(len(view))) if positions is None else list(positions)
+    return view, list(range(len(view))) if positions is None else positions
