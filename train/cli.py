@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "labeler-check": ("train.commands.labeler_check", "score the report labeler against OpenI MeSH indexing"),
     "make-phantoms": ("train.commands.make_phantoms", "synthetic chest radiographs with masks and reports"),
     "compose-reports": ("train.commands.compose_reports", "reports for NIH images from real OpenI sentences"),
+    "make-shards": ("train.commands.make_shards", "write any dataset spec as WebDataset tar shards for cluster training"),
     "pretrain": ("train.commands.pretrain", "train the global-only CLIP baseline"),
     "finetune": ("train.commands.finetune", "fine-tune LRCLR (regions + interaction) from a baseline model folder"),
     "export": ("train.commands.export", "turn a training run into a model folder the app loads"),

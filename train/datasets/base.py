@@ -12,10 +12,12 @@ image paired with a real report would teach the model something false.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import gzip
 import logging
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -127,12 +129,37 @@ def apply_transform(transform: Transform | None, sample: Sample, seed: int, epoc
 # --- images -------------------------------------------------------------------------------------
 
 
+# Set by ``recorded_image_reads``: every (path, pixels) that read_pixels decodes is appended to it.
+_IMAGE_READS: contextvars.ContextVar[list[tuple[Path, np.ndarray]] | None] = contextvars.ContextVar(
+    "image_reads", default=None)
+
+
 def read_pixels(path: Path) -> np.ndarray:
     """Decode with lrclr.imaging.reading; any failure becomes a SampleReadError with the full path."""
     try:
-        return load_image(path).pixels
+        pixels = load_image(path).pixels
     except LRCLRError as error:
         raise SampleReadError(f"cannot read image {path}: {error}") from error
+    reads = _IMAGE_READS.get()
+    if reads is not None:
+        reads.append((Path(path), pixels))
+    return pixels
+
+
+@contextlib.contextmanager
+def recorded_image_reads() -> Iterator[list[tuple[Path, np.ndarray]]]:
+    """The image files a dataset decodes inside the block, with what they decoded to.
+
+    ``make-shards`` uses it to store a record's original file bytes (not a re-encoding) whenever
+    the record's pixels are exactly that file's decode: every dataset kind reads its images through
+    ``read_pixels``, so no reader needs its own "which file is record i" method.
+    """
+    reads: list[tuple[Path, np.ndarray]] = []
+    token = _IMAGE_READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _IMAGE_READS.reset(token)
 
 
 def downscale_sample(sample: Sample, max_side: int) -> Sample:

@@ -20,11 +20,13 @@ from train.datasets.mimic import MIMICCXRDataset
 from train.datasets.nih import NIHDataset
 from train.datasets.openi import OpenIDataset
 from train.datasets.phantom_dataset import PhantomDataset
+from train.datasets.shards import ShardDataset
 from train.datasets.splits import Subset, split_dataset
 
 KINDS: dict[str, type[ImageReportDataset]] = {
     "nih": NIHDataset, "openi": OpenIDataset, "mimic": MIMICCXRDataset, "mimic-cxr": MIMICCXRDataset,
     "chexpert": CheXpertDataset, "csv": CSVDataset, "phantom": PhantomDataset, "phantoms": PhantomDataset,
+    "shards": ShardDataset,  # make-shards output: {"kind": "shards", "index": "DIR/index.json"}
 }
 
 

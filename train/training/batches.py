@@ -4,7 +4,7 @@ position an exact resume restores), and the collation of samples into a pixel ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -47,6 +47,7 @@ class PixelBatch:
     reports: list[str]
     coverage: list[dict] | None  # per image: finding -> cell coverage; None without a target grid
     labels: torch.Tensor  # (B, len(LABEL_FINDINGS)): 1, 0, or -1 unknown
+    image_ids: list[str] = field(default_factory=list)  # which samples these are (checks and debugging)
 
 
 def collate_samples(samples, image_size: int, target_grid: tuple[int, int] | None = None) -> PixelBatch:
@@ -55,4 +56,4 @@ def collate_samples(samples, image_size: int, target_grid: tuple[int, int] | Non
     if target_grid is not None:
         coverage = [sample_coverage(s, box, target_grid) for s, box in zip(samples, letterboxes)]
     return PixelBatch(pixels, letterboxes, [s.report for s in samples], coverage,
-                      label_matrix([s.labels for s in samples]))
+                      label_matrix([s.labels for s in samples]), [s.image_id for s in samples])

@@ -40,6 +40,7 @@ from train.training.sentence_loss import SentencePairTerm
 from train.training.run_config import TrainConfig
 
 from train.training.batches import EpochBatches, collate_samples
+from train.training.shard_stream import ShardTraining, StreamLayout
 TOWERS = ("image_tower", "text_tower")
 
 
@@ -102,6 +103,9 @@ class Trainer:
         if checkpoint is not None:
             self._restore(loaded)
         self.batches = EpochBatches(len(train_set), config.batch_size, config.seed, self.context.rank, self.context.world_size)
+        # A training view backed by shards is streamed shard by shard instead (train/training/shard_stream.py).
+        self.shard_training = ShardTraining.of(self.train_set, StreamLayout(
+            config.seed, config.batch_size, self.context.rank, self.context.world_size, config.num_workers))
         self.network = self._wrap_distributed()
         self.objective = Objective.of(self.model.config, config)
         self.train_cache = self.val_cache = None
@@ -182,13 +186,14 @@ class Trainer:
 
     # ---- data -----------------------------------------------------------------------------------
 
+    def _collate(self):
+        return partial(collate_samples, image_size=self.model.config.image_size, target_grid=self.target_grid)
+
     def _loader(self, dataset, batches: list[list[int]]) -> DataLoader:
-        size = self.model.config.image_size
         # A private generator: creating a loader must not draw from the global RNG, or a resumed run
         # would see different dropout masks than an uninterrupted one.
         return DataLoader(dataset, batch_sampler=batches, num_workers=self.config.num_workers,
-                          collate_fn=partial(collate_samples, image_size=size, target_grid=self.target_grid),
-                          generator=torch.Generator().manual_seed(self.config.seed))
+                          collate_fn=self._collate(), generator=torch.Generator().manual_seed(self.config.seed))
 
     def _build_caches(self) -> None:
         variants = self.config.cache_frozen_towers
@@ -243,12 +248,13 @@ class Trainer:
             self.sentence_term = SentencePairTerm(self.device, "text_tower" in self.frozen)
 
     def _epoch_batches(self, epoch: int, start: int):
-        batches = self.batches.epoch(epoch, start)
         if self.train_cache is not None:
-            return (self.train_cache.batch(indices, epoch) for indices in batches)
+            return (self.train_cache.batch(indices, epoch) for indices in self.batches.epoch(epoch, start))
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
-        return self._loader(self.train_set, batches)
+        if self.shard_training is not None:
+            return self.shard_training.loader(epoch, start, self._collate())
+        return self._loader(self.train_set, self.batches.epoch(epoch, start))
 
     def _micro_batches(self) -> Iterator:
         """Endless stream of this rank's batches, starting at the saved data position."""
