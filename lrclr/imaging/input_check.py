@@ -10,7 +10,11 @@ The model scores whatever it is given: a photograph, a blank frame or a screensh
 - the model's view of it: the distance of its global image embedding from the embeddings of the
   images the model was trained on, a Mahalanobis distance in their principal components plus the
   residual (``InputReference``, stored in the model card by ``python -m train input-reference``),
-  above the threshold chosen there (a high percentile of the training images' own distances).
+  above the threshold chosen there (a high percentile of the training images' own distances);
+- its orientation: a film turned a quarter or half turn keeps a radiograph's statistics and sits
+  near the training embeddings, so a linear classifier on a small thumbnail, fitted on the training
+  films against their own rotations (``OrientationCheck``, in the same card entry), tells upright
+  films from turned ones.
 
 A failed gate does not hide anything: the page greys the scores and says why.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import cv2
 import numpy as np
 
 CARD_KEY = "input_reference"
@@ -29,6 +34,44 @@ MIN_STD = 0.02  # a standard deviation below this (on [0, 1]) is a blank or cons
 MIN_MID_TONES = 0.35  # share of pixels strictly between 0.08 and 0.92; chest films: about 0.9
 MAX_COLOURFULNESS = 0.08  # mean channel spread of a colour source image; gray scans: ~0
 ASPECT_RANGE = (0.5, 2.0)  # width / height of chest films lies well inside this
+
+
+ORIENTATION_SIDE = 24  # thumbnail side: the film's layout, not its detail, says which way is up
+
+
+def orientation_features(pixels: np.ndarray) -> np.ndarray:
+    """The film as a ``ORIENTATION_SIDE``-pixel square thumbnail (area resampling), standardised so
+    that exposure and contrast do not count, flattened."""
+    small = cv2.resize(np.asarray(pixels, dtype=np.float32), (ORIENTATION_SIDE, ORIENTATION_SIDE),
+                       interpolation=cv2.INTER_AREA).astype(np.float64)
+    return ((small - small.mean()) / (small.std() + 1e-6)).ravel()
+
+
+@dataclass(frozen=True)
+class OrientationCheck:
+    """Upright or turned: a logistic score on ``orientation_features`` (fitted by
+    train/commands/input_reference.py on upright training films against their 90, 180 and 270
+    degree rotations); scores below ``threshold`` (the highest a turned training film scored) fail."""
+
+    weights: np.ndarray  # (ORIENTATION_SIDE ** 2,)
+    bias: float
+    threshold: float
+
+    def score(self, pixels: np.ndarray) -> float:
+        return float(orientation_features(pixels) @ self.weights + self.bias)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"side": ORIENTATION_SIDE, "weights": self.weights.round(6).tolist(), "bias": self.bias,
+                "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "OrientationCheck | None":
+        if not data or int(data.get("side", 0)) != ORIENTATION_SIDE:
+            return None  # absent (an older card), or fitted for another thumbnail size
+        weights = np.asarray(data["weights"], dtype=np.float64)
+        if weights.shape != (ORIENTATION_SIDE ** 2,):
+            raise ValueError(f"orientation weights have shape {weights.shape}, not ({ORIENTATION_SIDE ** 2},)")
+        return cls(weights, float(data["bias"]), float(data["threshold"]))
 
 
 @dataclass(frozen=True)
@@ -41,6 +84,7 @@ class InputReference:
     residual_variance: float  # mean variance per dimension left outside the components
     threshold: float  # distances above this fail the gate
     fitted_on: str = ""
+    orientation: OrientationCheck | None = None  # None in cards written before it existed
 
     def distance(self, embedding: np.ndarray) -> float:
         """Root of the per-dimension-normalised squared distance (about 1 for a typical image)."""
@@ -54,7 +98,8 @@ class InputReference:
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.round(6).tolist(), "components": self.components.round(6).tolist(),
                 "variances": self.variances.tolist(), "residual_variance": self.residual_variance,
-                "threshold": self.threshold, "fitted_on": self.fitted_on}
+                "threshold": self.threshold, "fitted_on": self.fitted_on,
+                **({"orientation": self.orientation.to_dict()} if self.orientation else {})}
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any] | None) -> "InputReference | None":
@@ -63,7 +108,8 @@ class InputReference:
             return None
         return cls(np.asarray(data["mean"], dtype=np.float64), np.asarray(data["components"], dtype=np.float64),
                    np.asarray(data["variances"], dtype=np.float64), float(data["residual_variance"]),
-                   float(data["threshold"]), str(data.get("fitted_on", "")))
+                   float(data["threshold"]), str(data.get("fitted_on", "")),
+                   OrientationCheck.from_dict(data.get("orientation")))
 
 
 @dataclass(frozen=True)
@@ -118,4 +164,9 @@ def check_input(reference: InputReference | None, pixels: np.ndarray, global_emb
         if distance > threshold:
             reasons.append(f"the model sees it far from every image it was trained on (distance {distance:.2f}, "
                            f"chest films up to {threshold:.2f})")
+        if reference.orientation is not None:
+            score = reference.orientation.score(pixels)
+            if score < reference.orientation.threshold:
+                reasons.append(f"it looks turned a quarter or half turn, or upside down (orientation score "
+                               f"{score:.2f}; upright chest films score above {reference.orientation.threshold:.2f})")
     return InputCheck(not reasons, tuple(reasons), distance, threshold, image_statistics(pixels))

@@ -129,6 +129,28 @@ def test_the_reference_distance_separates_far_embeddings_and_survives_the_card()
     assert check_input(None, np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1), np.zeros(8)).passed
 
 
+def test_the_orientation_check_tells_upright_films_from_turned_ones_and_survives_the_card():
+    """Fitted on phantom films against their own rotations; judged on phantoms it never saw."""
+    from train.commands.input_reference import fit_orientation, orientation_rows
+    from train.synthetic.phantoms import generate_phantom
+
+    films = [generate_phantom(seed, size=96).image for seed in range(48)]
+    check = fit_orientation(orientation_rows(films[:36]), quantile=1.0, l2=1e-3)
+    unseen = orientation_rows(films[36:])
+    scores = unseen @ check.weights + check.bias  # (12, 4): upright, 90, 180, 270 degrees
+    assert np.mean(scores[:, 0] >= check.threshold) >= 11 / 12
+    assert np.mean(scores[:, 1:] < check.threshold) >= 35 / 36
+    card = {"input_reference": {"mean": [0.0], "components": [[1.0]], "variances": [1.0], "residual_variance": 1.0,
+                                "threshold": 9.0, "orientation": check.to_dict()}}
+    loaded = InputReference.from_card(card)
+    assert loaded.orientation.score(films[40]) == pytest.approx(check.score(films[40]), abs=1e-3)
+    turned = check_input(loaded, np.rot90(films[40]), np.zeros(1))
+    assert not turned.passed and "turned" in turned.reasons[0]
+    del card["input_reference"]["orientation"]  # a card written before the check existed
+    assert InputReference.from_card(card).orientation is None
+    assert check_input(InputReference.from_card(card), np.rot90(films[40]), np.zeros(1)).passed
+
+
 def test_the_tour_quotes_the_cards_measurements_and_admits_missing_ones():
     from lrclr.trust.tour import tour_steps
 
