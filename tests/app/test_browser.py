@@ -17,6 +17,8 @@ from lrclr.trust.case_findings import word_map
 from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, screenshot_array, wait_until_idle
 
+pytestmark = pytest.mark.browser  # every test here drives chromium
+
 HOSTILE_REPORT = ('Small effusion. <script>window.__xss = 1</script> '
                   '<img src=x onerror="window.__xss = 2"> **bold** [link](javascript:alert(1))')
 

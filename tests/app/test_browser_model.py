@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.support.browser import ARTIFACTS, chromium_page, wait_until_idle
+
+pytestmark = pytest.mark.browser  # every test here drives chromium
 
 
 def test_the_model_page_draws_the_roc_curves_of_the_loaded_model(app_url):

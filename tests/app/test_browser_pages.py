@@ -13,6 +13,8 @@ import pytest
 from lrclr.deployment.logins import add_user
 from tests.support.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
 
+pytestmark = pytest.mark.browser  # every test here drives chromium
+
 PAGES = {"": "Review", "/annotate": "Annotate", "/quality": "Quality", "/batch": "Batch", "/model_card": "Model"}
 
 

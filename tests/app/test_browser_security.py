@@ -5,9 +5,13 @@ Each test starts its own server (tests/support/browser.py) with the settings it 
 
 from __future__ import annotations
 
+import pytest
+
 from lrclr.annotations.store import AnnotationStore
 from lrclr.deployment.logins import add_user
 from tests.support.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
+
+pytestmark = pytest.mark.browser  # every test here drives chromium
 
 
 def _record_bad_match(page) -> None:

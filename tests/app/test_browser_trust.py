@@ -13,6 +13,8 @@ import pytest
 
 from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, wait_until_idle
 
+pytestmark = pytest.mark.browser  # every test here drives chromium
+
 # A phantom whose finding the bundled LRCLR localizes: its phrase map depends on the phrase, so it is
 # painted (a map that does not depend on its text is not, and the caption says so instead).
 PHANTOM_CASE = "Phantom: right pneumothorax, left basal atelectasis"

@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
 from lrclr.demo import load_gallery
 from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, require_browser, running_app
+
+pytestmark = pytest.mark.browser  # every test here drives chromium
 
 SESSIONS = 8
 
