@@ -111,6 +111,7 @@ def test_a_report_with_script_and_img_tags_is_shown_as_literal_text(page):
     assert box.input_value() == HOSTILE_REPORT
 
 
+@pytest.mark.slow  # 21 s on 2 busy cores
 def test_a_verdict_given_with_a_keyboard_shortcut_appears_on_the_quality_page(page):
     page.get_by_role("link", name="Annotate").click()
     wait_until_idle(page)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.browser  # every test here drives chromium
 PAGES = {"": "Review", "/annotate": "Annotate", "/quality": "Quality", "/batch": "Batch", "/model_card": "Model"}
 
 
+@pytest.mark.slow  # 16-22 s a page on 2 busy cores (each starts its own server)
 @pytest.mark.parametrize("path, title", PAGES.items(), ids=[p.strip("/") or "review" for p in PAGES])
 def test_a_fresh_servers_first_visit_to_a_page_gets_the_sign_in_then_the_shared_sidebar(tmp_path, path, title):
     sync_api = require_browser()
