@@ -31,7 +31,7 @@ from benchmarks.report import emit, git_commit
 from lrclr.demo import load_gallery
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.browser import chromium_page, open_review_tab, require_browser, running_app, wait_until_idle
+from tests.support.browser import chromium_page, open_review_tab, require_browser, running_app, wait_until_idle
 
 # A short signature of the viewer's image (length + sampled characters of its data URI): it changes
 # exactly when the browser has received and placed a new overlay.

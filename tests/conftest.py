@@ -1,16 +1,29 @@
 """Shared test fixtures: paths to the optional shared data and to the bundled fixtures, and flag
-stores on both engines (a SQLite file, and a database on a throwaway PostgreSQL server)."""
+stores on both engines (a SQLite file, and a database on a throwaway PostgreSQL server); and the
+hook by which tests/support/marks.py knows the running test."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from tests.support import marks
 from tests.support.paths import REPO_ROOT, require_shared
 
 # Tests never reach a model hub: the default towers load from their PyPI packages, and HF towers in
 # tests come from folders the tests write. Offline mode turns an accidental download into an error.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item):
+    """Tells tests/support/marks.py which test is running, through its fixtures' setup too (a
+    module-scoped fixture that needs the browser is set up in its first test's protocol)."""
+    marks.current = item
+    try:
+        return (yield)
+    finally:
+        marks.current = None
 
 
 @pytest.fixture

@@ -105,6 +105,7 @@ def test_unknown_manifest_version_is_refused(tmp_path):
         load_gallery(tmp_path / "absent")
 
 
+@pytest.mark.shared_data
 def test_nih_cases_are_sample_images_the_bundled_models_say_they_trained_on(gallery):
     """The bundled models train on all 421 images of the NIH sample (they are measured by
     cross-validation instead), so the gallery's NIH cases were training images; their cards must say
@@ -123,6 +124,7 @@ def test_nih_cases_are_sample_images_the_bundled_models_say_they_trained_on(gall
         assert card["training_data"]["split_sizes"]["train"] == len(sample)
 
 
+@pytest.mark.shared_data
 def test_make_demo_reproduces_the_gallery(tmp_path):
     require_shared("nih-cxr14-sample")
     require_shared("openi-reports/NLMCXR_reports.tgz")

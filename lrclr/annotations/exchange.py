@@ -63,8 +63,12 @@ def read_csv(source: str | Path | IO[str], table: str = "verdicts") -> list[Verd
     reader = csv.reader(io.StringIO(text, newline=""))
     if tuple(next(reader, ())) != columns:
         raise AnnotationStoreError(f"{source} is not an LRCLR {table} CSV export (unexpected header)")
-    parse = verdict_from_row if table == "verdicts" else history_from_row
-    return [parse(tuple(csv_value(cell, c, c in nullable) for c, cell in zip(columns, row))) for row in reader]
+    # A generator, so each row is parsed and built in turn, as before; two list comprehensions give
+    # the type checker one record type per list.
+    rows = (tuple(csv_value(cell, c, c in nullable) for c, cell in zip(columns, row)) for row in reader)
+    if table == "verdicts":
+        return [verdict_from_row(values) for values in rows]
+    return [history_from_row(values) for values in rows]
 
 
 def write_text(target: str | Path | IO[str], text: str) -> None:

@@ -74,7 +74,9 @@ class StoreURL:
                 "postgresql://USER@HOST:PORT/DATABASE (or give a folder for a SQLite file)")
         self._url = url
         try:
-            params = conninfo_to_dict(url)
+            # libpq parses every value of a URL as a string; str() narrows psycopg's wider value type
+            # (str | int | None) to what this class really holds, so the messages below are typed.
+            params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
         except psycopg.Error as error:
             raise AnnotationStoreError(
                 f"The flag store URL is not valid: {_redact(str(error), url, None).strip()}") from None
@@ -161,7 +163,9 @@ class PostgresEngine:
         if self._conn is None:
             try:
                 # autocommit: the store issues BEGIN ... COMMIT itself, with the isolation it needs
-                self._conn = psycopg.connect(**self.url.params, autocommit=True)
+                # libpq connection parameters go in as **kwargs; mypy matches the dict's str values
+                # against connect()'s own typed keywords (prepare_threshold, ...), which it never holds.
+                self._conn = psycopg.connect(**self.url.params, autocommit=True)  # type: ignore[arg-type]
             except psycopg.Error as error:
                 # from None: the driver's own exception may repeat the URL, password included
                 raise AnnotationStoreError(

@@ -99,14 +99,14 @@ class PairKey:
     def from_explanation(cls, model_id: str, case_id: str, image_sha256: str, report_sha256: str,
                          word: WordExplanation, region: RegionExplanation) -> PairKey:
         return cls(model_id, case_id, image_sha256, report_sha256, word.index, word.text, word.start,
-                   word.end, region.rank, region.cell[0], region.cell[1], tuple(region.box))
+                   word.end, region.rank, region.cell[0], region.cell[1], region.box)
 
 
 @dataclass(frozen=True)
 class Verdict:
     """A current verdict: one per annotator and pair."""
 
-    id: int
+    id: int | None  # None until the database gives the row its id
     annotator: str
     pair: PairKey
     verdict: str
@@ -120,7 +120,7 @@ class Verdict:
 class HistoryEntry:
     """One change. ``verdict``/``comment`` are the state after it (None: the row no longer exists)."""
 
-    id: int
+    id: int | None  # None until the database gives the row its id
     verdict_id: int
     annotator: str
     action: str  # create | update | delete | undo
@@ -150,7 +150,8 @@ def pair_values(pair: PairKey) -> tuple:
 
 
 def pair_from_values(values: tuple | list) -> PairKey:
-    return PairKey(*values[:11], box=tuple(values[11:15]))
+    # ignore: the slice fills the 11 fields before box, but mypy cannot count a slice's items
+    return PairKey(*values[:11], box=tuple(values[11:15]))  # type: ignore[misc]
 
 
 def verdict_from_row(row: tuple) -> Verdict:
@@ -159,7 +160,8 @@ def verdict_from_row(row: tuple) -> Verdict:
 
 
 def history_from_row(row: tuple) -> HistoryEntry:
-    return HistoryEntry(*row[:11], pair=pair_from_values(row[11:]))
+    # ignore: the slice fills the 11 fields before pair, but mypy cannot count a slice's items
+    return HistoryEntry(*row[:11], pair=pair_from_values(row[11:]))  # type: ignore[misc]
 
 
 def verdict_row(v: Verdict) -> tuple:

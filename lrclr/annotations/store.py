@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, TypeGuard, cast
 
 from lrclr.annotations.exchange import EXPORT_FORMAT, csv_cell, csv_layout, read_text, write_text
 from lrclr.annotations.records import (
@@ -96,7 +96,7 @@ _UNDELETED_ENTRIES = """SELECT h.verdict_id FROM history AS h
     ORDER BY h.verdict_id"""
 
 
-def is_store_url(target: object) -> bool:
+def is_store_url(target: object) -> TypeGuard[str]:  # True only for a str
     """Whether ``target`` names a database by URL (any scheme: a wrong one gets its own message)
     rather than a SQLite file by path."""
     return isinstance(target, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", target) is not None
@@ -269,7 +269,8 @@ class AnnotationStore:
                 "SELECT min(at) FROM history WHERE verdict_id = ?", (target.verdict_id,)).fetchone()[0]
             restored = self._put(conn, Verdict(
                 target.verdict_id, annotator, current.pair if current else target.pair,
-                target.previous_verdict, target.previous_comment, created or now, now, revision))
+                # cast: an entry with a previous verdict had a row, whose comment is NOT NULL
+                target.previous_verdict, cast(str, target.previous_comment), created or now, now, revision))
         return self._log(conn, "undo", restored, current, now, like=target, revision=revision)
 
     def _current(self, conn, annotator: str, pair: PairKey) -> Verdict | None:
@@ -292,8 +293,12 @@ class AnnotationStore:
              like: HistoryEntry | None = None, revision: int = 0) -> HistoryEntry:
         """Append a change from ``old`` to ``new`` (``like``: the entry an undo reverts)."""
         source = like or new or old
+        assert source is not None, "a change has a verdict before or after it"
+        # An undo's entry names its verdict by verdict_id; a verdict saved by _put has its own id.
+        verdict_id = like.verdict_id if like else source.id
+        assert verdict_id is not None, "a change is logged for a saved verdict"
         entry = HistoryEntry(
-            None, source.verdict_id if like else source.id, source.annotator, action,
+            None, verdict_id, source.annotator, action,
             new.verdict if new else None, new.comment if new else None,
             old.verdict if old else None, old.comment if old else None,
             revision or source.revision, like.id if like else None, at, source.pair)

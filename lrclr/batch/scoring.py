@@ -75,6 +75,8 @@ def score_chunk(model, source, chunk: Sequence[BatchInput], findings: Sequence[s
         if error:
             results.append(BatchResult(item, PredictionRow(item.name, error=error)))
             continue
+        # _load gives a reason with every None image, and a str score has set error above
+        assert image is not None and isinstance(scored, tuple)
         probabilities, embedding = scored
         gate = check_input(reference, image.pixels, embedding, image.header, image.colourfulness)
         report_labels, report_note = _report_labels(source, item, findings)

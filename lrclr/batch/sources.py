@@ -136,6 +136,7 @@ class FolderSource:
 
     def list_more(self) -> str:
         """List for a moment; returns what has been found so far, for the progress line."""
+        assert self._walk is not None, "only a walking() source lists"
         self._walk.step()
         if self._walk.done:
             self.inputs = tuple(BatchInput(p.name, str(p), _file_size(p)) for p in self._walk.files)

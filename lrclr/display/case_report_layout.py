@@ -103,7 +103,7 @@ def draw_colour_bar(figure: Figure, box: Box, scale: MapScale, title: str) -> No
     low, high = scale.low, scale.high if scale.high > scale.low else scale.low + 1e-6
     axes = figure.add_axes(box.rect())
     bar = figure.colorbar(ScalarMappable(Normalize(low, high), HEAT_MAP), cax=axes)
-    bar.set_ticks(np.linspace(low, high, 5))
+    bar.set_ticks(np.linspace(low, high, 5).tolist())  # a list: what the stubs accept
     bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f"))  # plain numbers, as on screen
     bar.ax.tick_params(labelsize=6.5)
     label = title

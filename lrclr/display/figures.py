@@ -90,8 +90,8 @@ def overlay_heatmap(base: Image.Image, grid_map: np.ndarray, letterbox: Letterbo
     if scale.floor is not None:
         room = scale.high - scale.floor
         strength = np.clip((heat - scale.floor) / room, 0, 1) if room > 0 else np.zeros_like(heat)
-    heat_image = Image.fromarray(heat_colours(colour)).resize(base.size, Image.BILINEAR)
-    alpha = Image.fromarray(np.round(strength * 255 * opacity).astype(np.uint8)).resize(base.size, Image.BILINEAR)
+    heat_image = Image.fromarray(heat_colours(colour)).resize(base.size, Image.Resampling.BILINEAR)
+    alpha = Image.fromarray(np.round(strength * 255 * opacity).astype(np.uint8)).resize(base.size, Image.Resampling.BILINEAR)
     return Image.composite(heat_image, base, alpha)
 
 
@@ -155,7 +155,7 @@ def mask_overlay(base: Image.Image, mask: np.ndarray, opacity: float = 0.45) -> 
     """A ground-truth mask tinted over the displayed image and outlined (the mask is in original
     pixels; the outline is drawn from its contour, sharp at any display size)."""
     alpha = Image.fromarray((np.asarray(mask, dtype=bool) * round(255 * opacity)).astype(np.uint8))
-    alpha = alpha.resize(base.size, Image.NEAREST)
+    alpha = alpha.resize(base.size, Image.Resampling.NEAREST)
     tint = Image.new("RGB", base.size, MASK_COLOUR)
     return display.mask_outline(Image.composite(tint, base, alpha), mask, MASK_COLOUR)
 

@@ -8,6 +8,7 @@ leaks by accident; pydicom's messages are shortened with their quoted parts drop
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -216,7 +217,7 @@ def _lut_values(item: pydicom.Dataset) -> np.ndarray:
     return np.atleast_1d(np.asarray(element.value, dtype=np.float64))
 
 
-def _first_number(value: object) -> float:
+def _first_number(value: Any) -> float:  # a DS element's value: a number, or a MultiValue of them
     if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
         value = value[0]  # several windows may be stored; the first is the default view
     return float(value)

@@ -53,7 +53,8 @@ def load_pillow(data: bytes, fmt: str, name: str | None, max_pixels: int,
     if size is not None:
         check_size(*size, max_pixels, name)  # before Pillow allocates anything
     try:
-        image = Image.open(io.BytesIO(data), formats=[label])
+        # Image.Image, not the ImageFile that open() returns: _reduced() may give a resized copy
+        image: Image.Image = Image.open(io.BytesIO(data), formats=[label])
         check_size(*image.size, max_pixels, name)
         stored_size = image.size
         factor = decoded_scale_for(*stored_size, max_decoded_pixels)

@@ -378,7 +378,7 @@ def _read_settings(folder: Path, backend) -> TokenizerSettings:
     stored_truncation = backend.truncation or {}
     pad_token = _token_text(config.get("pad_token") or special.get("pad_token") or stored_padding.get("pad_token"))
     pad_id = backend.token_to_id(pad_token) if pad_token else None
-    if pad_id is None:
+    if pad_token is None or pad_id is None:  # pad_id is None whenever pad_token is
         raise ModelLoadError(f"{folder}: the tokenizer has no padding token in its vocabulary")
     return TokenizerSettings(
         model_max_length=int(config.get("model_max_length") or UNLIMITED_LENGTH),

@@ -193,7 +193,9 @@ class LRCLRModel(nn.Module):
         if image_grid is None:
             image_grid = self.image_tower(pixels)
         elif image_tail_blocks:
-            image_grid = self.image_tower.tail(image_grid, image_tail_blocks)
+            # Any: only a tower that can be split has tail() (EfficientNetLiteTower; the trainer checks)
+            splittable: Any = self.image_tower
+            image_grid = splittable.tail(image_grid, image_tail_blocks)
         image = self.project_image_grid(image_grid, letterboxes)
         if text_states is None:
             text_states = self.text_tower(reports.input_ids, reports.attention_mask)
@@ -203,6 +205,7 @@ class LRCLRModel(nn.Module):
                                               targets)
         if self.interaction is None:
             return LRCLROutput(global_loss, None, image)
+        assert image.regions is not None  # a model with an interaction layer selects regions
         local_loss = local_contrastive_loss(
             self.interaction, image.regions.embeddings, image.regions.logits,
             text.tokens, text.word_mask, self.local_logit_scale.exp(), targets,
@@ -299,6 +302,7 @@ class LRCLRModel(nn.Module):
             word_attention = region_words = None
             if self.interaction is not None:
                 regions = case.features.regions
+                assert regions is not None  # a model with an interaction layer selects regions
                 alignment = self.interaction(text.tokens, text.word_mask, regions.embeddings, regions.logits)
                 word_attention = ex.word_level(alignment.word_to_region[0].float(), words)
                 # A region's attention over a word is the sum over the word's wordpieces.

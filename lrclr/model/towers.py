@@ -21,7 +21,7 @@ import inspect
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -37,6 +37,10 @@ class ImageTower(nn.Module):
     """Base class: grayscale in, patch grid out. Subclasses implement ``features``."""
 
     feature_dim: int
+    # Buffers (registered below): declared so that the type checker sees tensors, not nn.Module's
+    # catch-all attribute type (Tensor | Module).
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
         super().__init__()
@@ -68,7 +72,9 @@ class TextTower(nn.Module):
             )
         self.model = model
         self.tokenizer = tokenizer
-        self.hidden_dim = model.config.hidden_size
+        # A transformers config or CompactBert's own; nn.Module's attribute type (Tensor | Module) hides it.
+        config: Any = model.config
+        self.hidden_dim = config.hidden_size
 
     def tokenize(self, texts: list[str], max_length: int):
         return self.tokenizer(
@@ -274,8 +280,9 @@ def _require_source(tower: TowerConfig) -> str:
 
 # Hugging Face loading, always: never run a checkpoint's own code (and so never ask on stdin whether
 # to), and never unpickle: weights only from safetensors files.
-HF_SAFE_LOADING = {"trust_remote_code": False}
-HF_SAFE_WEIGHTS = {**HF_SAFE_LOADING, "use_safetensors": True}
+# Typed Any: they are splatted into from_pretrained(), whose other keyword arguments are not bools.
+HF_SAFE_LOADING: dict[str, Any] = {"trust_remote_code": False}
+HF_SAFE_WEIGHTS: dict[str, Any] = {**HF_SAFE_LOADING, "use_safetensors": True}
 
 
 def _refuse_unsafe_checkpoint(source: str) -> None:

@@ -145,8 +145,8 @@ def score_findings(rule: ScoringRule, image: "ImageFeatures", findings: Sequence
     # cost microseconds, so they run in float32 even inside a bf16 autocast (where CPU autocast
     # would also hand numpy a bf16 tensor it cannot hold).
     with torch.autocast(image.global_embedding.device.type, enabled=False):
-        logits = prompt_logits(rule, image, prompts)
-    logits = logits.cpu().numpy().astype(np.float64)
+        raw = prompt_logits(rule, image, prompts)
+    logits = raw.cpu().numpy().astype(np.float64)
     probabilities, calibrated = calibration.apply(findings, logits)
     return ZeroShotScores(findings, probabilities.astype(np.float32), logits.astype(np.float32), calibrated)
 
@@ -168,7 +168,10 @@ def prompt_logits(rule: ScoringRule, image: "ImageFeatures", prompts: list[Promp
 
 
 def _local_similarities(rule: ScoringRule, image: "ImageFeatures", prompts: list[PromptFeatures]):
-    regions = image.regions
+    regions, interaction = image.regions, rule.interaction
+    # Local scores (rule.uses_local) come from a model with an interaction layer, and such a model
+    # always selects regions: neither is None here.
+    assert regions is not None and interaction is not None
     if rule.local_mode == "regions":
         positive = torch.stack([p.global_positive for p in prompts]).float()  # (F, D)
         negative = torch.stack([p.global_negative for p in prompts]).float()
@@ -176,7 +179,7 @@ def _local_similarities(rule: ScoringRule, image: "ImageFeatures", prompts: list
         return region_max(rule, embeddings, positive), region_max(rule, embeddings, negative)
     tokens = _stack_padded([p.tokens for p in prompts], 0.0)
     masks = _stack_padded([p.word_mask for p in prompts], False)
-    scores = pairwise_local_scores(rule.interaction, regions.embeddings.float(), regions.logits.float(),
+    scores = pairwise_local_scores(interaction, regions.embeddings.float(), regions.logits.float(),
                                    tokens.float(), masks).float()
     per_template = scores.view(scores.shape[0], len(prompts), -1)  # (B, F, T)
     n_positive = prompts[0].n_positive  # every finding uses the same templates
@@ -187,6 +190,7 @@ def region_max(rule: ScoringRule, regions: torch.Tensor, texts: torch.Tensor) ->
     """(B, T): smooth maximum over each image's selected regions of their cosine with each text
     embedding (log-mean-exp with the interaction layer's gamma, as words are aggregated)."""
     cosine = torch.einsum("bkd,td->btk", regions, texts)
+    assert rule.interaction is not None  # region scores are local scores: see _local_similarities
     gamma = rule.interaction.gamma
     return (torch.logsumexp(gamma * cosine, dim=-1) - math.log(cosine.shape[-1])) / gamma
 
@@ -199,11 +203,12 @@ def phrase_logits(rule: ScoringRule, image: "ImageFeatures", phrases: "TextFeatu
     with torch.autocast(image.global_embedding.device.type, enabled=False):
         similarity = image.global_embedding.float() @ phrases.global_embedding.float().T
         if rule.uses_local:
-            regions = image.regions
+            regions, interaction = image.regions, rule.interaction
+            assert regions is not None and interaction is not None  # see _local_similarities
             if rule.local_mode == "regions":
                 local = region_max(rule, regions.embeddings.float(), phrases.global_embedding.float())
             else:
-                local = pairwise_local_scores(rule.interaction, regions.embeddings.float(), regions.logits.float(),
+                local = pairwise_local_scores(interaction, regions.embeddings.float(), regions.logits.float(),
                                               phrases.tokens.float(), phrases.word_mask)
             similarity = (1 - rule.local_weight) * similarity + rule.local_weight * local.float()
         return (rule.logit_scale.float() * similarity).cpu().numpy().astype(np.float64)

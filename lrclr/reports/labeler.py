@@ -175,7 +175,7 @@ def _cues(lowered: str) -> list[tuple[int, int, str, str]]:
     negation word ("cannot be excluded") silence the negation cues they overlap."""
     tables = _tables()
     pseudo = [m.span() for m in tables["pseudo"].finditer(lowered)]
-    cues = []
+    cues: list[tuple[int, int, str, str]] = []
     for key, kind, where in (("pre_unc", "uncertainty", "pre"), ("post_unc", "uncertainty", "post"),
                              ("pre_neg", "negation", "pre"), ("post_neg", "negation", "post")):
         for match in tables[key].finditer(lowered):
@@ -358,7 +358,7 @@ def _label_text(text: str) -> tuple[Mention, ...]:
 def _normal_statements(lowered, found):
     """Denials without a negation word ("heart size is normal"), unless the same words already
     triggered the finding (then the cue logic decides)."""
-    out = []
+    out: list[tuple[str, tuple[tuple[int, int], ...], tuple[int, int]]] = []
     for name, patterns in _tables()["normal"].items():
         for pattern in patterns:
             for match in pattern.finditer(lowered):

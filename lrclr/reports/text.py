@@ -327,7 +327,7 @@ def split_sentences(text: str) -> list[Sentence]:
 
 
 def _sentences_in(text: str, start: int, end: int, section: str) -> list[Sentence]:
-    out = []
+    out: list[Sentence] = []
     sentence_start = start
     for match in _END_RE.finditer(text, start, end):
         if _is_boundary(text, match, sentence_start):

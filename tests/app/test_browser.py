@@ -17,6 +17,8 @@ from lrclr.trust.case_findings import word_map
 from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, screenshot_array, wait_until_idle
 
+pytestmark = pytest.mark.browser  # every test here drives chromium
+
 HOSTILE_REPORT = ('Small effusion. <script>window.__xss = 1</script> '
                   '<img src=x onerror="window.__xss = 2"> **bold** [link](javascript:alert(1))')
 
@@ -109,6 +111,7 @@ def test_a_report_with_script_and_img_tags_is_shown_as_literal_text(page):
     assert box.input_value() == HOSTILE_REPORT
 
 
+@pytest.mark.slow  # 21 s on 2 busy cores
 def test_a_verdict_given_with_a_keyboard_shortcut_appears_on_the_quality_page(page):
     page.get_by_role("link", name="Annotate").click()
     wait_until_idle(page)

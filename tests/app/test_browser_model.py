@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lrclr.bundled import DEFAULT_MODEL_DIR
 from tests.support.browser import ARTIFACTS, chromium_page, wait_until_idle
 
+pytestmark = pytest.mark.browser  # every test here drives chromium
 
+
+@pytest.mark.slow  # 24 s on 2 busy cores
 def test_the_model_page_draws_the_roc_curves_of_the_loaded_model(app_url):
     sync_api, url = app_url
     card = json.loads((DEFAULT_MODEL_DIR / "model_card.json").read_text(encoding="utf-8"))

@@ -13,9 +13,12 @@ import pytest
 from lrclr.deployment.logins import add_user
 from tests.support.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
 
+pytestmark = pytest.mark.browser  # every test here drives chromium
+
 PAGES = {"": "Review", "/annotate": "Annotate", "/quality": "Quality", "/batch": "Batch", "/model_card": "Model"}
 
 
+@pytest.mark.slow  # 16-22 s a page on 2 busy cores (each starts its own server)
 @pytest.mark.parametrize("path, title", PAGES.items(), ids=[p.strip("/") or "review" for p in PAGES])
 def test_a_fresh_servers_first_visit_to_a_page_gets_the_sign_in_then_the_shared_sidebar(tmp_path, path, title):
     sync_api = require_browser()

@@ -5,9 +5,13 @@ Each test starts its own server (tests/support/browser.py) with the settings it 
 
 from __future__ import annotations
 
+import pytest
+
 from lrclr.annotations.store import AnnotationStore
 from lrclr.deployment.logins import add_user
 from tests.support.browser import ARTIFACTS, chromium_page, require_browser, running_app, wait_until_idle
+
+pytestmark = pytest.mark.browser  # every test here drives chromium
 
 
 def _record_bad_match(page) -> None:
@@ -18,6 +22,7 @@ def _record_bad_match(page) -> None:
     page.get_by_text("This case: 1 of").wait_for()
 
 
+@pytest.mark.slow  # 31 s on 2 busy cores
 def test_a_login_deployment_refuses_an_unauthenticated_browser_and_records_the_signed_in_name(tmp_path):
     sync_api = require_browser()
     credentials, flags = tmp_path / "users.toml", tmp_path / "flags"
@@ -49,6 +54,7 @@ def test_a_login_deployment_refuses_an_unauthenticated_browser_and_records_the_s
     assert [(v.annotator, v.verdict) for v in verdicts] == [("dr_ann", "bad match")]
 
 
+@pytest.mark.slow  # 36 s on 2 busy cores
 def test_an_annotator_name_with_html_is_shown_literally_on_the_quality_page(tmp_path):
     sync_api = require_browser()
     payload = '<a href="https://evil.example/x">me</a><b>bold</b>'

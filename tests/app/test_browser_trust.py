@@ -13,6 +13,8 @@ import pytest
 
 from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, wait_until_idle
 
+pytestmark = pytest.mark.browser  # every test here drives chromium
+
 # A phantom whose finding the bundled LRCLR localizes: its phrase map depends on the phrase, so it is
 # painted (a map that does not depend on its text is not, and the caption says so instead).
 PHANTOM_CASE = "Phantom: right pneumothorax, left basal atelectasis"
@@ -52,6 +54,7 @@ def _ground(page, phrase: str) -> None:
     wait_until_idle(page)
 
 
+@pytest.mark.slow  # 29 s on 2 busy cores
 def test_the_findings_table_shows_every_row_without_an_inner_scroll(page):
     table = page.locator("[data-testid='stDataFrame']").first
     _shot(_analysis_column(page), "trust-1-findings.png")
@@ -63,6 +66,7 @@ def test_the_findings_table_shows_every_row_without_an_inner_scroll(page):
     assert scroll is not None and scroll[0] <= scroll[1] + 2, scroll
 
 
+@pytest.mark.slow  # 21 s on 2 busy cores
 def test_a_phrase_map_is_painted_with_a_colour_bar_of_its_values(page):
     _open_case(page, PHANTOM_CASE)
     _ground(page, PHRASE)
@@ -78,6 +82,7 @@ def test_a_phrase_map_is_painted_with_a_colour_bar_of_its_values(page):
     assert ticks and min(values) - 0.01 <= min(ticks) and max(ticks) <= max(values) + 0.01, (ticks, values)
 
 
+@pytest.mark.slow  # 27 s on 2 busy cores
 def test_the_counterfactual_probe_shows_the_negated_and_mirrored_phrase(page):
     _open_case(page, PHANTOM_CASE)
     _ground(page, PHRASE)
@@ -90,6 +95,7 @@ def test_the_counterfactual_probe_shows_the_negated_and_mirrored_phrase(page):
     assert "no right pneumothorax" in text and "left pneumothorax" in text
 
 
+@pytest.mark.slow  # 24 s on 2 busy cores
 def test_the_deletion_test_compares_the_maps_top_cells_with_random_ones(page):
     _open_case(page, PHANTOM_CASE)
     _ground(page, PHRASE)

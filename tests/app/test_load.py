@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
 from lrclr.demo import load_gallery
 from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, require_browser, running_app
+
+pytestmark = pytest.mark.browser  # every test here drives chromium
 
 SESSIONS = 8
 
@@ -64,6 +68,7 @@ async def _run_sessions(url: str, cases) -> list[dict]:
             await browser.close()
 
 
+@pytest.mark.slow  # 108 s on 2 busy cores
 def test_eight_concurrent_sessions_each_get_their_own_case(tmp_path):
     require_browser()
     cases = [case for case in load_gallery() if case.report_text()][1: SESSIONS + 1]

@@ -130,6 +130,7 @@ def test_a_model_failure_on_one_image_does_not_abort_the_batch(study):
     assert sum(1 for r in results if r.row.probabilities == dict.fromkeys(FINDINGS, 0.5)) == 4
 
 
+@pytest.mark.slow  # 29 s on 2 busy cores
 def test_the_page_path_and_the_cli_write_the_same_csv_bytes_for_a_folder_and_a_zip(model, model_folder, study, tmp_path):
     page = _page_csv(BatchRun(model, FolderSource.from_paths([study]), FINDINGS, thumbnail_px=64))
     cli = _cli_csv([study], model_folder, tmp_path)

@@ -45,6 +45,7 @@ def mixed_folder(tmp_path):
     return folder
 
 
+@pytest.mark.shared_data
 def test_cli_writes_one_row_per_image_and_reports_the_bad_file(default_tower_model, mixed_folder, tmp_path):
     out = tmp_path / "predictions.csv"
     findings = "Cardiomegaly,Effusion,pleural thickening"

@@ -20,7 +20,7 @@ from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.bundled import DEFAULT_MODEL_DIR
 from train.cli import main as train_main
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def _demo_case(case_id: str = "nih-02-effusion"):

@@ -142,6 +142,7 @@ def test_baseline_mode_is_global_only():
     assert all(w.region_attention is None and w.patch_similarity.shape == (4, 4) for w in explanation.words)
 
 
+@pytest.mark.slow  # 27 s on 2 busy cores
 def test_small_model_overfits_eight_pairs():
     torch.manual_seed(0)
     model = LRCLRModel(tiny_config())

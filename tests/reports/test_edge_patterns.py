@@ -37,7 +37,8 @@ def _texts(shared: bool):
     return [_SAMPLE, _normalise(" ".join(f"{r.findings} {r.impression}" for r in reports[:1500]))]
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["sample", "openi"])
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.shared_data)],
+                         ids=["sample", "openi"])
 def test_every_labeler_pattern_finds_the_same_matches_fast_and_plain(shared):
     texts = _texts(shared)
     lifted = 0

@@ -159,6 +159,7 @@ def test_label_reports_cli_on_text_folder(tmp_path):
         ("r1", "1", "0", "-1", "")
 
 
+@pytest.mark.shared_data
 def test_mesh_check_on_real_openi():
     """The external check: macro F1 against OpenI MeSH major terms over all 3,955 reports."""
     from train.commands.labeler_check import evaluate, macro_f1

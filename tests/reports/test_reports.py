@@ -165,6 +165,7 @@ def test_is_deidentified():
     assert is_deidentified("XXXX") and is_deidentified("XXXX.") and not is_deidentified("XX")
 
 
+@pytest.mark.shared_data
 def test_real_openi_archive_parses():
     path = require_shared("openi-reports/NLMCXR_reports.tgz")
     reports = load_openi_reports(path)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.marks import require_mark
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import free_port
 
@@ -31,6 +32,7 @@ STARTUP_TIMEOUT_S = 120
 
 def require_browser():
     """The Playwright module, or a skip (a failure under ``LRCLR_REQUIRE_BROWSER=1``)."""
+    require_mark("browser", "starts the browser")  # before the skip: on every machine
     problem = None
     try:
         from playwright import sync_api

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.marks import require_mark
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -16,6 +18,7 @@ TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 SHARED_DATA = Path(os.environ.get("LRCLR_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 def require_shared(relative: str) -> Path:
+    require_mark("shared_data", f"reads the shared data ({relative})")  # before the skip: on every machine
     path = SHARED_DATA / relative
     if not path.exists():
         pytest.skip(f"needs {path} (the team's shared data; absent on a fresh clone)")

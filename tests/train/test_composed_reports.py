@@ -90,6 +90,7 @@ def real_bank():
     return SentenceBank.from_reports(load_openi_reports(require_shared("openi-reports/NLMCXR_reports.tgz")))
 
 
+@pytest.mark.shared_data
 def test_every_nih_image_gets_a_report_that_relabels_to_its_findings(real_bank):
     rows = read_nih_labels(require_shared("nih-cxr14-sample/labels.csv"))
     assert len(rows) == 421
@@ -107,6 +108,7 @@ def test_every_nih_image_gets_a_report_that_relabels_to_its_findings(real_bank):
     assert not incomplete, incomplete
 
 
+@pytest.mark.shared_data
 def test_real_composition_is_seeded(real_bank):
     a = real_bank.compose("00000075_000.png", ["Cardiomegaly"], seed=0)
     assert a == real_bank.compose("00000075_000.png", ["Cardiomegaly"], seed=0)

@@ -96,6 +96,7 @@ def tiny_cv(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # uses tiny_cv, a 22 s cross-validation run on 2 busy cores
 def test_cross_validate_scores_every_image_once_with_its_fold_model(tiny_cv):
     out = tiny_cv
     oof = OutOfFold.load(out)
@@ -121,6 +122,7 @@ def test_cross_validate_scores_every_image_once_with_its_fold_model(tiny_cv):
     assert (out / "oof.csv").read_text() == before
 
 
+@pytest.mark.slow  # uses tiny_cv, a 22 s cross-validation run on 2 busy cores
 def test_calibrate_writes_calibration_and_the_cv_evaluation_into_a_card(tiny_cv, tmp_path):
     import shutil
 
@@ -146,6 +148,7 @@ def test_calibrate_writes_calibration_and_the_cv_evaluation_into_a_card(tiny_cv,
     assert all(scores.calibrated)
 
 
+@pytest.mark.slow  # uses tiny_cv, a 22 s cross-validation run on 2 busy cores
 def test_a_partial_run_covers_only_the_folds_it_ran_and_says_so(tiny_cv, tmp_path):
     import shutil
 

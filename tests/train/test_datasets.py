@@ -139,6 +139,7 @@ def nih_sample():
     return root, openi, NIHDataset(root, openi=openi, seed=0)
 
 
+@pytest.mark.shared_data
 def test_real_nih_sample_labels_patients_and_composed_reports(nih_sample):
     root, openi, dataset = nih_sample
     with open(root / "labels.csv", newline="") as handle:
@@ -154,6 +155,7 @@ def test_real_nih_sample_labels_patients_and_composed_reports(nih_sample):
         assert sample.report and restates(sample.report, sorted(k for k, v in sample.labels.items() if v))
 
 
+@pytest.mark.shared_data
 def test_real_nih_composed_reports_are_deterministic_by_seed(nih_sample):
     root, openi, dataset = nih_sample
     rows = [(r.image, r.findings) for r in dataset.records[:40]]

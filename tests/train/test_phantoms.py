@@ -171,6 +171,7 @@ def openi_bank():
     return ReportBank.from_openi(path, with_sentences=False)
 
 
+@pytest.mark.shared_data
 def test_real_reports_describe_what_the_phantom_draws(openi_bank):
     assert openi_bank.counts()["abnormal"] > 50 and openi_bank.counts()["normal"] > 100
     phantom = generate_phantom(0, findings=[FindingSpec("Cardiomegaly", severity="mild")],

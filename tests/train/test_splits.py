@@ -80,6 +80,7 @@ def test_subset_keeps_the_interface_and_split_dataset_augments_train_only():
         assert val[0].report != "augmented" and val.transform is None
 
 
+@pytest.mark.shared_data
 def test_real_nih_sample_split_is_patient_disjoint():
     dataset = NIHDataset(require_shared("nih-cxr14-sample"), reports=None)
     split = patient_split(dataset.patient_ids(), labels=[dataset.labels_of(i) for i in range(len(dataset))])

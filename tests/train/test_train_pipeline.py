@@ -31,6 +31,7 @@ def _losses(run_dir) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # 35 s on 2 busy cores
 def test_pretrain_export_finetune_export_load(tmp_path):
     baseline_run, lrclr_run = tmp_path / "baseline-run", tmp_path / "lrclr-run"
     assert train_main(["pretrain", *_common(baseline_run, 15)]) == 0
@@ -66,6 +67,7 @@ def test_finetune_refuses_a_model_of_another_architecture(tmp_path):
                     "--set", f"model={TINY_MODEL}"])
 
 
+@pytest.mark.slow  # 21 s on 2 busy cores
 def test_torchrun_two_gloo_processes_match_one_process(tmp_path):
     """Same global batch (2 x 4 vs 1 x 8): the first step's loss must agree."""
     two, one = tmp_path / "two", tmp_path / "one"

@@ -56,6 +56,7 @@ def test_resume_after_n_steps_equals_an_uninterrupted_2n_step_run(tmp_path):
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow  # 38 s on 2 busy cores
 def test_loss_decreases_and_metrics_are_logged(tmp_path):
     trainer = Trainer(_config(tmp_path, max_steps=40, checkpoint_every=40), _samples(8), _samples(4),
                       resume=False, show_progress=False)
