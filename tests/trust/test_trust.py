@@ -184,20 +184,25 @@ def test_a_model_trained_on_the_whole_nih_sample_has_seen_the_demo_images():
 
 
 def test_the_cross_fitted_pass_rate_judges_each_image_without_its_own_fold():
-    from train.commands.input_reference import cross_fitted_pass_rates
+    from train.commands.input_reference import GateSettings, cross_fitted_pass_rates, orientation_rows
     from train.datasets.sample import Sample
     from train.datasets.splits import patient_folds
 
     rng = np.random.default_rng(1)
-    film = np.clip(rng.normal(0.5, 0.15, (64, 64)), 0, 1).astype(np.float32)
-    samples = [Sample(f"i{k}", f"p{k}", film, "") for k in range(300)]
+    # Brighter towards the bottom and the left edge, as no turn of it is: orientation is never in doubt.
+    ramp = np.add.outer(np.linspace(0.2, 0.8, 64), np.linspace(0.1, 0.0, 64))
+    films = [np.clip(ramp + rng.normal(0, 0.05, (64, 64)), 0, 1).astype(np.float32) for _ in range(300)]
+    samples = [Sample(f"i{k}", f"p{k}", film, "") for k, film in enumerate(films)]
+    rows = {"films": orientation_rows(films)}
+    settings = GateSettings(components=4, percentile=99.0)
     vectors = rng.normal(0, 1, (300, 8)) * np.array([3, 2, 1, 1, 0.5, 0.5, 0.2, 0.2])
-    rates = cross_fitted_pass_rates(None, {"films": samples}, {"films": vectors}, components=4, percentile=99.0)
+    rates = cross_fitted_pass_rates({"films": samples}, {"films": vectors}, rows, settings)
     assert rates["films"]["n"] == 300 and 0.95 <= rates["films"]["rate"] < 1.0
+    assert rates["films"]["turned_rate"] >= 0.99  # turned films of held-out patients
     # One fold's patients sit far from everyone else: a reference fitted on all images would take
     # them in, but each is judged by a reference fitted without its fold, so all of them fail.
     fold = np.array(patient_folds([s.patient_id for s in samples], 5))
     shifted = vectors.copy()
     shifted[fold == 0] += 40.0
-    rates = cross_fitted_pass_rates(None, {"films": samples}, {"films": shifted}, components=4, percentile=99.0)
+    rates = cross_fitted_pass_rates({"films": samples}, {"films": shifted}, rows, settings)
     assert rates["films"]["passed"] <= 300 - int((fold == 0).sum())
