@@ -35,6 +35,7 @@ from pages.parts import review_trust as trust
 from pages.parts.case_source import CaseInput, choose_case
 from pages.parts.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
 from pages.parts import frame
+from pages.parts.widget_state import held, hold, in_range, put
 
 VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "clahe": False, "full_resolution": False}
 
@@ -55,8 +56,10 @@ def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> Loade
 
 def view_controls() -> dict:
     """Window/level, invert and resolution, with a reset that also refits the zoom."""
-    for name, value in VIEW_DEFAULTS.items():
-        st.session_state.setdefault(f"view-{name}", value)
+    hold("view-level", VIEW_DEFAULTS["level"], in_range(0, 100))
+    hold("view-width", VIEW_DEFAULTS["width"], in_range(5, 100))
+    for name in ("invert", "clahe", "full_resolution"):
+        hold(f"view-{name}", VIEW_DEFAULTS[name])
     with st.expander("Display", expanded=False):
         st.slider("Level (window centre, %)", 0, 100, key="view-level")
         st.slider("Window width (%)", 5, 100, key="view-width")
@@ -74,7 +77,7 @@ def view_controls() -> dict:
 
 def _reset_view() -> None:
     for name, value in VIEW_DEFAULTS.items():
-        st.session_state[f"view-{name}"] = value
+        put(f"view-{name}", value)
     st.session_state["view-revision"] = st.session_state.get("view-revision", 0) + 1
 
 
@@ -154,7 +157,7 @@ def export_panel(drawn: "DrawnOverlay", explanation, case: CaseInput, model: LRC
                                  key="export-include-report", value=False,
                                  help="Off: the report is named by its SHA-256 only, and its words by their "
                                       "positions. Real reports carry names and dates.")
-    threshold = st.session_state.get("findings-threshold", 0.5)
+    threshold = held("findings-threshold", 0.5)
     record = lambda: json.dumps(analysis_record(explanation, case.data, case.case_id, model.model_card, threshold,
                                                 checks, include_report=include_report), indent=2, default=_json_default)
     st.download_button("Analysis as JSON", data=record, file_name=f"{case.case_id}-analysis.json",

@@ -19,6 +19,7 @@ from lrclr.display.operations import CLAHE_CLIP_LIMIT, CLAHE_TILES
 from lrclr.trust.findings_table import findings_legend
 from lrclr.trust.case_findings import finding_rows, sha256_hex
 from pages.parts import review_trust as trust
+from pages.parts.widget_state import held
 
 TRUNCATED_NOTE = "The report is longer than the model reads; words past the limit are not grounded."
 PHRASE_OPTION = "phrase"
@@ -75,7 +76,7 @@ def report_downloads(drawn, explanation, case, model, check, view: dict, draw_ch
                          else draw_choice(int(option.removeprefix("word-")), None))
         panels.append(map_panel(what, overlay))
     include_report = bool(st.session_state.get("export-include-report", False))
-    threshold = st.session_state.get("findings-threshold", 0.5)
+    threshold = held("findings-threshold", 0.5)
     rows = tuple(finding_rows(explanation, threshold, model.model_card))
     notes = tuple(n for n in (trust.gate_warning(check), trust.seen_in_training(model, case),
                               TRUNCATED_NOTE if explanation.report_truncated else None) if n)

@@ -25,6 +25,7 @@ from lrclr.trust.case_findings import finding_rows
 from lrclr.trust.findings_table import findings_legend, findings_table, probability_text
 from lrclr.trust.reliability import trained_on_whole_sample
 from pages.parts.shared import cached
+from pages.parts.widget_state import hold, in_range
 
 GREY = "color: #9e9e9e"
 DISCORDANT = "background-color: rgba(214, 39, 40, 0.25)"
@@ -83,7 +84,7 @@ def extra_findings(text: str | None) -> list[str]:
 
 def findings_panel(explanation, model, check: InputCheck) -> float:
     """The table (every row visible), its evidence caption and the bars; returns the fallback threshold."""
-    st.session_state.setdefault("findings-threshold", 0.5)
+    hold("findings-threshold", 0.5, in_range(0.05, 0.95))
     threshold = st.slider("Fallback threshold (findings without an operating point)", 0.05, 0.95, step=0.05,
                           key="findings-threshold",
                           help="Each validated finding is called at the operating point chosen for it on "
