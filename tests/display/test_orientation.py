@@ -1,0 +1,65 @@
+"""Flip/rotate of the display (lrclr.display.orientation): the picture, arrays drawn on it, points
+and boxes all move by the same transform, and picked points come back to the original pixels."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrclr.display.orientation import ROTATIONS, Orientation
+
+ALL = [Orientation(r, f) for r, f in itertools.product(ROTATIONS, (False, True))]
+SIZE = (7, 4)  # width, height: not square, so a wrong axis swap shows
+
+
+def _picture() -> np.ndarray:
+    return np.arange(SIZE[0] * SIZE[1], dtype=np.uint8).reshape(SIZE[1], SIZE[0]) * 9
+
+
+@pytest.mark.parametrize("orientation", ALL, ids=str)
+def test_the_picture_and_an_array_drawn_on_it_turn_together(orientation):
+    pixels = _picture()
+    picture = np.asarray(orientation.image(Image.fromarray(pixels)))
+    np.testing.assert_array_equal(picture, orientation.array(pixels))
+    assert picture.shape[::-1] == orientation.size(SIZE)
+
+
+@pytest.mark.parametrize("orientation", ALL, ids=str)
+def test_each_pixel_lands_where_point_says_and_comes_back(orientation):
+    pixels = _picture()
+    turned = orientation.array(pixels)
+    for row, column in itertools.product(range(SIZE[1]), range(SIZE[0])):
+        x, y = orientation.point(column + 0.5, row + 0.5, SIZE)  # the pixel's centre
+        assert turned[int(y), int(x)] == pixels[row, column]
+        assert orientation.to_original(x, y, SIZE) == pytest.approx((column + 0.5, row + 0.5))
+
+
+@pytest.mark.parametrize("orientation", ALL, ids=str)
+def test_a_box_covers_the_same_pixels_once_oriented(orientation):
+    mask = np.zeros((SIZE[1], SIZE[0]), dtype=bool)
+    mask[1:3, 2:6] = True  # the box (2, 1, 6, 3) in continuous coordinates
+    x0, y0, x1, y1 = orientation.box((2, 1, 6, 3), SIZE)
+    turned = orientation.array(mask)
+    expected = np.zeros_like(turned)
+    expected[int(y0):int(y1), int(x0):int(x1)] = True
+    np.testing.assert_array_equal(turned, expected)
+
+
+def test_rotate_right_then_flip_is_what_the_screen_shows():
+    # A flip after a quarter turn mirrors the screen's left-right, which is the image's up-down.
+    orientation = Orientation().rotated_right().flipped_horizontally()
+    pixels = _picture()
+    on_screen = np.rot90(pixels, k=-1)[:, ::-1]
+    np.testing.assert_array_equal(orientation.array(pixels), on_screen)
+    assert Orientation(90).rotated_right().rotated_right().rotated_right() == Orientation()
+    assert Orientation(0, True).flipped_horizontally() == Orientation()
+
+
+def test_describe_and_validation():
+    assert Orientation().describe() == "" and Orientation().is_identity
+    assert Orientation(90, True).describe() == "flipped left-right and rotated 90° clockwise"
+    with pytest.raises(ValueError):
+        Orientation(45)
