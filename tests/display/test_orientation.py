@@ -63,3 +63,52 @@ def test_describe_and_validation():
     assert Orientation(90, True).describe() == "flipped left-right and rotated 90° clockwise"
     with pytest.raises(ValueError):
         Orientation(45)
+
+
+# ---- what the viewer draws on an oriented display --------------------------------------------
+
+def _wide_explanation():
+    """A 300 x 200 image with one region box (the made explanations are square)."""
+    from lrclr.model.explain import Explanation, RegionExplanation
+    from lrclr.model.letterbox import letterbox_geometry
+
+    region = RegionExplanation(1, 0.9, (0, 0), (30.0, 20.0, 120.0, 80.0), ())
+    return Explanation("test", "", False, letterbox_geometry((300, 200), 64), (4, 4), (), (region,), ())
+
+
+@pytest.mark.parametrize("orientation", ALL, ids=str)
+def test_region_boxes_and_heat_maps_turn_with_the_image(orientation):
+    from lrclr.display import figures as viz
+
+    explanation = _wide_explanation()
+    base = Image.new("RGB", (600, 400), (0, 0, 0))  # the display at 2x
+    turned = orientation.image(base)
+    box = viz.display_box(explanation.regions[0].box, turned.size, explanation.image_size, orientation)
+    expected = orientation.box((60, 40, 240, 160), (600, 400))
+    assert box == pytest.approx(expected)
+    boxes = np.asarray(viz.highlight_region(turned, explanation, 1, orientation))
+    x0, y0, x1, y1 = (round(v) for v in box)
+    assert tuple(boxes[y0 + 1, (x0 + x1) // 2]) == viz.SELECTED_COLOUR  # the box's top edge
+    # A map with one hot cell (top-left of the 4 x 4 grid) is painted where that corner went.
+    grid = np.zeros((4, 4), dtype=np.float32)
+    grid[0, 0] = 1.0
+    painted = np.asarray(viz.overlay_heatmap(turned, grid, explanation.letterbox, 1.0,
+                                             orientation=orientation)).sum(axis=-1)
+    plain = np.asarray(viz.overlay_heatmap(base, grid, explanation.letterbox, 1.0)).sum(axis=-1)
+    np.testing.assert_allclose(painted, orientation.array(plain), atol=3 * 3)
+
+
+@pytest.mark.parametrize("orientation", ALL, ids=str)
+def test_the_viewer_places_hover_markers_and_measurements_by_the_same_transform(orientation):
+    from lrclr.display import figures as viz
+
+    explanation = _wide_explanation()
+    turned = orientation.image(Image.new("RGB", (600, 400)))
+    mark = viz.Mark((30.0, 20.0), (120.0, 80.0), "12.0 mm", explanation.image_size)
+    figure = viz.viewer_figure(turned, explanation, regions_shown=1, orientation=orientation, marks=[mark])
+    markers = figure.data[1]
+    assert (markers.x[0], markers.y[0]) == pytest.approx(orientation.point(150, 100, (600, 400)))
+    line = figure.layout.shapes[0]
+    assert (line.x0, line.y0) == pytest.approx(orientation.point(60, 40, (600, 400)))
+    assert (line.x1, line.y1) == pytest.approx(orientation.point(240, 160, (600, 400)))
+    assert figure.layout.annotations[0].text == "12.0 mm"
