@@ -227,7 +227,7 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
     figure = go.Figure(go.Image(source=_data_uri(image, lossless), hoverinfo="skip"))
     if explanation is not None and regions_shown:
         shown = explanation.regions[:regions_shown]
-        centres = [_display_point(((r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2), image.size,
+        centres = [display_point(((r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2), image.size,
                                   explanation.image_size, orientation) for r in shown]
         figure.add_trace(go.Scatter(
             x=[c[0] for c in centres], y=[c[1] for c in centres],
@@ -239,11 +239,17 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
         figure.add_trace(colour_bar_trace(*colour_bar))
     _add_marks(figure, marks, image.size, orientation)
     figure.update_xaxes(visible=False, range=[0, image.width])
-    figure.update_yaxes(visible=False, range=[image.height, 0], scaleanchor="x")
+    # The image's axis shrinks to the picture's aspect and sits at the top of the figure, so the
+    # radiograph starts where the viewer does.
+    figure.update_yaxes(visible=False, range=[image.height, 0], scaleanchor="x", constrain="domain",
+                        constraintoward="top")
     # The browser keeps the user's zoom across redraws while ``view_revision`` stays the same.
     figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode=dragmode,
                          showlegend=False, plot_bgcolor="black", uirevision=view_revision,
                          selectionrevision=selection_revision,
+                         # Always a box: plotly's default turns a near-horizontal drag into a full-height
+                         # band, and then the drag's y ends are lost.
+                         selectdirection="d",
                          newselection={"line": {"color": "cyan", "width": 1, "dash": "dot"}},
                          activeselection={"fillcolor": "rgba(0,0,0,0)", "opacity": 0.6})
     return figure
@@ -261,18 +267,30 @@ class Mark:
     colour: str = "#00e5ff"
 
 
-def _display_point(point, display: tuple[int, int], original: tuple[int, int],
-                   orientation: Orientation | None) -> tuple[float, float]:
+def display_point(point: tuple[float, float], display: tuple[int, int], original: tuple[int, int],
+                  orientation: Orientation | None = None) -> tuple[float, float]:
+    """A point in original pixels on a display of size ``display`` (oriented by ``orientation``)."""
     orientation = orientation or Orientation()
     unoriented = orientation.size(display)
     scale = unoriented[0] / original[0]
     return orientation.point(point[0] * scale, point[1] * scale, unoriented)
 
 
+def original_point(point: tuple[float, float], display: tuple[int, int], original: tuple[int, int],
+                   orientation: Orientation | None = None) -> tuple[float, float]:
+    """The inverse of ``display_point``: a point picked on the viewer, in original pixels, kept
+    within the image."""
+    orientation = orientation or Orientation()
+    unoriented = orientation.size(display)
+    scale = unoriented[0] / original[0]
+    x, y = orientation.to_original(point[0], point[1], unoriented)
+    return min(max(x / scale, 0.0), float(original[0])), min(max(y / scale, 0.0), float(original[1]))
+
+
 def _add_marks(figure: go.Figure, marks: Sequence[Mark], display: tuple[int, int],
                orientation: Orientation | None) -> None:
     for mark in marks:
-        (x0, y0), (x1, y1) = (_display_point(p, display, mark.original_size, orientation)
+        (x0, y0), (x1, y1) = (display_point(p, display, mark.original_size, orientation)
                               for p in (mark.start, mark.end))
         figure.add_shape(type="line", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": mark.colour, "width": 2})
         figure.add_annotation(x=x1, y=y1, text=plotly_label(mark.label), showarrow=False, xanchor="left",

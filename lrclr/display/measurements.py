@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from lrclr.imaging.decoding import LoadedImage
+
 Point = tuple[float, float]
 
 PIXELS = "pixels"
@@ -37,6 +39,20 @@ def scaled_spacing(original_mm: float, original_size: tuple[int, int], shown_siz
     film, whatever its shape, to a square)."""
     return Spacing(row_mm=original_mm * original_size[1] / shown_size[1],
                    column_mm=original_mm * original_size[0] / shown_size[0], source=source)
+
+
+def image_spacing(image: LoadedImage, fallback: Spacing | None = None) -> Spacing | None:
+    """The spacing of a loaded image: its DICOM header's (already scaled for an image downsampled
+    on decoding), else ``fallback`` (a demo case's, from its labels), else None."""
+    if image.pixel_spacing_mm is None:
+        return fallback
+    if "Pixel Spacing (mm)" in image.header:
+        source = "DICOM PixelSpacing"
+    else:  # the detector's spacing: the patient is magnified onto it (about 10 % on a PA chest)
+        source = "DICOM ImagerPixelSpacing (at the detector, not corrected for magnification)"
+    if image.decoded_scale > 1:
+        source += f", x{image.decoded_scale} for the image downsampled on decoding"
+    return Spacing(image.pixel_spacing_mm[0], image.pixel_spacing_mm[1], source)
 
 
 @dataclass(frozen=True)

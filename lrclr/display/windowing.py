@@ -6,7 +6,8 @@ Display only: what the model reads is ``LoadedImage.pixels`` as decoded, whateve
 Presets, first the default:
 - the file's own: its VOI LUT, then each WindowCenter/WindowWidth pair (the first pair is what the
   decoder applied, so that preset reproduces ``LoadedImage.pixels`` exactly);
-- "Full range": the values' minimum to maximum (the default when the file has no window);
+- "Full range": the values' minimum to maximum, or a PNG/JPEG's 0-255 (0-65535): the default when
+  the file has no window, and it shows the pixels as decoded;
 - lung, mediastinum, bone. In Hounsfield units they are the usual CT windows. A radiograph's values
   are not HU (they depend on the detector and its processing), so there they are chosen from this
   image's own histogram: lung spreads the darker 2-70 % of the displayed brightness (the lung
@@ -48,7 +49,6 @@ class WindowScale:
     step: float  # 1 for integer values
     max_width: float
     presets: tuple[WindowPreset, ...]
-    linear_exact: bool  # DICOM windows use PS3.3's formula; grey levels the plain (v - low) / width
     inverted: bool  # higher values shown darker (MONOCHROME1)
 
     @property
@@ -70,14 +70,25 @@ def window_scale(image: LoadedImage) -> WindowScale:
     values = source.values
     sample = values[:: max(1, values.shape[0] // 64), :: max(1, values.shape[1] // 64)]
     integral = bool(np.all(np.mod(sample, 1) == 0))
-    named = _hu_presets() if source.unit == "HU" else _histogram_presets(values, source.inverted)
+    named = _hu_presets() if source.unit == "HU" else _histogram_presets(values, source.inverted, integral)
     presets = (*source.file_presets, source.full_range, *named)
     span = max(source.high - source.low, 1.0 if integral else 1e-3)
     low = min(source.low, *(p.center for p in presets))
     high = max(source.high, *(p.center for p in presets))
     max_width = max(2 * span, *(p.width for p in presets))
-    return WindowScale(source.unit, float(low), float(high), 1.0 if integral else span / 1000, float(max_width),
-                       presets, source.dicom, source.inverted)
+    return WindowScale(source.unit, float(low), float(high), _step(integral, span, presets), float(max_width),
+                       presets, source.inverted)
+
+
+def _step(integral: bool, span: float, presets: tuple[WindowPreset, ...]) -> float:
+    """1 for integer values, unless a preset (a file's window) needs halves; a slider snaps what it
+    shows to its step, and a preset off the grid would be shown moved."""
+    if not integral:
+        return span / 1000
+    numbers = [n for p in presets for n in (p.center, p.width)]
+    if all(float(n).is_integer() for n in numbers):
+        return 1.0
+    return 0.5 if all(float(2 * n).is_integer() for n in numbers) else span / 1000
 
 
 def windowed(image: LoadedImage, scale: WindowScale, center: float, width: float,
@@ -88,11 +99,8 @@ def windowed(image: LoadedImage, scale: WindowScale, center: float, width: float
     if preset is not None and preset.uses_lut:
         return image.pixels
     values = _grey_levels(image) if image.modality is None else image.modality.values
-    if scale.linear_exact:
-        function = image.modality.voi_function if image.modality is not None else "LINEAR"
-        unit = voi_window(values, center, width, function)
-    else:
-        unit = np.clip((values - (center - width / 2)) / max(width, 1e-6), 0.0, 1.0)
+    function = image.modality.voi_function if image.modality is not None else "LINEAR"
+    unit = voi_window(values, center, width, function)  # PS3.3's window for grey levels too: one rule
     if scale.inverted:
         unit = 1.0 - unit
     return unit.astype(np.float32)
@@ -110,12 +118,6 @@ def voi_window(values: np.ndarray, center: float, width: float, function: str = 
     return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
 
 
-def window_in_percent(scale: WindowScale, center: float, width: float) -> tuple[float, float]:
-    """(level, width) as percentages of the values' range, for captions and the export."""
-    span = max(scale.high - scale.low, 1e-9)
-    return 100 * (center - scale.low) / span, 100 * width / span
-
-
 @dataclass(frozen=True)
 class _Source:
     values: np.ndarray
@@ -124,7 +126,6 @@ class _Source:
     high: float
     full_range: WindowPreset
     file_presets: tuple[WindowPreset, ...]
-    dicom: bool
     inverted: bool
 
 
@@ -134,13 +135,11 @@ def _source(image: LoadedImage) -> _Source:
         # A PNG/JPEG in its grey levels; full range is the format's, which shows the pixels as decoded.
         bits = 16 if image.bits_stored == 16 else 8
         top = 2.0**bits - 1
-        full = WindowPreset(f"{FULL_RANGE} (0-{top:g})", top / 2, top, "range")
-        return _Source(_grey_levels(image), f"grey level ({bits}-bit)", 0.0, top, full, (), False, False)
+        return _Source(_grey_levels(image), f"grey level ({bits}-bit)", 0.0, top,
+                       _full_range(f"{FULL_RANGE} (0-{top:g})", 0.0, top), (), False)
     values = modality.values
     low, high = float(np.min(values)), float(np.max(values))
-    # PS3.3's linear window with these numbers maps low..high onto 0..1 exactly, as the decoder's
-    # fallback does for a file without a window.
-    full = WindowPreset(f"{FULL_RANGE} ({low:g} to {high:g})", (low + high) / 2 + 0.5, high - low + 1, "range")
+    full = _full_range(f"{FULL_RANGE} ({low:g} to {high:g})", low, high)
     presets = []
     if modality.voi_lut_range is not None:
         first, entries = modality.voi_lut_range
@@ -149,7 +148,13 @@ def _source(image: LoadedImage) -> _Source:
         name = modality.window_names[index] if index < len(modality.window_names) else ""
         label = f"File window {index + 1}" + (f": {name}" if name else "") + f" (C {center:g}, W {width:g})"
         presets.append(WindowPreset(label, center, width, "file"))
-    return _Source(values, modality.unit, low, high, full, tuple(presets), True, modality.inverted)
+    return _Source(values, modality.unit, low, high, full, tuple(presets), modality.inverted)
+
+
+def _full_range(name: str, low: float, high: float) -> WindowPreset:
+    """PS3.3's linear window that maps low..high onto 0..1 exactly, as the decoder's fallback does
+    for a file without a window (center and width come out whole for whole-number bounds)."""
+    return WindowPreset(name, (low + high) / 2 + 0.5, high - low + 1, "range")
 
 
 def _grey_levels(image: LoadedImage) -> np.ndarray:
@@ -162,13 +167,16 @@ def _hu_presets() -> tuple[WindowPreset, ...]:
     return tuple(WindowPreset(f"{name} (HU: C {c:g}, W {w:g})", c, w, "HU") for name, (c, w) in HU_PRESETS.items())
 
 
-def _histogram_presets(values: np.ndarray, inverted: bool) -> tuple[WindowPreset, ...]:
-    """Radiograph presets from percentiles of the displayed brightness (a 1/16 sample is plenty)."""
+def _histogram_presets(values: np.ndarray, inverted: bool, integral: bool) -> tuple[WindowPreset, ...]:
+    """Radiograph presets from percentiles of the displayed brightness (a 1/16 sample is plenty),
+    whole numbers for whole-number values (the sliders' step)."""
     sample = values[::4, ::4].ravel()
     presets = []
     for name, (dark, bright) in HISTOGRAM_PRESETS.items():
         # On a MONOCHROME1 image the brightest pixels have the lowest values.
         a, b = np.percentile(sample, [100 - dark, 100 - bright] if inverted else [dark, bright])
-        width = max(abs(float(b) - float(a)), 1.0)
-        presets.append(WindowPreset(f"{name} (this image's histogram)", (float(a) + float(b)) / 2, width, "histogram"))
+        center, width = (float(a) + float(b)) / 2, max(abs(float(b) - float(a)), 1.0)
+        if integral:
+            center, width = float(round(center)), float(round(width))
+        presets.append(WindowPreset(f"{name} (this image's histogram)", center, width, "histogram"))
     return tuple(presets)

@@ -8,6 +8,7 @@ leaks by accident; pydicom's messages are shortened with their quoted parts drop
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pydicom
@@ -200,7 +201,8 @@ def _modality_values(values: np.ndarray, ds: pydicom.Dataset, inverted: bool) ->
             lut_range = (float(first), float(entries or 65536))  # 0 entries means 2^16 (PS3.3 C.11.2.1.1)
     except (AttributeError, TypeError, ValueError, IndexError):
         lut_range = None
-    rescale_type = str(ds.get("RescaleType", "") or "").strip()[:16]
+    # The unit labels the viewer's sliders: letters, digits and spaces only (it is the file's text).
+    rescale_type = re.sub(r"[^A-Za-z0-9 ]", "", str(ds.get("RescaleType", "") or "")).strip()[:16]
     unit = "HU" if rescale_type.upper() == "HU" or str(ds.get("Modality", "")).upper() == "CT" else (
         rescale_type or "stored value")
     return ModalityValues(values=np.nan_to_num(values).astype(np.float32), unit=unit, windows=tuple(windows),

@@ -69,3 +69,17 @@ def test_the_json_record_holds_points_lengths_units_and_the_spacings_source():
 def test_a_spacing_must_be_positive_and_finite(bad):
     with pytest.raises(ValueError):
         Spacing(*bad, source="x")
+
+
+def test_the_spacing_of_a_dicom_comes_from_its_header_and_says_which_field():
+    from lrclr.display.measurements import image_spacing
+    from lrclr.imaging.reading import load_image
+    from tests.support.images import dicom_bytes, ramp
+
+    pixel = image_spacing(load_image(dicom_bytes(ramp(), PixelSpacing=[0.2, 0.1])))
+    assert (pixel.row_mm, pixel.column_mm, pixel.source) == (0.2, 0.1, "DICOM PixelSpacing")
+    imager = image_spacing(load_image(dicom_bytes(ramp(), ImagerPixelSpacing=[0.15, 0.15])))
+    assert imager.source.startswith("DICOM ImagerPixelSpacing (at the detector")
+    fallback = Spacing(0.5, 0.5, "labels")
+    assert image_spacing(load_image(dicom_bytes(ramp())), fallback) is fallback
+    assert image_spacing(load_image(dicom_bytes(ramp()))) is None

@@ -112,3 +112,14 @@ def test_the_viewer_places_hover_markers_and_measurements_by_the_same_transform(
     assert (line.x0, line.y0) == pytest.approx(orientation.point(60, 40, (600, 400)))
     assert (line.x1, line.y1) == pytest.approx(orientation.point(240, 160, (600, 400)))
     assert figure.layout.annotations[0].text == "12.0 mm"
+
+
+@pytest.mark.parametrize("orientation", ALL, ids=str)
+def test_a_point_picked_on_the_viewer_comes_back_to_original_pixels(orientation):
+    from lrclr.display import figures as viz
+
+    display = orientation.size((600, 400))  # a 300 x 200 image shown at 2x, then oriented
+    for point in ((30.0, 20.0), (299.0, 1.0), (150.0, 100.0)):
+        shown = viz.display_point(point, display, (300, 200), orientation)
+        assert viz.original_point(shown, display, (300, 200), orientation) == pytest.approx(point)
+    assert viz.original_point((-50, 10_000), display, (300, 200), orientation)[0] in (0.0, 300.0)

@@ -26,9 +26,10 @@ def test_a_png_is_windowed_in_its_grey_levels_and_its_default_is_the_picture_as_
     scale, shown = _default(image)
     assert scale.unit == "grey level (8-bit)" and (scale.low, scale.high) == (0.0, 255.0) and scale.step == 1
     np.testing.assert_allclose(shown, image.pixels, atol=1e-6)
-    # Level 100, width 50 grey levels: 75 and below black, 125 and above white.
+    assert (scale.default.center, scale.default.width) == (128, 256)  # whole numbers: on the sliders' grid
+    # Level 100, width 50 grey levels (PS3.3's linear window): 75 and below black, 125 and above white.
     narrow = windowed(image, scale, 100, 50)
-    assert narrow[0, 75] == 0 and narrow[0, 125] == 1 and narrow[0, 100] == pytest.approx(0.5)
+    assert narrow[0, 75] == 0 and narrow[0, 125] == 1 and narrow[0, 100] == pytest.approx(0.5, abs=0.02)
 
 
 def test_a_16_bit_png_has_16_bit_grey_levels():
@@ -113,6 +114,12 @@ def test_windowing_never_touches_the_pixels_the_model_reads():
     scale = window_scale(image)
     windowed(image, scale, 3000, 10)
     np.testing.assert_array_equal(image.pixels, before)
+
+
+def test_a_file_window_off_the_whole_numbers_gets_half_steps():
+    image = load_image(dicom_bytes(ramp(), BitsStored=12, HighBit=11, WindowCenter=2047.5, WindowWidth=4096))
+    assert window_scale(image).step == 0.5
+    assert window_scale(load_image(dicom_bytes(ramp(), BitsStored=12, HighBit=11))).step == 1
 
 
 def test_clamp_keeps_a_window_within_the_sliders():
