@@ -70,7 +70,7 @@ class DemoCase:
         labels = [label.replace("_", " ") for label in self.labels if label != "No Finding"]
         if labels:
             return ", ".join(labels)
-        return "No finding" if "No Finding" in self.labels else "No labels (DICOM test file)"
+        return "No finding" if "No Finding" in self.labels else f"Unlabelled: {self.title}"
 
     @property
     def source_text(self) -> str:

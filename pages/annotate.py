@@ -178,9 +178,9 @@ annotator_name, flag_store, loaded_model = current_annotator(), current_store(),
 work, case_slot = st.container(), st.container()
 with case_slot:
     st.subheader("Case")
-    picker, report_area = st.columns([2, 3])
-    with picker:
-        chosen_case = choose_case("annotate", report_area.container())
+    gallery_area, report_area = st.container(), st.container()  # the thumbnails take the page's width
+    with gallery_area:
+        chosen_case = choose_case("annotate", report_area)
 with work:
     annotate_section(annotator_name, flag_store, loaded_model, chosen_case)
 frame.end(page_frame)
