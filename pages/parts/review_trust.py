@@ -164,7 +164,8 @@ def counterfactual_panel(model, case_image, case_key: tuple, phrase: str | None,
     uniform = 1 / model.config.num_regions if model.interaction is not None else None
     scale = viz.map_scale(np.stack([p.grid_map for _, p in panels]), kind, fixed=False, uniform=uniform)
     for column, (what, probe) in zip(st.columns(len(panels)), panels):
-        picture = viz.overlay_heatmap(base, probe.grid_map, case_image.letterbox, 0.6, scale)
+        picture = viz.overlay_heatmap(base, probe.grid_map, case_image.letterbox, 0.6, scale,
+                                      settings.get("orientation"))
         column.image(picture, width="stretch")
         column.caption(markdown_literal(f"{what}: '{probe.phrase}' · similarity {probe.similarity:+.2f} · "
                                         f"{probe.patient_left_share:.0%} of the map on the patient's left"))
