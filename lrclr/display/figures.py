@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
 from lrclr.display import operations as display
+from lrclr.display.marks import Mark, add_marks, display_point
 from lrclr.display.orientation import Orientation
 from lrclr.escaping import plotly_label
 from lrclr.trust.card_tables import finite_number
@@ -237,7 +238,7 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
         ))
     if colour_bar is not None:
         figure.add_trace(colour_bar_trace(*colour_bar))
-    _add_marks(figure, marks, image.size, orientation)
+    add_marks(figure, marks, image.size, orientation)
     figure.update_xaxes(visible=False, range=[0, image.width])
     # The image's axis shrinks to the picture's aspect and sits at the top of the figure, so the
     # radiograph starts where the viewer does.
@@ -253,48 +254,6 @@ def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_s
                          newselection={"line": {"color": "cyan", "width": 1, "dash": "dot"}},
                          activeselection={"fillcolor": "rgba(0,0,0,0)", "opacity": 0.6})
     return figure
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A measurement drawn on the viewer: a line between two points in ORIGINAL image pixels
-    (over a picture of ``original_size``), with its label (numbers and units the page writes)."""
-
-    start: tuple[float, float]
-    end: tuple[float, float]
-    label: str
-    original_size: tuple[int, int]
-    colour: str = "#00e5ff"
-
-
-def display_point(point: tuple[float, float], display: tuple[int, int], original: tuple[int, int],
-                  orientation: Orientation | None = None) -> tuple[float, float]:
-    """A point in original pixels on a display of size ``display`` (oriented by ``orientation``)."""
-    orientation = orientation or Orientation()
-    unoriented = orientation.size(display)
-    scale = unoriented[0] / original[0]
-    return orientation.point(point[0] * scale, point[1] * scale, unoriented)
-
-
-def original_point(point: tuple[float, float], display: tuple[int, int], original: tuple[int, int],
-                   orientation: Orientation | None = None) -> tuple[float, float]:
-    """The inverse of ``display_point``: a point picked on the viewer, in original pixels, kept
-    within the image."""
-    orientation = orientation or Orientation()
-    unoriented = orientation.size(display)
-    scale = unoriented[0] / original[0]
-    x, y = orientation.to_original(point[0], point[1], unoriented)
-    return min(max(x / scale, 0.0), float(original[0])), min(max(y / scale, 0.0), float(original[1]))
-
-
-def _add_marks(figure: go.Figure, marks: Sequence[Mark], display: tuple[int, int],
-               orientation: Orientation | None) -> None:
-    for mark in marks:
-        (x0, y0), (x1, y1) = (display_point(p, display, mark.original_size, orientation)
-                              for p in (mark.start, mark.end))
-        figure.add_shape(type="line", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": mark.colour, "width": 2})
-        figure.add_annotation(x=x1, y=y1, text=plotly_label(mark.label), showarrow=False, xanchor="left",
-                              yanchor="bottom", font={"color": mark.colour, "size": 13}, bgcolor="rgba(0,0,0,0.6)")
 
 
 def findings_bar_figure(findings: list[tuple[str, float, bool, float, bool]], greyed: bool = False) -> go.Figure:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lrclr.display import figures as viz
+from lrclr.display.marks import Mark, original_point
 from lrclr.display.measurements import (
     CardiothoracicRatio,
     Distance,
@@ -73,7 +73,7 @@ def on_drag() -> None:
     xs, ys = boxes[0].get("x") or [], boxes[0].get("y") or []
     if len(xs) != 2 or len(ys) != 2:
         return
-    start, end = (viz.original_point((float(x), float(y)), display, original, orientation) for x, y in zip(xs, ys))
+    start, end = (original_point((float(x), float(y)), display, original, orientation) for x, y in zip(xs, ys))
     store = _store(case)
     if chosen == "distance":
         store["distances"] = [*store["distances"], (start, end)][-8:]  # a few at a time stay readable
@@ -95,13 +95,13 @@ def measured(case: str, spacing_mm: Spacing | None) -> tuple[list[Distance], Car
     return distances, ratio, widths
 
 
-def marks(case: str, spacing_mm: Spacing | None, original: tuple[int, int]) -> list[viz.Mark]:
+def marks(case: str, spacing_mm: Spacing | None, original: tuple[int, int]) -> list[Mark]:
     distances, _, widths = measured(case, spacing_mm)
-    drawn = [viz.Mark(d.start, d.end, d.label(), original, COLOURS["distance"]) for d in distances]
+    drawn = [Mark(d.start, d.end, d.label(), original, COLOURS["distance"]) for d in distances]
     for name, measured_width in widths.items():
         # A width is drawn horizontal, at the height of the drag's middle: only that extent counts.
         y = (measured_width.start[1] + measured_width.end[1]) / 2
-        drawn.append(viz.Mark((measured_width.start[0], y), (measured_width.end[0], y),
+        drawn.append(Mark((measured_width.start[0], y), (measured_width.end[0], y),
                               f"{name} {measured_width.label()}", original, COLOURS[name]))
     return drawn
 

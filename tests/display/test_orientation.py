@@ -101,10 +101,11 @@ def test_region_boxes_and_heat_maps_turn_with_the_image(orientation):
 @pytest.mark.parametrize("orientation", ALL, ids=str)
 def test_the_viewer_places_hover_markers_and_measurements_by_the_same_transform(orientation):
     from lrclr.display import figures as viz
+    from lrclr.display.marks import Mark
 
     explanation = _wide_explanation()
     turned = orientation.image(Image.new("RGB", (600, 400)))
-    mark = viz.Mark((30.0, 20.0), (120.0, 80.0), "12.0 mm", explanation.image_size)
+    mark = Mark((30.0, 20.0), (120.0, 80.0), "12.0 mm", explanation.image_size)
     figure = viz.viewer_figure(turned, explanation, regions_shown=1, orientation=orientation, marks=[mark])
     markers = figure.data[1]
     assert (markers.x[0], markers.y[0]) == pytest.approx(orientation.point(150, 100, (600, 400)))
@@ -116,10 +117,10 @@ def test_the_viewer_places_hover_markers_and_measurements_by_the_same_transform(
 
 @pytest.mark.parametrize("orientation", ALL, ids=str)
 def test_a_point_picked_on_the_viewer_comes_back_to_original_pixels(orientation):
-    from lrclr.display import figures as viz
+    from lrclr.display.marks import display_point, original_point
 
     display = orientation.size((600, 400))  # a 300 x 200 image shown at 2x, then oriented
     for point in ((30.0, 20.0), (299.0, 1.0), (150.0, 100.0)):
-        shown = viz.display_point(point, display, (300, 200), orientation)
-        assert viz.original_point(shown, display, (300, 200), orientation) == pytest.approx(point)
-    assert viz.original_point((-50, 10_000), display, (300, 200), orientation)[0] in (0.0, 300.0)
+        shown = display_point(point, display, (300, 200), orientation)
+        assert original_point(shown, display, (300, 200), orientation) == pytest.approx(point)
+    assert original_point((-50, 10_000), display, (300, 200), orientation)[0] in (0.0, 300.0)
