@@ -199,7 +199,8 @@ def draw_viewer(viewed: Viewed, drawn: "DrawnOverlay", explanation, regions_draw
     else:
         st.plotly_chart(figure, key=measure.CHART_KEY, on_select=measure.on_drag, selection_mode=("box",),
                         theme=None, config=config)
-    how = ("drag to measure" if viewed.tool else "drag to pan") + ", scroll to zoom, double-click to fit"
+    how = (("drag to measure" if viewed.tool else "drag to pan") + ", right- or ctrl-drag to window, scroll to "
+           "zoom, double-click to fit")
     oriented = f" · display {view.orientation.describe()}" if not view.orientation.is_identity else ""
     st.caption(markdown_literal(f"{image.original_size[0]}x{image.original_size[1]} px · {drawn.caption} · "
                                 f"{view.window_text()}{oriented} · {how}"))

@@ -91,6 +91,19 @@ def _step(integral: bool, span: float, presets: tuple[WindowPreset, ...]) -> flo
     return 0.5 if all(float(2 * n).is_integer() for n in numbers) else span / 1000
 
 
+def dragged_window(scale: WindowScale, center: float, width: float, dx: float, dy: float) -> tuple[float, float]:
+    """The window after a windowing drag on the image, as PACS viewers do it: ``dx`` and ``dy`` are
+    the drag in fractions of the viewer's width and height. Right widens the window (less
+    contrast), left narrows it; down darkens the picture (on MONOCHROME1, where higher values show
+    darker, that is a lower level), up brightens it. The level moves by the drag times the width,
+    so a narrow window is fine-tuned; the result is on the sliders' grid and within their bounds."""
+    new_width = width * float(np.exp(2.0 * dx))
+    shift = dy * new_width
+    new_center = center - shift if scale.inverted else center + shift
+    step = scale.step
+    return scale.clamp(round(new_center / step) * step, max(step, round(new_width / step) * step))
+
+
 def windowed(image: LoadedImage, scale: WindowScale, center: float, width: float,
              preset: WindowPreset | None = None) -> np.ndarray:
     """``image`` windowed for display: float32 (H, W) in [0, 1], 1 bright, as ``LoadedImage.pixels``

@@ -1,5 +1,6 @@
 """The viewer's display controls, beside the image: window/level in the image's own units with its
-presets, invert, flip/rotate, CLAHE, full resolution and reset, with keyboard shortcuts.
+presets (and by right- or ctrl-drag on the image), invert, flip/rotate, CLAHE, full resolution and
+reset, with keyboard shortcuts.
 
 Layout only: the units, bounds and presets come from ``lrclr.display.windowing``, the flip/rotate
 transform from ``lrclr.display.orientation``. Each case keeps its own settings (keys carry the
@@ -19,6 +20,7 @@ from lrclr.display import operations as display
 from lrclr.display.orientation import Orientation
 from lrclr.display.windowing import WindowPreset, WindowScale, window_scale, windowed
 from lrclr.imaging.reading import LoadedImage
+from pages.parts.drag_window import drag_windowing
 from pages.parts.shared import cached
 from pages.parts.widget_state import held, hold, in_range, put
 
@@ -122,6 +124,7 @@ def view_controls(image: LoadedImage, image_sha: str) -> ViewSettings:
               key=_k(case, "level"), on_change=_custom, args=(case,))
     st.slider(f"Width ({unit})", float(scale.step), float(scale.max_width), step=float(scale.step),
               format=number, key=_k(case, "width"), on_change=_custom, args=(case,))
+    drag_windowing(case, scale, _k(case, "level"), _k(case, "width"), _k(case, "preset"), CUSTOM)
     invert, orientation = _orientation_buttons(case, scale)
     preset = scale.preset(preset_name) if preset_name != CUSTOM else None
     clahe, full = held("view-clahe", False), held("view-full_resolution", False)

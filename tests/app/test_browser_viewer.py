@@ -202,3 +202,40 @@ def test_a_dicoms_presets_window_the_film_in_its_units(page):
     lung = screenshot_array(_viewer(page), ARTIFACTS / "viewer-7b-dicom-lung-preset.png")
     assert _sliders(page)["Level (stored value)"] != 128  # the full range's
     assert lung.mean() > full.mean()  # the lung window opens the dark lungs up
+
+
+def _drag_with(page, start, end, button: str = "left", ctrl: bool = False, steps: int = 10) -> None:
+    if ctrl:
+        page.keyboard.down("Control")
+    page.mouse.move(*start)
+    page.mouse.down(button=button)
+    for i in range(1, steps + 1):
+        page.mouse.move(start[0] + (end[0] - start[0]) * i / steps, start[1] + (end[1] - start[1]) * i / steps)
+    page.mouse.up(button=button)
+    if ctrl:
+        page.keyboard.up("Control")
+    wait_until_idle(page)
+
+
+def test_right_or_ctrl_drag_on_the_image_windows_it(page):
+    area = _plot_area(page)
+    middle = (area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
+    before = _sliders(page)
+    assert (before["Level (grey level (8-bit))"], before["Width (grey level (8-bit))"]) == (128, 256)
+    # Right-drag to the left: a narrower window (more contrast).
+    _drag_with(page, middle, (middle[0] - area["width"] / 4, middle[1]), button="right")
+    narrowed = _sliders(page)
+    assert narrowed["Width (grey level (8-bit))"] == round(256 * np.exp(-0.5))
+    assert narrowed["Level (grey level (8-bit))"] == 128
+    preset = page.get_by_role("combobox", name="Window preset")
+    assert "Custom (sliders)" in (preset.input_value() or preset.get_attribute("aria-label") or "")
+    shown = screenshot_array(_viewer(page), ARTIFACTS / "viewer-8-right-drag-windowed.png")
+    # Ctrl-drag up: brighter, a lower level, by a tenth of the width per tenth of the height.
+    _drag_with(page, middle, (middle[0], middle[1] - area["height"] / 10), ctrl=True)
+    raised = _sliders(page)
+    width = raised["Width (grey level (8-bit))"]
+    assert raised["Level (grey level (8-bit))"] == pytest.approx(128 - 0.1 * width, abs=2)
+    brighter = screenshot_array(_viewer(page), ARTIFACTS / "viewer-8b-ctrl-drag-brighter.png")
+    assert brighter.mean() > shown.mean()
+    # Neither drag panned the image or drew a measurement: the image's area is where it was.
+    assert _plot_area(page) == area and page.get_by_text("Distance 1:").count() == 0

@@ -9,7 +9,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from lrclr.demo import load_gallery
-from lrclr.display.windowing import FILE_LUT, HU_PRESETS, voi_window, window_scale, windowed
+from lrclr.display.windowing import FILE_LUT, HU_PRESETS, dragged_window, voi_window, window_scale, windowed
 from lrclr.imaging.reading import load_image
 from tests.support.images import dicom_bytes, encode, ramp
 
@@ -133,3 +133,17 @@ def test_clamp_keeps_a_window_within_the_sliders():
 def test_voi_functions_put_the_center_at_mid_grey(function):
     assert float(voi_window(np.array([40.0]), 40.5 if function == "LINEAR" else 40.0, 100, function)[0]) == \
         pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_windowing_drag_widens_to_the_right_and_darkens_downwards():
+    scale = window_scale(load_image(dicom_bytes(ramp(), BitsStored=12, HighBit=11)))
+    assert dragged_window(scale, 2000, 1000, 0.0, 0.0) == (2000, 1000)
+    center, width = dragged_window(scale, 2000, 1000, 0.5, 0.0)
+    assert center == 2000 and width == round(1000 * np.e)  # right: wider, on the whole-number grid
+    assert dragged_window(scale, 2000, 1000, -0.5, 0.0)[1] == round(1000 / np.e)
+    assert dragged_window(scale, 2000, 1000, 0.0, 0.1) == (2100, 1000)  # down: a higher level, darker
+    negative = window_scale(load_image(dicom_bytes(ramp(), BitsStored=12, HighBit=11,
+                                                   PhotometricInterpretation="MONOCHROME1")))
+    assert dragged_window(negative, 2000, 1000, 0.0, 0.1) == (1900, 1000)  # darker on MONOCHROME1 too
+    assert dragged_window(scale, 2000, 1000, 0.0, 100.0)[0] == scale.high  # kept within the sliders
+    assert dragged_window(scale, 2000, 1000, -100.0, 0.0)[1] == scale.step
