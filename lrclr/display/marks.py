@@ -23,6 +23,9 @@ class Mark:
     label: str
     original_size: tuple[int, int]
     colour: str = "#00e5ff"
+    # Where the label goes: "end" (beside the line's end), or "above" / "below" its middle, so two
+    # widths drawn close together (cardiac and thoracic) keep their labels apart.
+    label_at: str = "end"
 
 
 def display_point(point: tuple[float, float], display: tuple[int, int], original: tuple[int, int],
@@ -46,10 +49,15 @@ def original_point(point: tuple[float, float], display: tuple[int, int], origina
 
 
 def add_marks(figure: go.Figure, marks: Sequence[Mark], display: tuple[int, int],
-               orientation: Orientation | None) -> None:
+              orientation: Orientation | None) -> None:
     for mark in marks:
         (x0, y0), (x1, y1) = (display_point(p, display, mark.original_size, orientation)
                               for p in (mark.start, mark.end))
         figure.add_shape(type="line", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": mark.colour, "width": 2})
-        figure.add_annotation(x=x1, y=y1, text=plotly_label(mark.label), showarrow=False, xanchor="left",
-                              yanchor="bottom", font={"color": mark.colour, "size": 13}, bgcolor="rgba(0,0,0,0.6)")
+        if mark.label_at == "end":
+            place = {"x": x1, "y": y1, "xanchor": "left", "yanchor": "bottom"}
+        else:  # the y axis points down: "above" the line is the label's bottom at the line
+            place = {"x": (x0 + x1) / 2, "y": (y0 + y1) / 2, "xanchor": "center",
+                     "yanchor": "bottom" if mark.label_at == "above" else "top"}
+        figure.add_annotation(**place, text=plotly_label(mark.label), showarrow=False,
+                              font={"color": mark.colour, "size": 13}, bgcolor="rgba(0,0,0,0.6)")

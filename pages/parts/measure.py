@@ -102,7 +102,8 @@ def marks(case: str, spacing_mm: Spacing | None, original: tuple[int, int]) -> l
         # A width is drawn horizontal, at the height of the drag's middle: only that extent counts.
         y = (measured_width.start[1] + measured_width.end[1]) / 2
         drawn.append(Mark((measured_width.start[0], y), (measured_width.end[0], y),
-                              f"{name} {measured_width.label()}", original, COLOURS[name]))
+                          f"{name} {measured_width.label()}", original, COLOURS[name],
+                          label_at="above" if name == "cardiac" else "below"))
     return drawn
 
 
