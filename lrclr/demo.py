@@ -46,6 +46,9 @@ class DemoCase:
     license: str
     notes: str
     folder: Path
+    # mm per pixel of the image as stored (row, column) and where it comes from; None: not known.
+    pixel_spacing_mm: tuple[float, float] | None = None
+    pixel_spacing_source: str | None = None
 
     @property
     def image_path(self) -> Path:
@@ -60,6 +63,26 @@ class DemoCase:
 
     def load_image(self, include_identifiers: bool = False) -> LoadedImage:
         return load_image(self.image_path, include_identifiers=include_identifiers)
+
+    @property
+    def findings_text(self) -> str:
+        """The case's findings for the gallery: NIH labels, or what a phantom draws."""
+        labels = [label.replace("_", " ") for label in self.labels if label != "No Finding"]
+        if labels:
+            return ", ".join(labels)
+        return "No finding" if "No Finding" in self.labels else f"Unlabelled: {self.title}"
+
+    @property
+    def source_text(self) -> str:
+        """Where the case comes from, in a few words, for the gallery."""
+        return {"nih": "NIH ChestX-ray14", "dicom": "SIIM-ACR DICOM", "phantom": "LRCLR phantom"}[self.kind]
+
+    def thumbnail(self, max_side: int = 160) -> Image.Image:
+        """A small grayscale picture of the image, as decoded (area-resampled)."""
+        from lrclr.display.operations import downsample
+
+        pixels = np.clip(downsample(self.load_image().pixels, max_side), 0, 1)
+        return Image.fromarray(np.round(pixels * 255).astype(np.uint8), mode="L")
 
     def report_text(self) -> str:
         return read_report_file(self.folder / self.report).strip() if self.report else ""
@@ -109,7 +132,22 @@ def _case(entry: dict, folder: Path, manifest_path: Path) -> DemoCase:
                     image_sha256=entry["image_sha256"], report=entry["report"],
                     report_provenance=entry["report_provenance"], labels=tuple(entry["labels"] or ()),
                     masks=dict(entry["masks"]), source=entry["source"], license=entry["license"],
-                    notes=entry["notes"], folder=folder)
+                    notes=entry["notes"], folder=folder, **_spacing(entry, manifest_path))
+
+
+def _spacing(entry: dict, manifest_path: Path) -> dict:
+    """The optional pixel spacing of a case (the NIH cases carry it from their labels)."""
+    spacing = entry.get("pixel_spacing_mm")
+    if spacing is None:
+        return {}
+    try:
+        row, column = (float(value) for value in spacing)
+    except (TypeError, ValueError):
+        raise DemoGalleryError(f"{manifest_path}: case {entry['id']} has an unreadable pixel_spacing_mm "
+                               f"{spacing!r}") from None
+    if not (row > 0 and column > 0):
+        raise DemoGalleryError(f"{manifest_path}: case {entry['id']} has a pixel spacing that is not positive")
+    return {"pixel_spacing_mm": (row, column), "pixel_spacing_source": str(entry.get("pixel_spacing_source") or "")}
 
 
 def _name(entry: object) -> str:

@@ -16,7 +16,7 @@ from lrclr.errors import ImageReadError, LRCLRError
 from lrclr.imaging.reading import load_image
 from lrclr.escaping import markdown_literal
 from lrclr.trust.case_findings import sha256_hex
-from pages.parts.case_source import CaseInput, choose_case
+from pages.parts.case_source import CaseInput, case_navigation, choose_case
 from pages.parts.shared import (
     cached,
     current_annotator,
@@ -178,9 +178,10 @@ annotator_name, flag_store, loaded_model = current_annotator(), current_store(),
 work, case_slot = st.container(), st.container()
 with case_slot:
     st.subheader("Case")
-    picker, report_area = st.columns([2, 3])
-    with picker:
-        chosen_case = choose_case("annotate", report_area.container())
+    case_navigation("annotate")  # N / P beside B, G, U: the next case without scrolling to the gallery
+    gallery_area, report_area = st.container(), st.container()  # the thumbnails take the page's width
+    with gallery_area:
+        chosen_case = choose_case("annotate", report_area)
 with work:
     annotate_section(annotator_name, flag_store, loaded_model, chosen_case)
 frame.end(page_frame)

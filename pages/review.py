@@ -1,5 +1,8 @@
 """Review: open a case, see finding scores, the selected regions and which report words each answers to.
 
+The image comes first, its display controls beside it and the analysis tabs on its other side;
+the case picker (the demo gallery's thumbnails, or an upload) and the report sit below.
+
 Layout only; everything computed comes from ``lrclr`` (model, review, viz). Encodings are cached so
 that choosing a word, a region or a display setting only redraws.
 """
@@ -7,37 +10,39 @@ that choosing a word, a region or a display setting only redraws.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
-import json
 from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
 from lrclr.display import figures as viz
-from lrclr.display import operations as display
-from lrclr.display.encoding import png_bytes
 from lrclr.errors import ImageReadError
 from lrclr.escaping import markdown_literal
 from lrclr.imaging.reading import LoadedImage, load_image
 from lrclr.model.lrclr_model import CaseImage, LRCLRModel
 from lrclr.findings import NIH_FINDINGS
 from lrclr.trust.case_findings import (
-    analysis_record,
     distinct_labels,
-    overlay_export_lines,
     phrase_map,
     sha256_hex,
     word_map,
 )
-from pages.parts import case_report_export
+from pages.parts import case_panels, case_report_export, frame, measure
 from pages.parts import review_trust as trust
-from pages.parts.case_source import CaseInput, choose_case
+from pages.parts.case_panels import header_panels, identifiers_key
+from pages.parts.case_source import CaseInput, case_navigation, choose_case
 from pages.parts.shared import cached, current_model, current_settings, encode_case, image_bytes, model_is_loading, model_key
-from pages.parts import frame
-
-VIEW_DEFAULTS = {"level": 50, "width": 100, "invert": False, "clahe": False, "full_resolution": False}
+from pages.parts.viewer_controls import (
+    SHORTCUTS,
+    ViewSettings,
+    base_image,
+    display_options,
+    view_controls,
+    view_key,
+    zoom_revision,
+)
+from pages.parts.widget_state import hold, in_range
 
 
 def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> LoadedImage | None:
@@ -54,35 +59,12 @@ def read_image(case: CaseInput, image_sha: str, show_identifiers: bool) -> Loade
     return image
 
 
-def view_controls() -> dict:
-    """Window/level, invert and resolution, with a reset that also refits the zoom."""
-    for name, value in VIEW_DEFAULTS.items():
-        st.session_state.setdefault(f"view-{name}", value)
-    with st.expander("Display", expanded=False):
-        st.slider("Level (window centre, %)", 0, 100, key="view-level")
-        st.slider("Window width (%)", 5, 100, key="view-width")
-        st.checkbox("Invert", key="view-invert")
-        st.checkbox("CLAHE (local contrast)", key="view-clahe",
-                    help=f"Contrast-limited adaptive histogram equalisation of the displayed image, after the "
-                         f"window: clip limit {display.CLAHE_CLIP_LIMIT:g} on {display.CLAHE_TILES[0]} x "
-                         f"{display.CLAHE_TILES[1]} tiles. Display only: the model sees the original pixels")
-        st.checkbox("Full resolution, lossless", key="view-full_resolution",
-                    help="Send the image at its stored size as PNG, instead of at most 1024 px as JPEG "
-                         "(quality 95), which redraws faster")
-        st.button("Reset display and zoom", on_click=_reset_view)
-    return {name: st.session_state[f"view-{name}"] for name in VIEW_DEFAULTS}
 
 
-def _reset_view() -> None:
-    for name, value in VIEW_DEFAULTS.items():
-        st.session_state[f"view-{name}"] = value
-    st.session_state["view-revision"] = st.session_state.get("view-revision", 0) + 1
-
-
-def base_image(image: LoadedImage, view: dict):
-    pixels = viz.window_level(image.pixels, view["level"] / 100, view["width"] / 100)
-    max_side = max(image.original_size) if view["full_resolution"] else viz.DISPLAY_MAX_SIDE
-    return viz.to_display_rgb(pixels, max_side=max_side, invert=view["invert"], clahe=view["clahe"])
+def viewer_height(size: tuple[int, int]) -> int:
+    """The figure's height for a picture of ``size``: about the viewer column's width (~480 px at
+    1600 px with the sidebar open) times the aspect, within what fits under 1000 px."""
+    return int(min(760, max(420, round(500 * size[1] / size[0]))))
 
 
 REVIEW_TABS = ("Findings", "Report words", "Regions", "Phrase", "Checks", "Export")
@@ -145,92 +127,87 @@ def phrase_explanation(model: LRCLRModel, case_image: CaseImage, case_key: tuple
     return cached("phrase", (case_key, phrase), lambda: model.explain(case_image, phrase, findings=()))
 
 
-def export_panel(drawn: "DrawnOverlay", explanation, case: CaseInput, model: LRCLRModel, checks: dict) -> None:
-    lines = overlay_export_lines(drawn.caption, case.case_id, model.model_id,
-                                 datetime.datetime.now(datetime.timezone.utc))
-    st.download_button("Overlay as PNG", data=lambda: png_bytes(viz.export_picture(drawn.image, lines,
-                                                                                        drawn.colour_bar)),
-                       file_name=f"{case.case_id}-overlay.png", mime="image/png", on_click="ignore")
-    include_report = st.checkbox("Include the report's text in the JSON and the case report",
-                                 key="export-include-report", value=False,
-                                 help="Off: the report is named by its SHA-256 only, and its words by their "
-                                      "positions. Real reports carry names and dates.")
-    threshold = st.session_state.get("findings-threshold", 0.5)
-    record = lambda: json.dumps(analysis_record(explanation, case.data, case.case_id, model.model_card, threshold,
-                                                checks, include_report=include_report), indent=2, default=_json_default)
-    st.download_button("Analysis as JSON", data=record, file_name=f"{case.case_id}-analysis.json",
-                       mime="application/json", on_click="ignore")
-    st.caption("Exports name the case by its id and hashes; no file names or patient identifiers"
-               + (", and the JSON holds the report's text because you asked." if include_report
-                  else ", and no report text."))
-
-
-def _json_default(value):
-    """numpy numbers and arrays in the checks (maps, drops) become plain JSON."""
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return np.round(value.astype(float), 4).tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def mask_comparison(case: CaseInput, image: LoadedImage, model_view) -> None:
-    if case.demo is None or not case.demo.mask_findings:
-        return
-    finding = st.selectbox("Ground-truth mask (phantom)", ["(none)", *case.demo.mask_findings])
-    if finding == "(none)":
-        return
-    base = viz.to_display_rgb(image.pixels)
-    left, right = st.columns(2)
-    left.image(model_view, caption="Model's map", width="stretch")
-    right.image(viz.mask_overlay(base, case.demo.mask(finding)), caption=f"Ground truth: {finding}", width="stretch")
-
-
-def identifiers_key(image_sha: str) -> str:
-    """Showing identifiers is asked for one case at a time: the next case opens with them hidden."""
-    return f"show-identifiers-{image_sha[:16]}"
-
-
-def header_panels(image: LoadedImage, image_sha: str) -> None:
-    if image.source_format != "dicom":
-        return
-    show_identifiers = bool(st.session_state.get(identifiers_key(image_sha), False))
-    title = "shown below, for this case only" if show_identifiers else "hidden"
-    with st.expander(f"DICOM header (patient identifiers {title})"):
-        st.checkbox("Show patient identifiers for this case", key=identifiers_key(image_sha),
-                    help="Off by default and for every new case; identifiers are never exported or stored.")
-        if image.header:
-            st.table(pd.DataFrame({"field": list(image.header), "value": list(image.header.values())}))
-    if show_identifiers and image.identifiers:
-        with st.expander("Patient identifiers (shown because you asked)", expanded=True):
-            st.table(pd.DataFrame({"field": list(image.identifiers), "value": list(image.identifiers.values())}))
-
-
 def review(case: CaseInput) -> None:
+    """The case's row: display controls, the viewer and the analysis tabs, side by side."""
     image_sha = sha256_hex(case.data)  # once per run: a DICOM can be megabytes
-    show_identifiers = bool(st.session_state.get(identifiers_key(image_sha), False))
-    image = read_image(case, image_sha, show_identifiers)
+    image = read_image(case, image_sha, bool(st.session_state.get(identifiers_key(image_sha), False)))
     if image is None:
         return
-    viewer, panels = st.columns([3, 2])
+    controls, viewer, panels = st.columns([1.3, 2.9, 2.8], gap="small")
     chart_slot = viewer.empty()
-    with viewer:
-        view = view_controls()
-    base = base_image(image, view)
+    spacing = measure.spacing(image, case.demo)
+    with controls:
+        page_heading(case, image)
+        view = view_controls(image, image_sha)
+        tool = measure.tool()
+        measure.summary(view_key(image_sha), spacing)
+        display_options()
+        st.caption(f"Keys: N / P next / previous case · I invert · H flip · T rotate · {SHORTCUTS['reset']} reset. "
+                   "Research tool for inspecting a model's reasoning. Not a medical device.")
+    base = base_image(image, image_sha, view)
+    viewed = Viewed(image, image_sha, view, base, spacing, tool)
     if model_is_loading():
         # The radiograph can be read while the weights load; the overlay replaces it when they are in.
         with chart_slot.container():
-            st.plotly_chart(viz.viewer_figure(base, None), config={"scrollZoom": True, "displaylogo": False},
-                            theme=None)
-            st.caption(f"{image.original_size[0]}x{image.original_size[1]} px · loading the model…")
+            draw_viewer(viewed, DrawnOverlay(base, "loading the model…", None, {}), None, 0, loading=True)
     model = current_model()
     if model is None:
         chart_slot.image(base, caption=f"{image.original_size[0]}x{image.original_size[1]} px")
         panels.warning("No model is loaded (see the sidebar), so only the image is shown.")
-        header_panels(image, image_sha)
+        with viewer:
+            header_panels(image, image_sha)
         return
+    analyse(case, viewed, model, chart_slot, viewer, panels)
+
+
+@dataclass(frozen=True)
+class Viewed:
+    """The case as the viewer shows it: the image, its display settings and the picture drawn."""
+
+    image: LoadedImage
+    image_sha: str
+    view: ViewSettings
+    base: object  # the windowed, oriented picture (PIL) the overlays go on
+    spacing: object  # lrclr.display.measurements.Spacing, or None: lengths in pixels
+    tool: str | None  # the measuring tool a drag uses, or None: a drag pans
+
+
+def page_heading(case: CaseInput, image: LoadedImage) -> None:
+    """The page's title and the open case, above the controls (the image itself starts the page)."""
+    st.title("Review")
+    name = case.demo.title if case.demo is not None else "Uploaded image"  # never the file's name
+    with st.container(key="review-case-title"):
+        st.markdown(f"**{markdown_literal(name)}** · {image.original_size[0]}x{image.original_size[1]} px")
+    case_navigation("review")
+
+
+def draw_viewer(viewed: Viewed, drawn: "DrawnOverlay", explanation, regions_drawn: int, loading: bool = False) -> None:
+    """The zoomable image with its overlay and measurements, and the line that says what it shows.
+    ``loading``: the picture shown while the model loads, replaced in the same run (so no key)."""
+    image, view = viewed.image, viewed.view
+    ckey = view_key(viewed.image_sha)
+    measure.remember_geometry(ckey, drawn.image.size, image.original_size, view.orientation)
+    figure = viz.viewer_figure(drawn.image, explanation, regions_drawn, height=viewer_height(drawn.image.size),
+                               view_revision=zoom_revision(viewed.image_sha), lossless=view.full_resolution,
+                               colour_bar=drawn.colour_bar, orientation=view.orientation,
+                               marks=measure.marks(ckey, viewed.spacing, image.original_size),
+                               dragmode=measure.dragmode(viewed.tool),
+                               selection_revision=st.session_state.get("measure-selection-revision", 0))
+    config = {"scrollZoom": True, "displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+    if loading:
+        st.plotly_chart(figure, theme=None, config=config)
+    else:
+        st.plotly_chart(figure, key=measure.CHART_KEY, on_select=measure.on_drag, selection_mode=("box",),
+                        theme=None, config=config)
+    how = (("drag to measure" if viewed.tool else "drag to pan") + ", right- or ctrl-drag to window, scroll to "
+           "zoom, double-click to fit")
+    oriented = f" · display {view.orientation.describe()}" if not view.orientation.is_identity else ""
+    st.caption(markdown_literal(f"{image.original_size[0]}x{image.original_size[1]} px · {drawn.caption} · "
+                                f"{view.window_text()}{oriented} · {how}"))
+
+
+def analyse(case: CaseInput, viewed: Viewed, model: LRCLRModel, chart_slot, viewer, panels) -> None:
+    image, image_sha, base = viewed.image, viewed.image_sha, viewed.base
     case_key = (model_key(model), image_sha)
     typed = trust.extra_findings(kept(trust.EXTRA_FINDINGS))  # kept: its box is in the Findings tab
     findings = (*NIH_FINDINGS, *(f for f in typed if f not in NIH_FINDINGS))
@@ -243,39 +220,18 @@ def review(case: CaseInput) -> None:
     widget_key = f"{image_sha[:12]}-{sha256_hex(case.report)[:12]}"
     checks: dict = {"input_check": trust.gate_record(check)}
     with panels:
-        trust.show_gate(check)
-        trust.seen_in_training_note(model, case)
-        if explanation.report_truncated:
-            st.warning("The report is longer than the model reads; words past the limit are not grounded.")
-        # Only the open tab is drawn (choosing a tab reruns the page): a report's word and region
-        # buttons cost the browser more than the rest of a new case together (BENCHMARKS.md).
-        tabs = dict(zip(REVIEW_TABS, st.tabs(REVIEW_TABS, key="review-tab", on_change="rerun")))
-        with tabs["Findings"]:
-            if tabs["Findings"].open:
-                trust.findings_panel(explanation, model, check)
-                trust.extra_findings_input()
-        with tabs["Report words"]:
-            word = words_panel(explanation, widget_key) if tabs["Report words"].open else kept(f"word-{widget_key}")
-        with tabs["Regions"]:
-            rank = regions_panel(explanation, widget_key) if tabs["Regions"].open else kept(f"region-{widget_key}")
-        with tabs["Phrase"]:
-            text = phrase_panel(case_key) if tabs["Phrase"].open else kept(f"phrase-{case_key[1]}")
-            phrase = phrase_explanation(model, case_image, case_key, text)
+        tabs, word, rank, text, phrase = analysis_tabs(model, case, case_image, case_key, explanation, check,
+                                                       widget_key)
     with viewer:
-        settings = overlay_controls(explanation)
+        settings = {**overlay_controls(explanation), "orientation": viewed.view.orientation}
     grid_map, what = chosen_map(explanation, word, phrase, text)
     drawn = overlay(base, image, model, case_image, case_key, explanation, settings, grid_map, what, rank)
     checks["map"] = drawn.record
     with chart_slot.container():
-        revision = f"{image_sha}-{st.session_state.get('view-revision', 0)}"
-        regions_drawn = settings["top"] if settings["show_regions"] else 0
-        st.plotly_chart(viz.viewer_figure(drawn.image, explanation, regions_drawn, view_revision=revision,
-                                          lossless=view["full_resolution"], colour_bar=drawn.colour_bar),
-                        key="viewer", config={"scrollZoom": True, "displaylogo": False}, theme=None)
-        st.caption(markdown_literal(f"{image.original_size[0]}x{image.original_size[1]} px · {drawn.caption} · "
-                                    "scroll to zoom, drag to pan, double-click to fit"))
+        draw_viewer(viewed, drawn, explanation, settings["top"] if settings["show_regions"] else 0)
     with viewer:
-        mask_comparison(case, image, drawn.image)
+        case_panels.mask_comparison(case, image, drawn.image, viewed.view.orientation)
+        header_panels(image, image_sha)
     with tabs["Phrase"]:
         if tabs["Phrase"].open:
             checks["counterfactuals"] = trust.counterfactual_panel(model, case_image, case_key, text, base, image,
@@ -287,22 +243,52 @@ def review(case: CaseInput) -> None:
             trust.gate_details(check)
     with tabs["Export"]:
         if tabs["Export"].open:
-            export_panel(drawn, explanation, case, model, checks)
+            extra = {"measurements": measure.records(view_key(image_sha), viewed.spacing),
+                     "display": case_report_export.display_record(viewed.view)}
+            case_report_export.export_panel(drawn, explanation, case, model, checks, extra)
             draw_choice = functools.partial(report_map, base, image, model, case_image, case_key, explanation, settings)
-            case_report_export.report_downloads(drawn, explanation, case, model, check, view, draw_choice, word,
-                                                text, widget_key)
-    header_panels(image, image_sha)
+            case_report_export.report_downloads(drawn, explanation, case, model, check, viewed.view, draw_choice,
+                                                word, text, widget_key)
+
+
+def analysis_tabs(model, case, case_image, case_key, explanation, check, widget_key: str):
+    """The tabs beside the image; only the open one is drawn (choosing a tab reruns the page): a
+    report's word and region buttons cost the browser more than the rest of a new case together
+    (BENCHMARKS.md). Returns the tabs and what they chose (kept while their tab is closed)."""
+    trust.show_gate(check)
+    trust.seen_in_training_note(model, case)
+    if explanation.report_truncated:
+        st.warning("The report is longer than the model reads; words past the limit are not grounded.")
+    tabs = dict(zip(REVIEW_TABS, st.tabs(REVIEW_TABS, key="review-tab", on_change="rerun")))
+    with tabs["Findings"]:
+        if tabs["Findings"].open:
+            trust.findings_panel(explanation, model, check)
+            trust.extra_findings_input()
+    with tabs["Report words"]:
+        word = words_panel(explanation, widget_key) if tabs["Report words"].open else kept(f"word-{widget_key}")
+    with tabs["Regions"]:
+        rank = regions_panel(explanation, widget_key) if tabs["Regions"].open else kept(f"region-{widget_key}")
+    with tabs["Phrase"]:
+        text = phrase_panel(case_key) if tabs["Phrase"].open else kept(f"phrase-{case_key[1]}")
+        phrase = phrase_explanation(model, case_image, case_key, text)
+    return tabs, word, rank, text, phrase
 
 
 def overlay_controls(explanation) -> dict:
+    """Region boxes and heat map settings, under the image (each value held: see widget_state)."""
+    count = len(explanation.regions)
+    hold("regions-show", True)
+    hold("regions-box-opacity", 0.9, in_range(0.1, 1.0))
+    hold("regions-heat-opacity", 0.5, in_range(0.0, 1.0))
     with st.expander("Overlay", expanded=False):
-        show_regions = st.checkbox("Region boxes", value=True, key="regions-show", disabled=not explanation.regions)
-        top = len(explanation.regions)
-        if top > 1:
-            top = st.slider("Top regions shown", 1, top, top, key="regions-top")
+        show_regions = st.checkbox("Region boxes", key="regions-show", disabled=not explanation.regions)
+        top = count
+        if count > 1:
+            hold("regions-top", count, in_range(1, count))
+            top = st.slider("Top regions shown", 1, count, key="regions-top")
         return {"show_regions": show_regions and bool(explanation.regions), "top": top,
-                "box_opacity": st.slider("Box opacity", 0.1, 1.0, 0.9, 0.05),
-                "heat_opacity": st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05),
+                "box_opacity": st.slider("Box opacity", 0.1, 1.0, step=0.05, key="regions-box-opacity"),
+                "heat_opacity": st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="regions-heat-opacity"),
                 **trust.map_settings(explanation)}
 
 
@@ -338,13 +324,15 @@ def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, e
     """The displayed picture: the heat map (unless it does not depend on the text), region boxes,
     the chosen region; with the map's scale on a colour bar."""
     shown, caption, colour_bar, record = base, "no heat map (choose a report word or type a phrase)", None, {}
+    orientation = settings.get("orientation")  # base is the flipped/rotated display: the overlays turn with it
     if grid_map is not None:
         scale = trust.scale_for(grid_map, explanation, settings["fixed_scale"])
         specific = trust.specificity(model, case_image, case_key, grid_map)
         record = {"map_of": what, "values": [float(grid_map.min()), float(grid_map.max())],
                   "scale": dataclasses.asdict(scale), "specificity": dataclasses.asdict(specific)}
         if specific.specific:
-            shown = viz.overlay_heatmap(base, grid_map, explanation.letterbox, settings["heat_opacity"], scale)
+            shown = viz.overlay_heatmap(base, grid_map, explanation.letterbox, settings["heat_opacity"], scale,
+                                        orientation)
             kind = "attention" if explanation.regions else "similarity"
             colour_bar = (scale, f"{kind} ({'fixed' if scale.fixed else 'this map'})")
             caption = (f"heat map of {what}: values {grid_map.min():.3f} to {grid_map.max():.3f}"
@@ -357,20 +345,28 @@ def overlay(base, image: LoadedImage, model: LRCLRModel, case_image, case_key, e
     # (a word, a region and the boxes can be on screen at once, issue #19).
     if settings["show_regions"] and explanation.regions:
         shown = viz.draw_regions(shown, explanation, set(range(1, settings["top"] + 1)),
-                                 opacity=settings["box_opacity"])
+                                 opacity=settings["box_opacity"], orientation=orientation)
         caption += f"; yellow boxes: the top {settings['top']} selected regions, numbered by rank"
     if rank is not None:
-        shown = viz.highlight_region(shown, explanation, rank)
+        shown = viz.highlight_region(shown, explanation, rank, orientation)
         caption += f"; cyan box: region {rank}, chosen in Regions"
     return DrawnOverlay(shown, caption, colour_bar, record)
 
 
 page_frame = frame.begin()  # settings, sign-in, sidebar: before anything of this page
-st.title("Review")
-st.caption("Research tool for inspecting a model's reasoning. Not a medical device.")
-picker, report_area = st.columns([2, 3])
-with picker:
-    chosen_case = choose_case("review", report_area.container())
-if chosen_case is not None:
-    review(chosen_case)
+# The image is the first thing on the page, its controls beside it; the case picker and the report
+# below (at 1600x1000 the image started ~640 px down, issue #19). The picker runs first (the case
+# depends on it) but draws into the lower slot.
+case_row, picker_row = st.container(), st.container()
+with picker_row:
+    st.divider()
+    gallery_area, report_area = st.container(), st.container()  # the thumbnails take the page's width
+    with gallery_area:
+        chosen_case = choose_case("review", report_area)
+with case_row:
+    if chosen_case is not None:
+        review(chosen_case)
+    else:
+        st.title("Review")
+        st.caption("Research tool for inspecting a model's reasoning. Not a medical device.")
 frame.end(page_frame)

@@ -160,3 +160,35 @@ def test_the_assets_folder_is_set_in_one_place_and_a_deployment_can_move_it(tmp_
     assert out[0] == str(tmp_path / "models" / "lrclr-default")
     assert out[1] == str(tmp_path / "demo")
     assert out[2].startswith("DemoGalleryError") and str(tmp_path / "demo") in out[2]
+
+
+def test_nih_cases_carry_their_pixel_spacing_and_the_others_do_not(gallery):
+    for case in gallery:
+        if case.kind == "nih":
+            row, column = case.pixel_spacing_mm
+            assert 0.2 < row < 1.5 and 0.2 < column < 1.5  # a chest film is 35-43 cm across 512 px
+            assert case.pixel_spacing_source.startswith("NIH labels: ")
+        else:
+            assert case.pixel_spacing_mm is None  # DICOMs carry theirs in the header; phantoms have none
+
+
+@pytest.mark.shared_data
+def test_the_nih_spacing_is_the_labels_spacing_scaled_to_the_stored_image(gallery):
+    labels = require_shared("nih-cxr14-sample/labels.csv")
+    from train.commands.make_demo import nih_spacings
+
+    spacings = nih_spacings(labels)
+    for case in _kind(gallery, "nih"):
+        name = case.source.split()[2]  # "NIH ChestX-ray14 00005610_000.png (...)"
+        mm, original_width, original_height = spacings[name]
+        width, height = case.load_image().original_size
+        assert case.pixel_spacing_mm == pytest.approx((mm * original_height / height, mm * original_width / width))
+
+
+def test_gallery_captions_name_the_finding_and_the_source(gallery):
+    by_id = {case.id: case for case in gallery}
+    assert by_id["nih-08-infiltration-consolidation"].findings_text == "Consolidation, Infiltration, Pleural Thickening"
+    assert by_id["nih-10-no-finding"].findings_text == "No finding"
+    assert by_id["dicom-01-jpeg"].source_text == "SIIM-ACR DICOM"
+    thumbnail = by_id["dicom-02-monochrome1"].thumbnail(96)
+    assert max(thumbnail.size) == 96 and thumbnail.mode == "L"

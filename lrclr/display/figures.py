@@ -13,6 +13,8 @@ from plotly.subplots import make_subplots
 
 from lrclr.display import operations as display
 from lrclr.display.encoding import data_uri
+from lrclr.display.marks import Mark, add_marks, display_point
+from lrclr.display.orientation import Orientation
 from lrclr.escaping import plotly_label
 from lrclr.trust.card_tables import finite_number
 from lrclr.model.explain import Explanation, grid_to_image
@@ -77,13 +79,17 @@ def map_scale(grid_map: np.ndarray, kind: str, fixed: bool, uniform: float | Non
 
 
 def overlay_heatmap(base: Image.Image, grid_map: np.ndarray, letterbox: Letterbox,
-                    opacity: float = 0.45, scale: MapScale | None = None) -> Image.Image:
+                    opacity: float = 0.45, scale: MapScale | None = None,
+                    orientation: Orientation | None = None) -> Image.Image:
     """Blend a (rows, cols) map over the displayed radiograph on ``scale`` (default: the map's own
     range); ``letterbox`` (an explanation's or a case's) places the grid on the original pixels.
     Values at or below ``scale.floor`` are not painted, so attention no stronger than a uniform
-    spread leaves the film visible."""
+    spread leaves the film visible. ``orientation``: ``base`` is the flipped/rotated display, and
+    the map turns with it."""
     scale = scale or map_scale(grid_map, "similarity", fixed=False)
     heat = grid_to_image(grid_map, letterbox)
+    if orientation is not None:
+        heat = np.ascontiguousarray(orientation.array(heat))
     span = scale.high - scale.low
     colour = np.clip((heat - scale.low) / span, 0, 1) if span > 0 else np.zeros_like(heat)
     strength = colour
@@ -106,20 +112,20 @@ def colour_bar_trace(scale: MapScale, title: str) -> go.Scatter:
 
 
 def draw_regions(base: Image.Image, explanation: Explanation, ranks: set[int] | None = None,
-                 opacity: float = 1.0) -> Image.Image:
+                 opacity: float = 1.0, orientation: Orientation | None = None) -> Image.Image:
     """Numbered boxes for the selected regions (original-pixel boxes scaled to the display).
 
-    Drawn on a transparent layer and blended, so ``opacity`` fades boxes and numbers together.
+    Drawn on a transparent layer and blended, so ``opacity`` fades boxes and numbers together. On a
+    flipped/rotated display (``orientation``) the boxes move with the image and the numbers stay upright.
     """
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    scale = base.width / explanation.image_size[0]
     font = ImageFont.load_default(size=max(12, base.width // 48))
     alpha = round(255 * min(max(opacity, 0.0), 1.0))
     for region in explanation.regions:
         if ranks is not None and region.rank not in ranks:
             continue
-        x0, y0, x1, y1 = (c * scale for c in region.box)
+        x0, y0, x1, y1 = display_box(region.box, base.size, explanation.image_size, orientation)
         draw.rectangle((x0, y0, x1, y1), outline=(*REGION_COLOUR, alpha), width=2)
         # A black outline keeps the number readable on the yellow end of the heat map (issue #19).
         draw.text((x0 + 3, y0 + 1), str(region.rank), fill=(*REGION_COLOUR, alpha), font=font,
@@ -140,15 +146,26 @@ def window_level(pixels: np.ndarray, level: float = 0.5, width: float = 1.0) -> 
     return np.clip((pixels - low) / width, 0.0, 1.0).astype(np.float32)
 
 
-def highlight_region(base: Image.Image, explanation: Explanation, rank: int) -> Image.Image:
+def highlight_region(base: Image.Image, explanation: Explanation, rank: int,
+                     orientation: Orientation | None = None) -> Image.Image:
     """One region drawn thick in a second colour, for 'choose a region'."""
     image = base.copy()
     draw = ImageDraw.Draw(image)
-    scale = image.width / explanation.image_size[0]
     for region in explanation.regions:
         if region.rank == rank:
-            draw.rectangle(tuple(c * scale for c in region.box), outline=SELECTED_COLOUR, width=4)
+            draw.rectangle(display_box(region.box, image.size, explanation.image_size, orientation),
+                           outline=SELECTED_COLOUR, width=4)
     return image
+
+
+def display_box(box: Sequence[float], display: tuple[int, int], original: tuple[int, int],
+                orientation: Orientation | None = None) -> tuple[float, float, float, float]:
+    """A box in original pixels on a display of size ``display`` (oriented by ``orientation``)."""
+    orientation = orientation or Orientation()
+    unoriented = orientation.size(display)  # a quarter turn swaps the sides back
+    scale = unoriented[0] / original[0]
+    x0, y0, x1, y1 = (c * scale for c in box)
+    return orientation.box((x0, y0, x1, y1), unoriented)
 
 
 def mask_overlay(base: Image.Image, mask: np.ndarray, opacity: float = 0.45) -> Image.Image:
@@ -191,30 +208,45 @@ def export_picture(overlay: Image.Image, lines: Sequence[str], colour_bar: tuple
 
 def viewer_figure(image: Image.Image, explanation: Explanation | None, regions_shown: int = 0,
                   height: int = 720, view_revision: str = "", lossless: bool = False,
-                  colour_bar: tuple[MapScale, str] | None = None) -> go.Figure:
+                  colour_bar: tuple[MapScale, str] | None = None, orientation: Orientation | None = None,
+                  marks: Sequence[Mark] = (), dragmode: str = "pan", selection_revision: int = 0) -> go.Figure:
     """The radiograph (with whatever overlay is already drawn in) as a zoomable, pannable figure.
 
     Region significances appear on hover through invisible markers at the box centres. Only numbers go
     into hover text: plotly renders hover text as HTML-like markup, and report words are user text.
+    ``image`` is the displayed picture, already flipped/rotated by ``orientation``; markers and
+    measurement ``marks`` (in original pixels) are placed by the same transform. ``dragmode``
+    "select" turns a drag into a measurement (the page reads its start and end); a new
+    ``selection_revision`` clears the last dragged box without losing the zoom.
     """
     figure = go.Figure(go.Image(source=_data_uri(image, lossless), hoverinfo="skip"))
     if explanation is not None and regions_shown:
-        scale = image.width / explanation.image_size[0]
         shown = explanation.regions[:regions_shown]
+        centres = [display_point(((r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2), image.size,
+                                  explanation.image_size, orientation) for r in shown]
         figure.add_trace(go.Scatter(
-            x=[(r.box[0] + r.box[2]) / 2 * scale for r in shown],
-            y=[(r.box[1] + r.box[3]) / 2 * scale for r in shown],
+            x=[c[0] for c in centres], y=[c[1] for c in centres],
             mode="markers", marker={"size": 18, "opacity": 0},
             customdata=[[r.rank, r.significance] for r in shown],
             hovertemplate="region %{customdata[0]}<br>significance %{customdata[1]:.3f}<extra></extra>",
         ))
     if colour_bar is not None:
         figure.add_trace(colour_bar_trace(*colour_bar))
+    add_marks(figure, marks, image.size, orientation)
     figure.update_xaxes(visible=False, range=[0, image.width])
-    figure.update_yaxes(visible=False, range=[image.height, 0], scaleanchor="x")
+    # The image's axis shrinks to the picture's aspect and sits at the top of the figure, so the
+    # radiograph starts where the viewer does.
+    figure.update_yaxes(visible=False, range=[image.height, 0], scaleanchor="x", constrain="domain",
+                        constraintoward="top")
     # The browser keeps the user's zoom across redraws while ``view_revision`` stays the same.
-    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode="pan",
-                         showlegend=False, plot_bgcolor="black", uirevision=view_revision)
+    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode=dragmode,
+                         showlegend=False, plot_bgcolor="black", uirevision=view_revision,
+                         selectionrevision=selection_revision,
+                         # Always a box: plotly's default turns a near-horizontal drag into a full-height
+                         # band, and then the drag's y ends are lost.
+                         selectdirection="d",
+                         newselection={"line": {"color": "cyan", "width": 1, "dash": "dot"}},
+                         activeselection={"fillcolor": "rgba(0,0,0,0)", "opacity": 0.6})
     return figure
 
 

@@ -23,6 +23,20 @@ LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, the weights Pillow's "L"
 
 
 @dataclass(frozen=True)
+class ModalityValues:
+    """A grayscale DICOM's pixels in its own units (after the modality LUT or rescale, before any
+    VOI), with the file's display settings, so a viewer can window in those units."""
+
+    values: np.ndarray  # float32 (H, W), the same grid as ``LoadedImage.pixels``
+    unit: str  # "HU" for CT-like rescales, else the RescaleType or "stored value"
+    windows: tuple[tuple[float, float], ...] = ()  # the file's (WindowCenter, WindowWidth) pairs
+    window_names: tuple[str, ...] = ()  # WindowCenterWidthExplanation, one per window where given
+    voi_function: str = "LINEAR"  # VOILUTFunction: LINEAR, LINEAR_EXACT or SIGMOID
+    voi_lut_range: tuple[float, float] | None = None  # first input value and entry count of the VOI LUT
+    inverted: bool = False  # MONOCHROME1 (or INVERSE): higher values are shown darker
+
+
+@dataclass(frozen=True)
 class LoadedImage:
     """A decoded radiograph. ``pixels`` is float32 (H, W) in [0, 1], 1 = bright (bone)."""
 
@@ -41,6 +55,8 @@ class LoadedImage:
     # over the caller's ``max_decoded_pixels`` is downsampled while it is decoded, and says so in
     # ``warnings``.
     decoded_scale: int = 1
+    # DICOM grayscale only: the values in the file's own units, for windowing in them.
+    modality: ModalityValues | None = None
 
 
 def read_error(cls: type[ImageReadError], name: str | None, message: str) -> ImageReadError:

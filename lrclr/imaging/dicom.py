@@ -8,6 +8,7 @@ leaks by accident; pydicom's messages are shortened with their quoted parts drop
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from lrclr.errors import (
 )
 
 from lrclr.imaging.decoding import (
-    LUMA, LoadedImage, block_mean, check_size, decoded_scale_for, downsample_note, min_max, read_error, short_reason,
+    LUMA, LoadedImage, ModalityValues, block_mean, check_size, decoded_scale_for, downsample_note, min_max, read_error, short_reason,
 )
 
 # Pixel Data tag as it appears on disk (little and big endian); used to tell truncation from absence.
@@ -78,7 +79,7 @@ def load_dicom(data: bytes, name: str | None, max_pixels: int, include_identifie
         palette = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR"
         stored = stored[::factor, ::factor].copy() if palette else block_mean(stored, factor)
     try:
-        pixels, bits, notes, window = _dicom_to_unit(stored, ds)
+        pixels, bits, notes, window, modality = _dicom_to_unit(stored, ds)
     except Exception as exc:  # e.g. a palette or LUT that does not fit the pixel values
         raise read_error(CorruptImageError, name,
                      f"the DICOM image could not be converted for display: {short_reason(exc)}") from exc
@@ -91,7 +92,7 @@ def load_dicom(data: bytes, name: str | None, max_pixels: int, include_identifie
         bits_stored=bits, header=header,
         identifiers=_identifiers(ds) if include_identifiers else {},
         warnings=tuple(warnings + notes), pixel_spacing_mm=_scaled_spacing(_pixel_spacing(ds), factor),
-        decoded_scale=factor,
+        decoded_scale=factor, modality=modality,
     )
 
 
@@ -153,8 +154,10 @@ def _decode_first_frame(ds: pydicom.Dataset, name: str | None) -> np.ndarray:
         raise read_error(CorruptImageError, name, f"the DICOM file is truncated or damaged: {short_reason(exc)}") from exc
 
 
-def _dicom_to_unit(stored: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray, int, list[str], str]:
-    """Apply the display pipeline (modality LUT, VOI, photometric) and scale to [0, 1]."""
+def _dicom_to_unit(stored: np.ndarray, ds: pydicom.Dataset
+                   ) -> tuple[np.ndarray, int, list[str], str, ModalityValues | None]:
+    """Apply the display pipeline (modality LUT, VOI, photometric) and scale to [0, 1]; grayscale
+    images also keep their modality values, for a viewer that windows in the file's units."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8)
     full_scale = 2.0**bits - 1
@@ -163,7 +166,7 @@ def _dicom_to_unit(stored: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray,
         full_scale = float(np.iinfo(stored.dtype).max)  # the palette's entries are 8 or 16 bit
     if stored.ndim == 3:  # colour is already display-ready: no window, only luminance
         luminance = np.clip(stored[..., :3].astype(np.float64) @ LUMA / full_scale, 0.0, 1.0)
-        return luminance.astype(np.float32), bits, ["colour DICOM converted to grayscale"], "none (colour image)"
+        return luminance.astype(np.float32), bits, ["colour DICOM converted to grayscale"], "none (colour image)", None
     try:
         values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
     except Exception:
@@ -171,9 +174,56 @@ def _dicom_to_unit(stored: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray,
     unit, window, notes = _apply_voi(values, ds)
     # MONOCHROME1 stores bone dark; a Presentation LUT Shape of INVERSE asks for the same flip.
     inverse = str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
-    if photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and inverse):
+    inverted = photometric == "MONOCHROME1" or (photometric == "MONOCHROME2" and inverse)
+    if inverted:
         unit = 1.0 - unit
-    return unit.astype(np.float32), bits, notes, window
+    return unit.astype(np.float32), bits, notes, window, _modality_values(values, ds, inverted)
+
+
+def _modality_values(values: np.ndarray, ds: pydicom.Dataset, inverted: bool) -> ModalityValues:
+    """The values and the file's windows as a viewer needs them; a malformed window is left out
+    (the image stays viewable on its full range)."""
+    windows, names = [], []
+    function = str(ds.get("VOILUTFunction", "LINEAR")).strip().upper() or "LINEAR"
+    smallest = 1 if function == "LINEAR" else 0  # as _window: narrower is invalid (PS3.3 C.11.2.1.2)
+    try:
+        centers, widths = _numbers(ds.get("WindowCenter")), _numbers(ds.get("WindowWidth"))
+        explanations = _texts(ds.get("WindowCenterWidthExplanation"))
+        for index, (center, width) in enumerate(zip(centers, widths)):
+            if np.isfinite(center) and np.isfinite(width) and width >= smallest and width > 0:
+                windows.append((center, width))
+                names.append(explanations[index] if index < len(explanations) else "")
+    except (TypeError, ValueError):
+        windows, names = [], []
+    lut_range = None
+    try:
+        if ds.get("VOILUTSequence"):
+            entries, first = (int(v) for v in ds.VOILUTSequence[0].LUTDescriptor[:2])
+            lut_range = (float(first), float(entries or 65536))  # 0 entries means 2^16 (PS3.3 C.11.2.1.1)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        lut_range = None
+    # The unit labels the viewer's sliders: letters, digits and spaces only (it is the file's text).
+    rescale_type = re.sub(r"[^A-Za-z0-9 ]", "", str(ds.get("RescaleType", "") or "")).strip()[:16]
+    unit = "HU" if rescale_type.upper() == "HU" or str(ds.get("Modality", "")).upper() == "CT" else (
+        rescale_type or "stored value")
+    return ModalityValues(values=np.nan_to_num(values).astype(np.float32), unit=unit, windows=tuple(windows),
+                          window_names=tuple(names), voi_function=function, voi_lut_range=lut_range,
+                          inverted=inverted)
+
+
+def _numbers(value: Any) -> list[float]:
+    """A DICOM element's value as numbers: multi-valued elements are sequences, single ones are not."""
+    if value is None:
+        return []
+    items = value if not isinstance(value, (str, bytes)) and hasattr(value, "__len__") else [value]
+    return [float(item) for item in items]
+
+
+def _texts(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if not isinstance(value, (str, bytes)) and hasattr(value, "__len__") else [value]
+    return [str(item).strip()[:64] for item in items]
 
 
 def _apply_voi(values: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray, str, list[str]]:

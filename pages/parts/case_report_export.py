@@ -1,4 +1,5 @@
-"""The Export tab's case report: which words' and phrases' maps go on the page, and the PDF and PNG
+"""The Export tab: the overlay PNG, the analysis JSON (with the measurements and the display
+settings), and the case report: which words' and phrases' maps go on the page, and the PDF and PNG
 downloads. Layout only: the page itself is drawn by ``lrclr.display.case_report``.
 
 The report is assembled while the tab is drawn (its pictures are the overlays already on screen,
@@ -9,16 +10,21 @@ calls a download's data function outside the page's run.
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable
 
+import numpy as np
 import streamlit as st
 
 from lrclr.display import case_report
+from lrclr.display import figures as viz
 from lrclr.display.case_report import CaseReport, MapPanel
+from lrclr.display.encoding import png_bytes
 from lrclr.display.operations import CLAHE_CLIP_LIMIT, CLAHE_TILES
 from lrclr.trust.findings_table import findings_legend
-from lrclr.trust.case_findings import finding_rows, sha256_hex
+from lrclr.trust.case_findings import analysis_record, finding_rows, overlay_export_lines, sha256_hex
 from pages.parts import review_trust as trust
+from pages.parts.widget_state import held
 
 TRUNCATED_NOTE = "The report is longer than the model reads; words past the limit are not grounded."
 PHRASE_OPTION = "phrase"
@@ -44,14 +50,59 @@ def chosen_maps(explanation, word: int | None, phrase_text: str | None, widget_k
                           format_func=options.__getitem__, max_selections=case_report.MAX_MAPS, key=key)
 
 
-def display_text(view: dict) -> str:
-    parts = [f"window level {view['level']}%, width {view['width']}%"]
-    if view.get("invert"):
+def display_text(view) -> str:
+    """The display settings in words, for the case report (``view``: a ViewSettings)."""
+    parts = [view.window_text()]
+    if view.invert:
         parts.append("inverted")
-    if view.get("clahe"):
+    if not view.orientation.is_identity:
+        parts.append(f"{view.orientation.describe()} (display only)")
+    if view.clahe:
         parts.append(f"CLAHE (clip limit {CLAHE_CLIP_LIMIT:g}, {CLAHE_TILES[0]} x {CLAHE_TILES[1]} tiles; "
                      "display only, the model sees the original pixels)")
     return ", ".join(parts)
+
+
+def display_record(view) -> dict:
+    """The display settings for the JSON export: what the overlay PNG was drawn with."""
+    return {"window": {"preset": view.preset.name if view.preset else None, "center": view.center,
+                       "width": view.width, "unit": view.scale.unit},
+            "inverted": view.invert, "rotation_degrees_clockwise": view.orientation.rotation,
+            "flipped_left_right": view.orientation.flipped, "clahe": view.clahe,
+            "note": "display only: the model reads the image as stored"}
+
+
+def export_panel(drawn, explanation, case, model, checks: dict, extra: dict) -> None:
+    """The overlay PNG and the analysis JSON; ``extra`` (the measurements, the display settings)
+    joins the JSON as it is."""
+    lines = overlay_export_lines(drawn.caption, case.case_id, model.model_id,
+                                 datetime.datetime.now(datetime.timezone.utc))
+    st.download_button("Overlay as PNG", data=lambda: png_bytes(viz.export_picture(drawn.image, lines,
+                                                                                        drawn.colour_bar)),
+                       file_name=f"{case.case_id}-overlay.png", mime="image/png", on_click="ignore")
+    include_report = st.checkbox("Include the report's text in the JSON and the case report",
+                                 key="export-include-report", value=False,
+                                 help="Off: the report is named by its SHA-256 only, and its words by their "
+                                      "positions. Real reports carry names and dates.")
+    threshold = held("findings-threshold", 0.5)
+    record = lambda: json.dumps({**analysis_record(explanation, case.data, case.case_id, model.model_card, threshold,
+                                                   checks, include_report=include_report), **extra},
+                                indent=2, default=_json_default)
+    st.download_button("Analysis as JSON", data=record, file_name=f"{case.case_id}-analysis.json",
+                       mime="application/json", on_click="ignore")
+    st.caption("Exports name the case by its id and hashes; no file names or patient identifiers"
+               + (", and the JSON holds the report's text because you asked." if include_report
+                  else ", and no report text."))
+
+
+def _json_default(value):
+    """numpy numbers and arrays in the checks (maps, drops) become plain JSON."""
+    if isinstance(value, np.ndarray):
+        return np.round(value.astype(float), 4).tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
 
 
 def map_panel(what: str, drawn) -> MapPanel:
@@ -64,7 +115,7 @@ def map_panel(what: str, drawn) -> MapPanel:
     return MapPanel(what, drawn.image, None, f"not painted: it does not depend on the text here{why}")
 
 
-def report_downloads(drawn, explanation, case, model, check, view: dict, draw_choice: Callable,
+def report_downloads(drawn, explanation, case, model, check, view, draw_choice: Callable,
                      word: int | None, phrase_text: str | None, widget_key: str) -> None:
     """The maps' picker and the two downloads. ``draw_choice(word, phrase_text)`` gives (what, drawn
     overlay) for a word index or a phrase, drawn by the same rules as the viewer."""
@@ -75,7 +126,7 @@ def report_downloads(drawn, explanation, case, model, check, view: dict, draw_ch
                          else draw_choice(int(option.removeprefix("word-")), None))
         panels.append(map_panel(what, overlay))
     include_report = bool(st.session_state.get("export-include-report", False))
-    threshold = st.session_state.get("findings-threshold", 0.5)
+    threshold = held("findings-threshold", 0.5)
     rows = tuple(finding_rows(explanation, threshold, model.model_card))
     notes = tuple(n for n in (trust.gate_warning(check), trust.seen_in_training(model, case),
                               TRUNCATED_NOTE if explanation.report_truncated else None) if n)

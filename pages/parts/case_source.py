@@ -11,6 +11,8 @@ from lrclr.errors import LRCLRError
 from lrclr.escaping import markdown_literal
 from lrclr.reports.text import decode_report, report_file_size_problem, report_length_problem
 from lrclr.trust.case_findings import sha256_hex, upload_case_id
+from pages.parts.gallery import gallery as gallery_grid
+from pages.parts.gallery import navigation
 
 GALLERY, UPLOAD = "Demo gallery", "Upload"
 
@@ -43,6 +45,15 @@ def choose_case(key: str, report_area) -> CaseInput | None:
     return case
 
 
+def case_navigation(key: str) -> None:
+    """Previous / next demo case (keys P and N); greyed while an upload is open."""
+    try:
+        cases = gallery()
+    except LRCLRError:
+        return
+    navigation(key, cases, enabled=st.session_state.get(f"{key}-source", GALLERY) == GALLERY)
+
+
 def provenance_line(case: DemoCase) -> str:
     provenance = case.report_provenance or ""
     if provenance.startswith("openi:"):
@@ -59,9 +70,8 @@ def _gallery_case(key: str, report_area) -> CaseInput | None:
     except LRCLRError as error:
         st.error(markdown_literal(f"The demo gallery cannot be read: {error}"))
         return None
-    by_id = {case.id: case for case in cases}
-    chosen = st.selectbox("Demo case", list(by_id), format_func=lambda i: by_id[i].title, key=f"{key}-demo")
-    case = by_id[chosen]
+    case = gallery_grid(key, cases)
+    st.markdown(f"**{markdown_literal(case.title)}**")
     st.caption(markdown_literal(f"Source: {case.source}. License: {case.license}."))
     st.caption(markdown_literal(provenance_line(case)))
     if case.notes:

@@ -25,6 +25,7 @@ from lrclr.trust.case_findings import finding_rows
 from lrclr.trust.findings_table import findings_legend, findings_table, probability_text
 from lrclr.trust.reliability import trained_on_whole_sample
 from pages.parts.shared import cached
+from pages.parts.widget_state import hold, in_range
 
 GREY = "color: #9e9e9e"
 DISCORDANT = "background-color: rgba(214, 39, 40, 0.25)"
@@ -83,7 +84,7 @@ def extra_findings(text: str | None) -> list[str]:
 
 def findings_panel(explanation, model, check: InputCheck) -> float:
     """The table (every row visible), its evidence caption and the bars; returns the fallback threshold."""
-    st.session_state.setdefault("findings-threshold", 0.5)
+    hold("findings-threshold", 0.5, in_range(0.05, 0.95))
     threshold = st.slider("Fallback threshold (findings without an operating point)", 0.05, 0.95, step=0.05,
                           key="findings-threshold",
                           help="Each validated finding is called at the operating point chosen for it on "
@@ -163,7 +164,8 @@ def counterfactual_panel(model, case_image, case_key: tuple, phrase: str | None,
     uniform = 1 / model.config.num_regions if model.interaction is not None else None
     scale = viz.map_scale(np.stack([p.grid_map for _, p in panels]), kind, fixed=False, uniform=uniform)
     for column, (what, probe) in zip(st.columns(len(panels)), panels):
-        picture = viz.overlay_heatmap(base, probe.grid_map, case_image.letterbox, 0.6, scale)
+        picture = viz.overlay_heatmap(base, probe.grid_map, case_image.letterbox, 0.6, scale,
+                                      settings.get("orientation"))
         column.image(picture, width="stretch")
         column.caption(markdown_literal(f"{what}: '{probe.phrase}' · similarity {probe.similarity:+.2f} · "
                                         f"{probe.patient_left_share:.0%} of the map on the patient's left"))

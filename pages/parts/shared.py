@@ -92,7 +92,8 @@ def cached(name: str, key: tuple, compute, keep: int = 1, size=None):
 
 
 def image_bytes(image: LoadedImage) -> int:
-    return image.pixels.nbytes
+    modality = image.modality.values.nbytes if image.modality is not None else 0  # a DICOM's own units
+    return image.pixels.nbytes + modality
 
 
 SETTINGS_KEY, USER_KEY, EDITING_NAME_KEY = "deployment-settings", "signed-in-user", "annotator-editing"

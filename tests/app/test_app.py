@@ -26,7 +26,7 @@ def test_app_opens_on_the_bundled_model(monkeypatch):
     assert "421 training images" in captions[1]  # the whole NIH sample (measured by cross-validation)
     assert "+ 340 phantom images (training only)" in captions[1]  # the card's extra_training_data
     # It opens on the first demo case, so a fresh install shows something without any data.
-    assert app.selectbox(key="review-demo").value == "nih-01-cardiomegaly"
+    assert app.session_state["review-demo"] == "nih-01-cardiomegaly"
     assert len(app.dataframe[0].value) == 14
 
 

@@ -130,7 +130,7 @@ def test_quality_shows_counts_agreement_and_opens_the_worst_case_in_review(data_
         "Verdicts and history (JSON)", "Verdicts (CSV)", "History (CSV)"]
     next(b for b in app.button if b.key == f"open-{worst}").click().run()
     assert not app.exception
-    assert app.selectbox(key="review-demo").value == worst
+    assert app.session_state["review-demo"] == worst
     assert app.title[0].value == "Review"
 
 

@@ -262,7 +262,7 @@ def test_the_tour_steps_open_cases_and_can_be_dismissed_and_reopened(monkeypatch
     assert tour() == ["**Demo tour · 3 of 7: Model map against ground truth**"]
     _button(app, "Open this case").click().run()
     assert not app.exception
-    assert app.selectbox(key="review-demo").value == "phantom-01-cardiomegaly-edema"
+    assert app.session_state["review-demo"] == "phantom-01-cardiomegaly-edema"
     app.switch_page("pages/batch.py").run()
     assert tour()[0].startswith("**Demo tour · 3 of 7")  # the tour follows the user across pages
     _button(app, "Dismiss").click().run()

@@ -15,7 +15,15 @@ from lrclr.trust.map_checks import phrase_specificity, reference_maps
 from lrclr.model.lrclr_model import LRCLRModel
 from lrclr.trust.case_findings import word_map
 from lrclr.bundled import DEFAULT_MODEL_DIR
-from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, screenshot_array, wait_until_idle
+from tests.support.browser import (
+    ARTIFACTS,
+    chromium_page,
+    demo_case_button,
+    open_review,
+    open_review_tab,
+    screenshot_array,
+    wait_until_idle,
+)
 
 pytestmark = pytest.mark.browser  # every test here drives chromium
 
@@ -75,8 +83,7 @@ def test_a_demo_case_opens_and_choosing_a_word_changes_the_heatmap(page):
     case = load_gallery()[1]  # not the one the page opens on, so the test really opens a case
     specific, _ = _words_by_specificity(case)
     assert specific, "the bundled model's maps depend on none of this case's words"
-    page.get_by_role("combobox", name="Demo case").click()
-    page.get_by_role("option", name=case.title).click()
+    demo_case_button(page, case.id).click()
     wait_until_idle(page)
     assert page.get_by_role("textbox", name="Report").input_value() == case.report_text()
     before = screenshot_array(_viewer(page), ARTIFACTS / "review-1-demo-case.png")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, chromium_page, open_review, open_review_tab, wait_until_idle
+from lrclr.demo import load_gallery
+from tests.support.browser import ARTIFACTS, chromium_page, demo_case_button, open_review, open_review_tab, wait_until_idle
 
 pytestmark = pytest.mark.browser  # every test here drives chromium
 
@@ -41,8 +42,8 @@ def _shot(locator, name: str) -> None:
 
 
 def _open_case(page, title: str) -> None:
-    page.get_by_role("combobox", name="Demo case").click()
-    page.get_by_role("option", name=title, exact=True).click()
+    case = next(c for c in load_gallery() if c.title == title)
+    demo_case_button(page, case.id).click()
     wait_until_idle(page)
 
 

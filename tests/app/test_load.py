@@ -31,8 +31,8 @@ async def _review_one(browser, url: str, case, index: int) -> dict:
     page.set_default_timeout(int(__import__("os").environ.get("LOAD_TIMEOUT_MS", "300000")))
     await page.goto(url)
     await page.wait_for_selector("[data-testid='stPlotlyChart']")
-    await page.get_by_role("combobox", name="Demo case").click()
-    await page.get_by_role("option", name=case.title, exact=True).click()
+    # .first: while a run redraws the gallery the old button can still be there beside the new one.
+    await page.locator(f".st-key-review-pick-{case.id} button").first.click()  # its gallery thumbnail's button
     await page.wait_for_function(
         "(report) => [...document.querySelectorAll('textarea')].some(t => t.value === report)", arg=case.report_text())
     await _until_idle(page)  # the new case's words replace the old ones only when its run ends

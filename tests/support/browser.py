@@ -136,6 +136,12 @@ def open_review_tab(page, name: str) -> None:
         wait_until_idle(page, settle_ms=100)
 
 
+def demo_case_button(page, case_id: str, key: str = "review"):
+    """The gallery's button that opens a demo case (each thumbnail's finding caption)."""
+    # .first: while a run redraws the gallery the old button can still be there beside the new one.
+    return page.locator(f".st-key-{key}-pick-{case_id} button").first
+
+
 def open_review(page, url: str) -> None:
     """Open the app and wait until the Review page's viewer is drawn and the run has ended."""
     page.goto(url)

@@ -174,6 +174,7 @@ def _nih_cases(args: argparse.Namespace, bank) -> list[dict]:
     from train.synthetic.composed_reports import read_nih_labels
 
     labels = {image: findings for image, findings in read_nih_labels(args.nih / "labels.csv")}
+    spacings = nih_spacings(args.nih / "labels.csv")
     test = set(split_images(args.nih)["test"])
     cases = []
     for number, case in enumerate(NIH_CASES, 1):
@@ -190,10 +191,36 @@ def _nih_cases(args: argparse.Namespace, bank) -> list[dict]:
         image = args.out / f"{case_id}.png"
         shutil.copyfile(args.nih / "images" / case.image, image)
         (args.out / f"{case_id}.txt").write_text(report.text + "\n", encoding="utf-8")
-        cases.append(_case(case_id, case.title, "nih", image, f"{case_id}.txt", report.provenance,
-                           list(found), {}, f"NIH ChestX-ray14 {case.image} (512 px PNG of the team's sample)",
-                           NIH_LICENSE, case.notes))
+        cases.append({**_case(case_id, case.title, "nih", image, f"{case_id}.txt", report.provenance,
+                              list(found), {}, f"NIH ChestX-ray14 {case.image} (512 px PNG of the team's sample)",
+                              NIH_LICENSE, case.notes), **_spacing_entry(spacings[case.image], image)})
     return cases
+
+
+def nih_spacings(labels_csv: Path) -> dict[str, tuple[float, int, int]]:
+    """image -> (original pixel spacing in mm, original width, original height), from the labels."""
+    import csv
+
+    with open(labels_csv, newline="", encoding="utf-8") as handle:
+        return {row["image"]: (float(row["orig_pixel_spacing"]), int(row["orig_width"]), int(row["orig_height"]))
+                for row in csv.DictReader(handle)}
+
+
+def _spacing_entry(original: tuple[float, int, int], image: Path) -> dict:
+    """The demo image's pixel spacing for the viewer's measurements: the original film's, from the
+    NIH labels, scaled by each axis's resize to the stored PNG."""
+    from PIL import Image
+
+    from lrclr.display.measurements import scaled_spacing
+
+    mm, width, height = original
+    with Image.open(image) as picture:
+        shown = picture.size
+    source = (f"NIH labels: {mm:g} mm per pixel on the original {width}x{height} film, scaled to "
+              f"{shown[0]}x{shown[1]}")
+    spacing = scaled_spacing(mm, (width, height), shown, source)
+    return {"pixel_spacing_mm": [round(spacing.row_mm, 6), round(spacing.column_mm, 6)],
+            "pixel_spacing_source": source}
 
 
 def _dicom_cases(args: argparse.Namespace) -> list[dict]:
