@@ -111,11 +111,20 @@ def image_reasons(pixels: np.ndarray, header: Mapping[str, str] | None = None, c
 def check_input(reference: InputReference | None, pixels: np.ndarray, global_embedding: np.ndarray,
                 header: Mapping[str, str] | None = None, colourfulness: float = 0.0) -> InputCheck:
     """The gate for one image: its own statistics, and its embedding against the card's reference."""
-    reasons = image_reasons(pixels, header, colourfulness)
+    reasons = image_reasons(pixels, header, colourfulness) + embedding_reasons(reference, global_embedding)
     distance = threshold = None
     if reference is not None:
         distance, threshold = reference.distance(global_embedding), reference.threshold
-        if distance > threshold:
-            reasons.append(f"the model sees it far from every image it was trained on (distance {distance:.2f}, "
-                           f"chest films up to {threshold:.2f})")
     return InputCheck(not reasons, tuple(reasons), distance, threshold, image_statistics(pixels))
+
+
+def embedding_reasons(reference: InputReference | None, global_embedding: np.ndarray) -> list[str]:
+    """The model-level reason, alone: batch scoring computes ``image_reasons`` where it decodes the
+    file (a DataLoader worker) and this where the embedding is, in the scoring process."""
+    if reference is None:
+        return []
+    distance, threshold = reference.distance(global_embedding), reference.threshold
+    if distance <= threshold:
+        return []
+    return [f"the model sees it far from every image it was trained on (distance {distance:.2f}, "
+            f"chest films up to {threshold:.2f})"]
