@@ -1,0 +1,215 @@
+"""Scoring an archive into a run folder, in one process or in many under ``torchrun``.
+
+    torchrun --standalone --nproc_per_node 8 -m lrclr predict /data/studies.zip --out runs/nih/
+
+Every rank lists the same inputs (checked), rank 0 creates or checks the run folder
+(:mod:`lrclr.batch.run_folder`) and tells every rank which chunks are still missing, and each
+rank scores its round-robin share of them: a PyTorch DataLoader whose workers read, decode and
+letterbox the files in parallel (:mod:`lrclr.batch.preparing`), batches that never span two
+chunks, and one part file per chunk. After a barrier rank 0 merges the parts.
+
+The ranks exchange only small control messages (the input fingerprint, the missing chunks, the
+barrier), so the process group is gloo on every device: no NCCL communicator is bound to a GPU
+for them, and the same code runs on CPU nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+
+from lrclr.batch.preparing import PreparedInputs, collate
+from lrclr.batch.run_folder import (DEFAULT_CHUNK_SIZE, MergeResult, RunFolder, RunFolderError, RunPlan, Session,
+                                    assign_chunks, inputs_fingerprint, model_fingerprint, now)
+from lrclr.batch.scoring import default_batch_size, score_batch
+from lrclr.batch.sources import open_source
+from lrclr.errors import LRCLRError
+from lrclr.model.device import pick_device
+
+# A rank that finishes its share waits at the final barrier for the slowest one; over 10^6 files
+# on CPUs that can be many hours, so the default 30 minutes would abort a healthy run. A rank that
+# dies is not waited for: torchrun stops the others.
+BARRIER_TIMEOUT = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """torchrun's view of this process (one process without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @classmethod
+    def from_environment(cls) -> "Ranks":
+        env = os.environ
+        world = int(env.get("WORLD_SIZE", "1"))
+        return cls(int(env.get("RANK", "0")), world, int(env.get("LOCAL_RANK", "0")),
+                   int(env.get("LOCAL_WORLD_SIZE", str(world))))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    paths: tuple[str, ...]
+    out: Path
+    model: Path
+    findings: tuple[str, ...]
+    reports: Path | None = None
+    device: str = "auto"
+    precision: str = "float32"
+    batch_size: int | None = None  # None: the run's own on a resume, else default_batch_size
+    chunk_size: int | None = None  # None: the run's own on a resume, else DEFAULT_CHUNK_SIZE
+    workers: int | None = None  # DataLoader workers per rank; None: default_workers
+    threads: int | None = None  # torch threads per rank on a CPU; None: the node's cores / its ranks
+    parquet: bool | None = None  # None: the run's own on a resume, else no Parquet
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    chunks: int
+    chunks_done_before: int
+    chunks_scored_here: int  # by this rank
+    merged: MergeResult | None  # rank 0 only
+
+
+def node_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers(device_type: str, ranks: Ranks) -> int:
+    """On a CPU the model's forward pass dominates and shares the cores: one worker overlaps the
+    decoding with it. A GPU must be fed: most of the rank's share of the cores decode."""
+    share = max(1, node_cores() // ranks.local_world_size)
+    return 1 if device_type == "cpu" else min(8, max(1, share - 1))
+
+
+def score_archive(options: ArchiveOptions, log: Callable[[str], None] | None = None) -> ArchiveResult:
+    """Score ``options.paths`` into the run folder ``options.out``; resumable, and rank-aware."""
+    ranks = Ranks.from_environment()
+    log = log or (lambda text: print(f"rank {ranks.rank}: {text}" if ranks.enabled else text, file=sys.stderr))
+    if ranks.enabled and not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+    try:
+        return _score(options, ranks, log)
+    finally:
+        if ranks.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _score(options: ArchiveOptions, ranks: Ranks, log) -> ArchiveResult:
+    from lrclr.model.lrclr_model import LRCLRModel
+
+    folder = RunFolder(options.out)
+    source = open_source(options.paths, options.reports)
+    try:
+        if not source.inputs:
+            raise LRCLRError(f"no image files found in {' '.join(options.paths)}")
+        device = _rank_device(options.device, ranks)
+        if pick_device(device).device.type == "cpu":
+            # torchrun sets OMP_NUM_THREADS=1 for every rank, which leaves most of a CPU node idle;
+            # the node's cores shared out between its ranks use it without oversubscribing it.
+            torch.set_num_threads(options.threads or max(1, node_cores() // ranks.local_world_size))
+        model = LRCLRModel.from_pretrained(options.model, device=device, precision=options.precision)
+        plan = _plan(options, folder, source, model)
+        mine, done = _agree_on_work(folder, plan, ranks, model.device_info.name, log)
+        workers = options.workers if options.workers is not None else default_workers(model.device_info.device.type, ranks)
+        log(f"model {model.model_id} on {model.device_info.name}; {plan.inputs} files in {plan.chunks} chunks of "
+            f"{plan.chunk_size}, {done} done before; this process scores {len(mine)}, {plan.batch_size} per batch, "
+            f"{workers} loader workers")
+        _score_chunks(model, source, plan, mine, folder, workers, log)
+    finally:
+        source.close()
+    if ranks.enabled:
+        dist.barrier()
+    merged = folder.merge(plan) if ranks.is_main else None
+    return ArchiveResult(plan.chunks, done, len(mine), merged)
+
+
+def _rank_device(device: str, ranks: Ranks) -> str:
+    """Under torchrun each rank of a node takes its own GPU (``cuda`` means ``cuda:LOCAL_RANK``)."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        if ranks.local_rank >= torch.cuda.device_count():
+            raise LRCLRError(f"local rank {ranks.local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
+                             "start at most that many processes per node (--nproc_per_node)")
+        torch.cuda.set_device(ranks.local_rank)
+        return f"cuda:{ranks.local_rank}"
+    return device
+
+
+def _plan(options: ArchiveOptions, folder: RunFolder, source, model) -> RunPlan:
+    """The run's plan; batch and chunk sizes not given are the run's own when it is resumed."""
+    previous = folder.read_manifest()
+    previous = RunPlan.from_dict(previous["plan"]) if previous else None
+    batch_size = options.batch_size or (previous.batch_size if previous else default_batch_size(model))
+    chunk_size = options.chunk_size or (previous.chunk_size if previous else max(DEFAULT_CHUNK_SIZE, batch_size))
+    if batch_size < 1 or chunk_size < 1 or chunk_size % batch_size:
+        raise LRCLRError(f"--chunk-size ({chunk_size}) must be a positive multiple of --batch-size ({batch_size}), "
+                         "so that a part's batches are those of a run into one CSV file")
+    parquet = options.parquet if options.parquet is not None else bool(previous and previous.parquet)
+    return RunPlan(len(source.inputs), inputs_fingerprint(source.inputs), source.with_reports, model.model_id,
+                   model_fingerprint(options.model), tuple(options.findings), chunk_size, batch_size,
+                   options.precision, parquet)
+
+
+def _agree_on_work(folder: RunFolder, plan: RunPlan, ranks: Ranks, device: str, log) -> tuple[list[int], int]:
+    """Check that every rank sees the same run; rank 0 opens the folder and names the missing
+    chunks. Returns this rank's chunks and how many were done before. Every rank raises the same
+    error, so none is left waiting at a barrier."""
+    if ranks.enabled:
+        plans: list = [None] * ranks.world_size
+        dist.all_gather_object(plans, plan)
+        if any(other != plan for other in plans):
+            raise LRCLRError("the processes of this run see different inputs, model or options (a folder still "
+                             "being written, or paths that differ between nodes); every node must see the same files")
+    message: list = [None, []]
+    if ranks.is_main:
+        try:
+            missing = folder.missing_chunks(plan) if folder.manifest_path.is_file() else list(range(plan.chunks))
+            session = Session(now(), ranks.world_size, device, plan.chunks - len(missing), len(missing))
+            for note in folder.start(plan, session):
+                log(f"note: {note}")
+            message = [None, missing]
+        except (RunFolderError, OSError) as error:
+            message = [str(error), []]
+    if ranks.enabled:
+        dist.broadcast_object_list(message, src=0)
+    error, missing = message
+    if error:
+        raise RunFolderError(error)
+    return assign_chunks(missing, ranks.rank, ranks.world_size), plan.chunks - len(missing)
+
+
+def _score_chunks(model, source, plan: RunPlan, chunks: Sequence[int], folder: RunFolder, workers: int, log) -> None:
+    if not chunks:
+        return
+    loader = torch.utils.data.DataLoader(
+        PreparedInputs(source, model.config.image_size, plan.findings), batch_sampler=plan.batches(chunks),
+        collate_fn=collate, num_workers=workers, pin_memory=model.device_info.device.type == "cuda")
+    rows: list = []
+    for batch in loader:
+        chunk = batch.items[0].index // plan.chunk_size
+        rows += [result.row for result in score_batch(model, batch, plan.findings)]
+        if len(rows) == len(plan.chunk_range(chunk)):
+            folder.write_part(plan, chunk, rows)
+            failed = sum(bool(row.error) for row in rows)
+            log(f"chunk {chunk + 1} of {plan.chunks} written ({len(rows)} files, {failed} failed)")
+            rows = []
