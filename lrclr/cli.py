@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "a multiple of --batch-size")
     archive.add_argument("--workers", type=int, default=None,
                          help="DataLoader worker processes reading and decoding files, per process "
-                              "(default: 1 on a CPU; on a GPU the node's cores per process, minus one, up to 8)")
+                              "(default: 1 on a CPU; on a GPU the node's cores per process, minus one)")
     archive.add_argument("--threads", type=int, default=None,
                          help="torch threads per process on a CPU (default: the node's cores divided by its "
                               "processes); the last digits of a CPU's probabilities depend on it")

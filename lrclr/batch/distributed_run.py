@@ -97,9 +97,10 @@ def node_cores() -> int:
 
 def default_workers(device_type: str, ranks: Ranks) -> int:
     """On a CPU the model's forward pass dominates and shares the cores: one worker overlaps the
-    decoding with it. A GPU must be fed: most of the rank's share of the cores decode."""
+    decoding with it. A GPU must be fed: all of the rank's share of the cores but one decode
+    (BENCHMARKS.md: on a GPU, decoding and letterboxing on the CPU set the pace)."""
     share = max(1, node_cores() // ranks.local_world_size)
-    return 1 if device_type == "cpu" else min(8, max(1, share - 1))
+    return 1 if device_type == "cpu" else max(1, share - 1)
 
 
 def score_archive(options: ArchiveOptions, log: Callable[[str], None] | None = None) -> ArchiveResult:
@@ -135,7 +136,7 @@ def _score(options: ArchiveOptions, ranks: Ranks, log) -> ArchiveResult:
         log(f"model {model.model_id} on {model.device_info.name}; {plan.inputs} files in {plan.chunks} chunks of "
             f"{plan.chunk_size}, {done} done before; this process scores {len(mine)}, {plan.batch_size} per batch, "
             f"{workers} loader workers")
-        _score_chunks(model, source, plan, mine, folder, workers, log)
+        score_chunks(model, source, plan, mine, folder, workers, log)
     finally:
         source.close()
     if ranks.enabled:
@@ -198,7 +199,7 @@ def _agree_on_work(folder: RunFolder, plan: RunPlan, ranks: Ranks, device: str, 
     return assign_chunks(missing, ranks.rank, ranks.world_size), plan.chunks - len(missing)
 
 
-def _score_chunks(model, source, plan: RunPlan, chunks: Sequence[int], folder: RunFolder, workers: int, log) -> None:
+def score_chunks(model, source, plan: RunPlan, chunks: Sequence[int], folder: RunFolder, workers: int, log) -> None:
     if not chunks:
         return
     loader = torch.utils.data.DataLoader(
