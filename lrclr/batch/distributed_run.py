@@ -31,7 +31,6 @@ from lrclr.batch.run_folder import (DEFAULT_CHUNK_SIZE, MergeResult, RunFolder, 
 from lrclr.batch.scoring import default_batch_size, score_batch
 from lrclr.batch.sources import open_source
 from lrclr.errors import LRCLRError
-from lrclr.model.device import pick_device
 
 # A rank that finishes its share waits at the final barrier for the slowest one; over 10^6 files
 # on CPUs that can be many hours, so the default 30 minutes would abort a healthy run. A rank that
@@ -125,7 +124,7 @@ def _score(options: ArchiveOptions, ranks: Ranks, log) -> ArchiveResult:
         if not source.inputs:
             raise LRCLRError(f"no image files found in {' '.join(options.paths)}")
         device = _rank_device(options.device, ranks)
-        if pick_device(device).device.type == "cpu":
+        if torch.device(device).type == "cpu":
             # torchrun sets OMP_NUM_THREADS=1 for every rank, which leaves most of a CPU node idle;
             # the node's cores shared out between its ranks use it without oversubscribing it.
             torch.set_num_threads(options.threads or max(1, node_cores() // ranks.local_world_size))
@@ -146,13 +145,18 @@ def _score(options: ArchiveOptions, ranks: Ranks, log) -> ArchiveResult:
 
 
 def _rank_device(device: str, ranks: Ranks) -> str:
-    """Under torchrun each rank of a node takes its own GPU (``cuda`` means ``cuda:LOCAL_RANK``)."""
+    """The device this rank runs on, resolved as ``pick_device`` resolves "auto"; under torchrun
+    each rank of a node takes its own GPU (``cuda`` means ``cuda:LOCAL_RANK``)."""
+    device = device.lower()
     if device in ("auto", "cuda") and torch.cuda.is_available():
         if ranks.local_rank >= torch.cuda.device_count():
             raise LRCLRError(f"local rank {ranks.local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
                              "start at most that many processes per node (--nproc_per_node)")
         torch.cuda.set_device(ranks.local_rank)
         return f"cuda:{ranks.local_rank}"
+    if device == "auto":
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
     return device
 
 
@@ -161,7 +165,8 @@ def _plan(options: ArchiveOptions, folder: RunFolder, source, model) -> RunPlan:
     previous = folder.read_manifest()
     previous = RunPlan.from_dict(previous["plan"]) if previous else None
     batch_size = options.batch_size or (previous.batch_size if previous else default_batch_size(model))
-    chunk_size = options.chunk_size or (previous.chunk_size if previous else max(DEFAULT_CHUNK_SIZE, batch_size))
+    chunk_size = options.chunk_size or (previous.chunk_size if previous
+                                        else batch_size * max(1, round(DEFAULT_CHUNK_SIZE / batch_size)))
     if batch_size < 1 or chunk_size < 1 or chunk_size % batch_size:
         raise LRCLRError(f"--chunk-size ({chunk_size}) must be a positive multiple of --batch-size ({batch_size}), "
                          "so that a part's batches are those of a run into one CSV file")

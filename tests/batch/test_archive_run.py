@@ -185,7 +185,7 @@ def test_a_resume_with_other_inputs_findings_or_model_is_refused(model_folder, t
     _write_studies(study, [f"case-{i}.png" for i in range(5)])
     out = f"{tmp_path / 'run'}/"
     base = ["predict", str(study), "--model", str(model_folder), "--findings", FINDINGS, "--device", "cpu",
-            "--batch-size", "2", "--chunk-size", "2", "--threads", str(torch.get_num_threads())]
+            "--batch-size", "2", "--chunk-size", "2", "--threads", str(torch.get_num_threads()), "--workers", "0"]
     assert main([*base, "--out", out]) == 0
     merged = (tmp_path / "run" / "predictions.csv").read_bytes()
     parts = sorted((tmp_path / "run" / "parts").glob("*.csv"))
