@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,9 +29,10 @@ import torch.distributed as dist
 from lrclr.batch.preparing import PreparedInputs, collate
 from lrclr.batch.run_folder import (DEFAULT_CHUNK_SIZE, MergeResult, RunFolder, RunFolderError, RunPlan, Session,
                                     assign_chunks, inputs_fingerprint, model_fingerprint, now)
-from lrclr.batch.scoring import default_batch_size, score_batch
+from lrclr.batch.scoring import batch_results, default_batch_size, model_scores
 from lrclr.batch.sources import open_source
 from lrclr.errors import LRCLRError
+from lrclr.imaging.input_check import InputReference
 
 # A rank that finishes its share waits at the final barrier for the slowest one; over 10^6 files
 # on CPUs that can be many hours, so the default 30 minutes would abort a healthy run. A rank that
@@ -205,17 +207,39 @@ def _agree_on_work(folder: RunFolder, plan: RunPlan, ranks: Ranks, device: str, 
 
 
 def score_chunks(model, source, plan: RunPlan, chunks: Sequence[int], folder: RunFolder, workers: int, log) -> None:
+    """Score ``chunks`` into their parts. The model runs in this thread; a second thread turns each
+    batch's scores into rows and writes the parts, so that this Python work (a tenth of a
+    millisecond per file, a GPU's whole budget at thousands of files a second) overlaps the next
+    batch on the GPU, whose waits release the GIL. At most one batch waits for the writer."""
     if not chunks:
         return
     loader = torch.utils.data.DataLoader(
         PreparedInputs(source, model.config.image_size, plan.findings), batch_sampler=plan.batches(chunks),
         collate_fn=collate, num_workers=workers, pin_memory=model.device_info.device.type == "cuda")
-    rows: list = []
-    for batch in loader:
-        chunk = batch.items[0].index // plan.chunk_size
-        rows += [result.row for result in score_batch(model, batch, plan.findings)]
-        if len(rows) == len(plan.chunk_range(chunk)):
-            folder.write_part(plan, chunk, rows)
-            failed = sum(bool(row.error) for row in rows)
-            log(f"chunk {chunk + 1} of {plan.chunks} written ({len(rows)} files, {failed} failed)")
-            rows = []
+    parts = PartWriter(folder, plan, InputReference.from_card(model.model_card), log)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrclr-parts") as writer:
+        pending = None
+        for batch in loader:
+            scores = model_scores(model, batch, plan.findings)
+            if pending is not None:
+                pending.result()  # raises the writer's error, if any
+            pending = writer.submit(parts.add, batch, scores)
+        if pending is not None:
+            pending.result()
+
+
+class PartWriter:
+    """Collects a chunk's rows batch by batch and writes its part once the chunk is complete."""
+
+    def __init__(self, folder: RunFolder, plan: RunPlan, reference, log):
+        self.folder, self.plan, self.reference, self.log = folder, plan, reference, log
+        self.rows: list = []
+
+    def add(self, batch, scores) -> None:
+        chunk = batch.items[0].index // self.plan.chunk_size
+        self.rows += [r.row for r in batch_results(batch, self.plan.findings, scores, self.reference)]
+        if len(self.rows) == len(self.plan.chunk_range(chunk)):
+            self.folder.write_part(self.plan, chunk, self.rows)
+            failed = sum(bool(row.error) for row in self.rows)
+            self.log(f"chunk {chunk + 1} of {self.plan.chunks} written ({len(self.rows)} files, {failed} failed)")
+            self.rows = []

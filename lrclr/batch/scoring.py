@@ -66,10 +66,21 @@ def score_chunk(model, source, chunk: Sequence[BatchInput], findings: Sequence[s
 
 def score_batch(model, batch: PreparedBatch, findings: Sequence[str]) -> list[BatchResult]:
     """Score a prepared batch (``lrclr.batch.preparing``): one result per file, in order."""
+    return batch_results(batch, findings, model_scores(model, batch, findings),
+                         InputReference.from_card(model.model_card))
+
+
+def model_scores(model, batch: PreparedBatch, findings: Sequence[str]) -> list[tuple | str]:
+    """The model's part of ``score_batch``: (probabilities, embedding) or a failure, per readable file."""
     readable = batch.readable
-    scores = iter(_score_pixels(model, batch.pixels, [item.letterbox for item in readable], findings)
-                  if readable else ())
-    reference = InputReference.from_card(model.model_card)
+    return _score_pixels(model, batch.pixels, [item.letterbox for item in readable], findings) if readable else []
+
+
+def batch_results(batch: PreparedBatch, findings: Sequence[str], scores: list[tuple | str],
+                  reference: InputReference | None) -> list[BatchResult]:
+    """The rest of ``score_batch``, without the model: the input gate and one result per file.
+    Archive scoring runs it in a thread while the GPU scores the next batch."""
+    scores = iter(scores)
     results = []
     for item in batch.items:
         scored = next(scores) if not item.error else None
