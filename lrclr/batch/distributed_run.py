@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -234,12 +235,16 @@ class PartWriter:
     def __init__(self, folder: RunFolder, plan: RunPlan, reference, log):
         self.folder, self.plan, self.reference, self.log = folder, plan, reference, log
         self.rows: list = []
+        self.started, self.files = time.monotonic(), 0
 
     def add(self, batch, scores) -> None:
         chunk = batch.items[0].index // self.plan.chunk_size
         self.rows += [r.row for r in batch_results(batch, self.plan.findings, scores, self.reference)]
         if len(self.rows) == len(self.plan.chunk_range(chunk)):
             self.folder.write_part(self.plan, chunk, self.rows)
+            self.files += len(self.rows)
             failed = sum(bool(row.error) for row in self.rows)
-            self.log(f"chunk {chunk + 1} of {self.plan.chunks} written ({len(self.rows)} files, {failed} failed)")
+            rate = self.files / max(time.monotonic() - self.started, 1e-9)
+            self.log(f"chunk {chunk + 1} of {self.plan.chunks} written ({len(self.rows)} files, {failed} failed; "
+                     f"{rate:.1f} files/s in this process)")
             self.rows = []
