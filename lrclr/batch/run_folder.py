@@ -207,10 +207,13 @@ class RunFolder:
 
             files.append(self.root / f"{MERGED}.parquet")
             temporary = _temporary_beside(files[1])
-            if concatenate_parquet([self.part(c, ".parquet") for c in range(plan.chunks)], temporary,
-                                   plan.findings, plan.with_reports) != rows:
-                raise RunFolderError("the Parquet parts hold other rows than the CSV parts")
-            os.replace(temporary, files[1])
+            try:
+                if concatenate_parquet([self.part(c, ".parquet") for c in range(plan.chunks)], temporary,
+                                       plan.findings, plan.with_reports) != rows:
+                    raise RunFolderError("the Parquet parts hold other rows than the CSV parts")
+                os.replace(temporary, files[1])
+            finally:
+                temporary.unlink(missing_ok=True)  # only left when the merge failed
         return MergeResult(rows, rows - failed, failed, tuple(files))
 
     def _merge_csv(self, plan: RunPlan, out: Path) -> tuple[int, int]:
@@ -219,21 +222,24 @@ class RunFolder:
         header = _csv_line(csv_header(plan.findings, plan.with_reports))
         rows = failed = 0
         temporary = _temporary_beside(out)
-        with open(temporary, "wb") as merged:
-            merged.write(header)
-            for chunk in range(plan.chunks):
-                data = self.part(chunk).read_bytes()
-                parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
-                expected = len(plan.chunk_range(chunk))
-                if not data.startswith(header) or len(parsed) != expected + 1:
-                    raise RunFolderError(f"{self.part(chunk)} is not this run's part for chunk {chunk} "
-                                         f"({len(parsed) - 1} rows, {expected} expected): delete it to rescore the chunk")
-                merged.write(data[len(header):])
-                rows += expected
-                failed += sum(1 for row in parsed[1:] if row[-1])
-            merged.flush()
-            os.fsync(merged.fileno())
-        os.replace(temporary, out)
+        try:
+            with open(temporary, "wb") as merged:
+                merged.write(header)
+                for chunk in range(plan.chunks):
+                    data = self.part(chunk).read_bytes()
+                    parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+                    expected = len(plan.chunk_range(chunk))
+                    if not data.startswith(header) or len(parsed) != expected + 1:
+                        raise RunFolderError(f"{self.part(chunk)} is not this run's part for chunk {chunk} ({len(parsed) - 1} "
+                                             f"rows, {expected} expected): delete it to rescore the chunk")
+                    merged.write(data[len(header):])
+                    rows += expected
+                    failed += sum(1 for row in parsed[1:] if row[-1])
+                merged.flush()
+                os.fsync(merged.fileno())
+            os.replace(temporary, out)
+        finally:
+            temporary.unlink(missing_ok=True)  # only left when the merge failed
         return rows, failed
 
 

@@ -219,6 +219,11 @@ def test_a_resume_with_other_inputs_findings_or_model_is_refused(model_folder, t
     assert [p.stat().st_mtime_ns for p in (parts[0], parts[2])] == [stamps[0], stamps[2]]
     assert (tmp_path / "run" / "predictions.csv").read_bytes() == merged
     assert main(["merge", str(tmp_path / "run")]) == 0 and (tmp_path / "run" / "predictions.csv").read_bytes() == merged
+    parts[2].write_bytes(parts[0].read_bytes())  # a part that is not its chunk's (2 rows where 1 belongs)
+    assert main(["merge", str(tmp_path / "run")]) == 2
+    assert "chunk-000002.csv is not this run's part for chunk 2 (2 rows, 1 expected)" in capsys.readouterr().err
+    assert (tmp_path / "run" / "predictions.csv").read_bytes() == merged  # the merged file is left as it was
+    assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
 def test_folder_options_are_refused_where_they_do_not_apply(model_folder, tmp_path, capsys, monkeypatch):
