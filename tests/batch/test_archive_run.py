@@ -254,3 +254,21 @@ def test_a_chunk_s_batches_do_not_depend_on_the_number_of_processes():
         assert sorted(b for share in shares for b in plan.batches(share)) == everything
     # A resume shares out the missing chunks, not the original assignment: both ranks get work.
     assert [assign_chunks([1, 3, 5, 7], rank, 2) for rank in (0, 1)] == [[1, 5], [3, 7]]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_folder_run_on_a_gpu_gives_the_cpus_probabilities(tmp_path):
+    """Where a GPU is present: pinned, non-blocking copies and the loader workers change no result
+    beyond float32's GPU-CPU difference (within 5e-6, README "GPU"), and no error or gate text."""
+    from lrclr.bundled import DEFAULT_DEMO_DIR, DEFAULT_MODEL_DIR
+
+    common = ["predict", str(DEFAULT_DEMO_DIR), str(TEST_DATA), "--model", str(DEFAULT_MODEL_DIR), "--batch-size", "8"]
+    assert main([*common, "--device", "cuda", "--out", f"{tmp_path / 'gpu'}/", "--workers", "2"]) == 0
+    assert main([*common, "--device", "cpu", "--out", str(tmp_path / "cpu.csv")]) == 0
+    gpu, cpu = ([row for row in csv.reader(open(path, newline="", encoding="utf-8"))]
+                for path in (tmp_path / "gpu" / "predictions.csv", tmp_path / "cpu.csv"))
+    assert gpu[0] == cpu[0] and len(gpu) == len(cpu) == 42
+    for g, c in zip(gpu[1:], cpu[1:]):
+        assert g[0] == c[0] and g[-2:] == c[-2:]  # name, gate, error
+        numbers = [(float(a), float(b)) for a, b in zip(g[1:15], c[1:15]) if a and b]
+        assert all(abs(a - b) <= 2e-5 for a, b in numbers), (g[0], numbers)
