@@ -81,7 +81,8 @@ def _peak_rss_mb() -> float:
 
 def child(folder: Path, csv_path: Path, model_dir: str) -> dict:
     """The page's code path, in this (fresh) process."""
-    from lrclr.batch.scoring import THUMBNAIL_PX, BatchRun
+    from lrclr.batch.preparing import THUMBNAIL_PX
+    from lrclr.batch.scoring import BatchRun
     from lrclr.batch.sources import FolderSource
     from lrclr.model.lrclr_model import LRCLRModel
     from lrclr.batch.prediction_csv import write_csv

@@ -14,7 +14,8 @@ import os
 import pandas as pd
 import streamlit as st
 
-from lrclr.batch.scoring import THUMBNAIL_PX, BatchRun, format_duration
+from lrclr.batch.preparing import THUMBNAIL_PX
+from lrclr.batch.scoring import BatchRun, format_duration
 
 from lrclr.batch.sources import FolderSource, ZipSource
 from lrclr.errors import LRCLRError

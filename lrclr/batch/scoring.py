@@ -2,7 +2,9 @@
 
 Inputs come from a source (:mod:`lrclr.batch.sources`: files and folders, or one ZIP archive). They
 are scored ``batch_size`` files at a time, each chunk's images
-as one model batch on the model's device, so a GPU is used with batching when present. Every input
+as one model batch on the model's device, so a GPU is used with batching when present. What is done
+to each file before the model (reading, decoding, letterboxing) is :mod:`lrclr.batch.preparing`,
+shared with archive scoring, which runs it in DataLoader workers (:mod:`lrclr.batch.distributed_run`). Every input
 gives exactly one result, its probabilities or the reason it could not be scored: a bad file never
 stops a batch. Memory stays flat whatever the number of files, since only the current chunk's
 images are held; callers keep what they need of each result (a CSV line, a table row).
@@ -19,19 +21,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-import numpy as np
-from PIL import Image
-
-from lrclr.errors import ImageReadError
-from lrclr.imaging.reading import LoadedImage
-from lrclr.imaging.input_check import InputReference, check_input
-from lrclr.reports.text import ReportTooLongError
-
+from lrclr.batch.preparing import PreparedBatch, collate, model_failure, prepare_input
 from lrclr.batch.sources import BatchInput
-from lrclr.display import operations as display
-from lrclr.display.encoding import data_uri
-
-THUMBNAIL_PX = 64
+from lrclr.imaging.input_check import InputReference, embedding_reasons, orientation_reasons
+from lrclr.model.letterbox import Letterbox
 
 
 @dataclass(frozen=True)
@@ -64,75 +57,59 @@ def default_batch_size(model) -> int:
 def score_chunk(model, source, chunk: Sequence[BatchInput], findings: Sequence[str],
                 thumbnail_px: int = 0) -> list[BatchResult]:
     """One result per input, in order; the readable images are scored as one model batch."""
-    loaded = [_load(source, item) for item in chunk]
-    scores = iter(_score_images(model, [image for image, _ in loaded if image is not None], findings))
-    reference = InputReference.from_card(model.model_card)
+    size = model.config.image_size
+    prepared = [prepare_input(source, item, index, size, findings, thumbnail_px) for index, item in enumerate(chunk)]
+    return score_batch(model, collate(prepared), findings)
+
+
+def score_batch(model, batch: PreparedBatch, findings: Sequence[str]) -> list[BatchResult]:
+    """Score a prepared batch (``lrclr.batch.preparing``): one result per file, in order."""
+    return batch_results(batch, findings, model_scores(model, batch, findings),
+                         InputReference.from_card(model.model_card))
+
+
+def model_scores(model, batch: PreparedBatch, findings: Sequence[str]) -> list[tuple | str]:
+    """The model's part of ``score_batch``: (probabilities, embedding) or a failure, per readable file."""
+    readable = batch.readable
+    letterboxes = [item.letterbox for item in readable if item.letterbox is not None]  # every readable file has one
+    return _score_pixels(model, batch.pixels, letterboxes, findings) if readable else []
+
+
+def batch_results(batch: PreparedBatch, findings: Sequence[str], scores: list[tuple | str],
+                  reference: InputReference | None) -> list[BatchResult]:
+    """The rest of ``score_batch``, without the model: the input gate and one result per file.
+    Archive scoring runs it in a thread while the GPU scores the next batch."""
+    remaining = iter(scores)
     results = []
-    for item, (image, error) in zip(chunk, loaded):
-        scored = next(scores) if image is not None else None
-        if isinstance(scored, str):
-            error = f"{item.name}: {scored}"
+    for item in batch.items:
+        scored = next(remaining) if not item.error else None
+        name = item.input.name
+        error = item.error or (f"{name}: {scored}" if isinstance(scored, str) else "")
         if error:
-            results.append(BatchResult(item, PredictionRow(item.name, error=error)))
+            results.append(BatchResult(item.input, PredictionRow(name, error=error)))
             continue
-        # _load gives a reason with every None image, and a str score has set error above
-        assert image is not None and isinstance(scored, tuple)
+        assert isinstance(scored, tuple)  # a str score has set error above
         probabilities, embedding = scored
-        gate = check_input(reference, image.pixels, embedding, image.header, image.colourfulness)
-        report_labels, report_note = _report_labels(source, item, findings)
-        row = PredictionRow(item.name, dict(zip(findings, probabilities)), report_labels,
-                            input_check="; ".join(gate.reasons), report_note=report_note)
-        results.append(BatchResult(item, row, thumbnail_data_uri(image.pixels, thumbnail_px) if thumbnail_px else ""))
+        reasons = [*item.image_reasons, *embedding_reasons(reference, embedding),
+                   *orientation_reasons(reference, item.orientation_features)]
+        row = PredictionRow(name, dict(zip(findings, probabilities)), item.report_labels,
+                            input_check="; ".join(reasons), report_note=item.report_note)
+        results.append(BatchResult(item.input, row, item.thumbnail))
     return results
 
 
-def _load(source, item: BatchInput) -> tuple[LoadedImage | None, str]:
-    if item.refused:
-        return None, item.refused
-    try:
-        return source.load(item), ""
-    except ImageReadError as error:
-        return None, str(error)
-    except OSError as error:  # unreadable path: permissions, vanished file
-        return None, f"{item.name}: cannot read the file ({error.strerror or error})"
-
-
-def _score_images(model, images: list[LoadedImage], findings: Sequence[str]) -> list[tuple | str]:
+def _score_pixels(model, pixels, letterboxes: list[Letterbox], findings: Sequence[str]) -> list[tuple | str]:
     """(probabilities, global embedding) per image; if the batch fails (e.g. out of GPU memory),
     each image alone, so that only an image the model cannot take gets an error."""
-    if not images:
-        return []
     try:
-        scores = model.zero_shot(images, findings)
+        scores = model.zero_shot_letterboxed(pixels, letterboxes, findings)
         return [([float(p) for p in row], embedding)
                 for row, embedding in zip(scores.probabilities, scores.image_embeddings)]
     except (RuntimeError, ValueError) as error:
-        if len(images) == 1:
-            return [f"the model could not score this image ({str(error).splitlines()[0][:120]})"]
-        return [result for image in images for result in _score_images(model, [image], findings)]
-
-
-def _report_labels(source, item: BatchInput, findings: Sequence[str]) -> tuple[dict[str, int], str]:
-    """The labeler's status per finding for the item's report, and why the report was not read."""
-    try:
-        report = source.report(item)
-    except ReportTooLongError as error:
-        return {}, str(error)
-    except OSError:
-        report = None
-    if report is None:
-        return {}, ""
-    from lrclr.reports.labeler import label_report
-
-    labels = label_report(report).labels
-    return {f: labels[f] for f in findings if f in labels}, ""
-
-
-def thumbnail_data_uri(pixels: np.ndarray, max_side: int = THUMBNAIL_PX) -> str:
-    """A small JPEG of a [0, 1] grayscale image as a data URI (for a results table)."""
-    small = display.downsample(pixels, max_side)  # area resampling: a 64 px film without aliasing
-    image = Image.fromarray(np.round(np.clip(small, 0, 1) * 255).astype(np.uint8), mode="L")
-    return data_uri(image, jpeg_quality=80)
+        if len(letterboxes) == 1:
+            return [model_failure(error)]
+        return [result for i, letterbox in enumerate(letterboxes)
+                for result in _score_pixels(model, pixels[i:i + 1], [letterbox], findings)]
 
 
 # ---- a run ---------------------------------------------------------------------------------------

@@ -42,6 +42,12 @@ BATCH_DECODED_PIXELS = 8_000_000
 _READ_CHUNK = 2**20
 
 
+def allow_any(path: Path) -> bool:
+    """The default ``allow``: a named function, not a lambda, so that a source pickles (DataLoader
+    workers started by spawn, as on macOS, receive the source pickled)."""
+    return True
+
+
 class BatchInputError(LRCLRError):
     """A batch's input as a whole cannot be used (not a ZIP archive, no images in it)."""
 
@@ -78,7 +84,7 @@ class FolderWalk:
     deployment's roots: a link to a file may point anywhere).
     """
 
-    def __init__(self, root: Path, allow=lambda path: True):
+    def __init__(self, root: Path, allow=allow_any):
         self._walk = os.walk(root)
         self._allow = allow
         self._found: list[Path] = []
@@ -114,7 +120,7 @@ class FolderSource:
 
     def __init__(self, files: Sequence[Path], reports_dir: str | Path | None = None,
                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, walk: FolderWalk | None = None,
-                 allow=lambda path: True):
+                 allow=allow_any):
         self.inputs = tuple(BatchInput(p.name, str(p), _file_size(p)) for p in files)
         self.reports_dir = Path(reports_dir) if reports_dir is not None else None
         self.max_file_bytes = max_file_bytes
@@ -126,7 +132,7 @@ class FolderSource:
         return cls(collect_image_files(paths), reports_dir)
 
     @classmethod
-    def walking(cls, folder: Path, reports_dir: str | Path | None = None, allow=lambda path: True) -> "FolderSource":
+    def walking(cls, folder: Path, reports_dir: str | Path | None = None, allow=allow_any) -> "FolderSource":
         """A source whose files are still being listed: ``BatchRun`` lists them step by step."""
         return cls([], reports_dir, walk=FolderWalk(folder, allow), allow=allow)
 
@@ -185,6 +191,10 @@ class ZipSource:
             self._zip = zipfile.ZipFile(archive)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as error:
             raise BatchInputError(f"this is not a readable ZIP archive ({error})") from error
+        # A forked process (a DataLoader worker) shares the open file's offset with its parent, so
+        # reading members from both would interleave their seeks: each process opens its own.
+        self._archive_path = archive if isinstance(archive, (str, os.PathLike)) else None
+        self._opened_by = os.getpid()
         self.max_file_bytes = max_file_bytes
         self._members: dict[str, zipfile.ZipInfo] = {}
         self._reports: dict[tuple[str, str], zipfile.ZipInfo] = {}
@@ -233,13 +243,26 @@ class ZipSource:
         except ImageReadError:
             return None  # an unreadable report leaves the row without report columns
 
+    def _archive(self) -> zipfile.ZipFile:
+        if self._opened_by != os.getpid():
+            if self._archive_path is None:
+                raise BatchInputError("an archive opened from memory cannot be read from another process")
+            self._zip, self._opened_by = zipfile.ZipFile(self._archive_path), os.getpid()
+        return self._zip
+
+    def __getstate__(self) -> dict:
+        """Pickled (for a spawned worker) without the open file, which the worker reopens."""
+        if self._archive_path is None:
+            raise BatchInputError("an archive opened from memory cannot be sent to another process")
+        return {**self.__dict__, "_zip": None, "_opened_by": None}
+
     def _read(self, info: zipfile.ZipInfo, name: str, limit: int) -> bytes:
         if info.file_size > limit:
             raise ImageTooLargeError(f"{name}: the archive member declares {_megabytes(info.file_size)}, "
                                      f"more than the {_megabytes(limit)} allowed")
         parts, total = [], 0
         try:
-            with self._zip.open(info) as member:
+            with self._archive().open(info) as member:
                 while chunk := member.read(_READ_CHUNK):
                     total += len(chunk)
                     if total > limit:
@@ -256,7 +279,8 @@ class ZipSource:
         return b"".join(parts)
 
     def close(self) -> None:
-        self._zip.close()
+        if self._zip is not None:
+            self._zip.close()
 
 
 def open_source(paths: Sequence[str | Path], reports_dir: str | Path | None = None) -> FolderSource | ZipSource:

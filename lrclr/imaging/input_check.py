@@ -58,7 +58,10 @@ class OrientationCheck:
     threshold: float
 
     def score(self, pixels: np.ndarray) -> float:
-        return float(orientation_features(pixels) @ self.weights + self.bias)
+        return self.score_features(orientation_features(pixels))
+
+    def score_features(self, features: np.ndarray) -> float:
+        return float(features @ self.weights + self.bias)
 
     def to_dict(self) -> dict[str, Any]:
         return {"side": ORIENTATION_SIDE, "weights": self.weights.round(6).tolist(), "bias": self.bias,
@@ -157,16 +160,34 @@ def image_reasons(pixels: np.ndarray, header: Mapping[str, str] | None = None, c
 def check_input(reference: InputReference | None, pixels: np.ndarray, global_embedding: np.ndarray,
                 header: Mapping[str, str] | None = None, colourfulness: float = 0.0) -> InputCheck:
     """The gate for one image: its own statistics, and its embedding against the card's reference."""
-    reasons = image_reasons(pixels, header, colourfulness)
+    reasons = (image_reasons(pixels, header, colourfulness) + embedding_reasons(reference, global_embedding)
+               + orientation_reasons(reference, orientation_features(pixels)))
     distance = threshold = None
     if reference is not None:
         distance, threshold = reference.distance(global_embedding), reference.threshold
-        if distance > threshold:
-            reasons.append(f"the model sees it far from every image it was trained on (distance {distance:.2f}, "
-                           f"chest films up to {threshold:.2f})")
-        if reference.orientation is not None:
-            score = reference.orientation.score(pixels)
-            if score < reference.orientation.threshold:
-                reasons.append(f"it looks turned a quarter or half turn, or upside down (orientation score "
-                               f"{score:.2f}; upright chest films score above {reference.orientation.threshold:.2f})")
     return InputCheck(not reasons, tuple(reasons), distance, threshold, image_statistics(pixels))
+
+
+def embedding_reasons(reference: InputReference | None, global_embedding: np.ndarray) -> list[str]:
+    """The model-level reason, alone: batch scoring computes ``image_reasons`` where it decodes the
+    file (a DataLoader worker) and this where the embedding is, in the scoring process."""
+    if reference is None:
+        return []
+    distance, threshold = reference.distance(global_embedding), reference.threshold
+    if distance <= threshold:
+        return []
+    return [f"the model sees it far from every image it was trained on (distance {distance:.2f}, "
+            f"chest films up to {threshold:.2f})"]
+
+
+def orientation_reasons(reference: InputReference | None, features: np.ndarray | None) -> list[str]:
+    """The orientation check's reason, alone, from ``orientation_features`` of the image (batch
+    scoring computes them where it decodes the file, and judges them with the embedding)."""
+    if reference is None or reference.orientation is None or features is None:
+        return []
+    check = reference.orientation
+    score = check.score_features(features)
+    if score >= check.threshold:
+        return []
+    return [f"it looks turned a quarter or half turn, or upside down (orientation score {score:.2f}; "
+            f"upright chest films score above {check.threshold:.2f})"]

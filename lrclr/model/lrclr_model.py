@@ -281,6 +281,17 @@ class LRCLRModel(nn.Module):
     def zero_shot(self, images, findings: Sequence[str] = NIH_FINDINGS) -> ZeroShotScores:
         """Probabilities (len(images), len(findings)) for arbitrary finding names."""
         pixels, letterboxes = prepare_images(images, self.config.image_size, self.device_info.device)
+        return self.zero_shot_letterboxed(pixels, letterboxes, findings)
+
+    @cpu_if_gpu_runs_out
+    @torch.inference_mode()
+    def zero_shot_letterboxed(self, pixels: torch.Tensor, letterboxes: Sequence[Letterbox],
+                              findings: Sequence[str] = NIH_FINDINGS) -> ZeroShotScores:
+        """``zero_shot`` of images already letterboxed (``prepare_images``' (B, 1, S, S) and
+        geometries), on any device. Batch scoring letterboxes on the CPU where it decodes (in
+        DataLoader workers), so only these small inputs are copied; from pinned memory the copy
+        does not block."""
+        pixels = pixels.to(self.device_info.device, non_blocking=True)
         with autocast(self.device_info):
             features = self.encode_image(pixels, letterboxes)
             scores = self.score_features(features, findings)

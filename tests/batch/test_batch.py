@@ -111,16 +111,24 @@ def test_cancel_stops_between_chunks(model, study):
 
 
 def test_a_model_failure_on_one_image_does_not_abort_the_batch(study):
+    from lrclr.model.letterbox import letterbox_pixels
+
+    source = FolderSource.from_paths([study])
+    by_name = {item.name: item for item in source.inputs}
+    sixteen_bit = letterbox_pixels(source.load(by_name["nih_00000075_128_gray16.png"]).pixels, 64)[0]
+    assert not torch.equal(sixteen_bit, letterbox_pixels(source.load(by_name["nih_00000075_128_gray8.png"]).pixels, 64)[0])
+
     class Picky:
-        """Fails any batch holding a 16-bit PNG (as if that image broke the model), else scores 0.5."""
+        """Fails any batch holding the 16-bit PNG (as if that image broke the model), else scores 0.5."""
         device_info = SimpleNamespace(device=torch.device("cpu"))
         model_card: dict = {}
+        config = SimpleNamespace(image_size=64)
 
-        def zero_shot(self, images, findings):
-            if any(image.bits_stored > 8 and image.source_format == "png" for image in images):
+        def zero_shot_letterboxed(self, pixels, letterboxes, findings):
+            if any(torch.equal(image, sixteen_bit) for image in pixels):
                 raise RuntimeError("CUDA out of memory\nmore details")
-            return SimpleNamespace(probabilities=np.full((len(images), len(findings)), 0.5),
-                                   image_embeddings=np.zeros((len(images), 8)))
+            return SimpleNamespace(probabilities=np.full((len(pixels), len(findings)), 0.5),
+                                   image_embeddings=np.zeros((len(pixels), 8)))
 
     source = FolderSource.from_paths([study])
     results = score_chunk(Picky(), source, source.inputs, FINDINGS)
