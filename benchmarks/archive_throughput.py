@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import shutil
 import statistics
 import sys
@@ -37,8 +36,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.report import emit, git_commit
-from lrclr.batch.distributed_run import Ranks, default_workers, score_chunks
+from benchmarks.report import emit, torch_run_header
+from lrclr.batch.distributed_run import default_workers, score_chunks
+from lrclr.ranks import Ranks
 from lrclr.batch.prediction_csv import write_csv
 from lrclr.batch.preparing import collate, load_input, prepare_input
 from lrclr.batch.run_folder import RunFolder, RunPlan
@@ -194,12 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out-json", type=Path)
     args = parser.parse_args(argv)
-    result = {
-        "command": "python -m benchmarks.archive_throughput " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
-        **measure(args),
-    }
+    result = {**torch_run_header("archive_throughput", argv), **measure(args)}
     emit(result, args.out_json)
     return 0
 

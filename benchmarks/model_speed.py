@@ -21,7 +21,6 @@ machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.report import emit, git_commit
+from benchmarks.report import emit, torch_run_header
 from lrclr.demo import load_gallery
 from lrclr.model.device import PRECISIONS, autocast
 from lrclr.model.lrclr_model import LRCLRModel
@@ -174,12 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", default=DEFAULT_CASE, help="demo case id")
     parser.add_argument("--out-json", type=Path)
     args = parser.parse_args(argv)
-    result = {
-        "command": "python -m benchmarks.model_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
-        **measure(args.device, args.precision, args.repeats, args.case),
-    }
+    result = {**torch_run_header("model_speed", argv), **measure(args.device, args.precision, args.repeats, args.case)}
     emit(result, args.out_json)
     return 0
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 
@@ -29,3 +32,14 @@ def emit(result: dict, out_json: Path | None) -> None:
     if out_json:
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(text + "\n", encoding="utf-8")
+
+
+def torch_run_header(module: str, argv: list[str] | None) -> dict:
+    """The fields a torch benchmark's JSON opens with: its exact command, the machine, date and commit."""
+    import torch
+
+    return {
+        "command": f"python -m benchmarks.{module} " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
+    }

@@ -94,7 +94,7 @@ def is_folder_out(out: str) -> bool:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from lrclr.batch.distributed_run import Ranks
+    from lrclr.ranks import Ranks
 
     if args.reports is not None and not args.reports.is_dir():
         raise LRCLRError(f"--reports {args.reports} is not a folder")

@@ -34,36 +34,12 @@ from lrclr.batch.scoring import batch_results, default_batch_size, model_scores
 from lrclr.batch.sources import open_source
 from lrclr.errors import LRCLRError
 from lrclr.imaging.input_check import InputReference
+from lrclr.ranks import Ranks
 
 # A rank that finishes its share waits at the final barrier for the slowest one; over 10^6 files
 # on CPUs that can be many hours, so the default 30 minutes would abort a healthy run. A rank that
 # dies is not waited for: torchrun stops the others.
 BARRIER_TIMEOUT = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """torchrun's view of this process (one process without torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-
-    @classmethod
-    def from_environment(cls) -> "Ranks":
-        env = os.environ
-        world = int(env.get("WORLD_SIZE", "1"))
-        return cls(int(env.get("RANK", "0")), world, int(env.get("LOCAL_RANK", "0")),
-                   int(env.get("LOCAL_WORLD_SIZE", str(world))))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from train.commands.calibrate import expected_calibration_error
 from train.evaluation.report import json_safe
 from train.training.fit import add_arguments as add_fit_arguments
 from train.training.fit import hardware_description
-from train.training.distributed import DistributedContext
+from lrclr.ranks import Ranks
 from lrclr.trust.map_checks import REFERENCE_PHRASES
 from train.evaluation.map_specificity import map_specificity
 from train.evaluation.oof import OutOfFold, paired, summarize
@@ -131,7 +131,7 @@ def _train_fold(fold_config, train_view, shared, indices, device, resume: bool):
     from train.training.trainer import Trainer
 
     # One line per fold instead of a progress bar per fold.
-    trainer = Trainer(fold_config, train_view, None, DistributedContext(0, 1, 0), device, resume=resume,
+    trainer = Trainer(fold_config, train_view, None, Ranks(), device, resume=resume,
                       show_progress=False, shared_cache=(shared, indices) if shared is not None else None)
     trainer.fit()
     return trainer
@@ -245,7 +245,7 @@ def write_predictions(data: CrossValidationData, config: TrainConfig, args, logi
             "fold_rule": f"train.datasets.splits.patient_folds(patient_ids, {args.folds}, seed={config.split_seed})",
             "dataset": config.dataset, "extra_train": config.extra_train, "n_extra_train": data.n_extra,
             "held_out_findings": list(config.held_out_findings), "code_version": code_version(),
-            "hardware": hardware_description(device, DistributedContext(0, 1, 0))}
+            "hardware": hardware_description(device, Ranks())}
     image_ids, patients = _image_ids(data.dataset), list(data.dataset.patient_ids())
     image_ids, patients = [image_ids[r] for r in rows], [patients[r] for r in rows]
     runs = {}

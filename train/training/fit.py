@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from lrclr.model.weights import code_version
-from train.training.distributed import DistributedContext, setup_distributed, teardown_distributed
+from lrclr.ranks import Ranks
+from train.training.distributed import setup_distributed, teardown_distributed
 from train.training.run_config import TrainConfig
 
 
@@ -34,7 +35,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware_description(device: torch.device, context: DistributedContext) -> str:
+def hardware_description(device: torch.device, context: Ranks) -> str:
     if device.type == "cuda":
         what = f"{context.world_size} x {torch.cuda.get_device_name(device)}"
     else:
@@ -46,7 +47,7 @@ def _wants_cuda(preference: str) -> bool:
     return preference == "cuda" or (preference == "auto" and torch.cuda.is_available())
 
 
-def _device(preference: str, context: DistributedContext) -> torch.device:
+def _device(preference: str, context: Ranks) -> torch.device:
     return torch.device("cuda", context.local_rank) if _wants_cuda(preference) else torch.device("cpu")
 
 
@@ -78,7 +79,7 @@ def run_training(config: TrainConfig, command: str, resume: bool = True, device:
 
 
 def _write_run_info(config: TrainConfig, command: str, splits, train_set, device: torch.device,
-                    context: DistributedContext) -> None:
+                    context: Ranks) -> None:
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     info = {

@@ -30,7 +30,8 @@ from lrclr.findings import NIH_FINDINGS
 from lrclr.model.weights import read_folder
 from train.training.objective import Objective
 from train.training.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from train.training.distributed import DistributedContext, mean_across_ranks
+from lrclr.ranks import Ranks
+from train.training.distributed import mean_across_ranks
 from train.training.feature_cache import CachedBatch, FrozenTowerCache
 from train.datasets.held_out import HeldOutView
 from train.datasets.labels import LABEL_FINDINGS
@@ -70,14 +71,14 @@ def build_model(config: TrainConfig) -> LRCLRModel:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, train_set, val_set, context: DistributedContext | None = None,
+    def __init__(self, config: TrainConfig, train_set, val_set, context: Ranks | None = None,
                  device: torch.device | None = None, resume: bool = True, show_progress: bool = True,
                  feedback=None, shared_cache=None):
         self.config = config
         # (SharedCache, this run's indices into its dataset): cross-validation folds share one cache.
         self.shared_cache = shared_cache
         self.feedback = feedback  # train.training.flag_loss.FlagFeedback: learning from annotators' flags
-        self.context = context or DistributedContext(0, 1, 0)
+        self.context = context or Ranks()
         self.device = device or torch.device("cpu")
         self.run_dir = Path(config.output_dir)
         if config.held_out_findings:
