@@ -12,12 +12,12 @@ Statuses follow CheXpert: 1 positive, 0 negative, -1 uncertain, absent = not men
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from lrclr.reports import finding_patterns as fp
-from lrclr.reports.edge_patterns import compile_alternation, compile_cue_alternation, compile_pattern
+from lrclr.reports.edge_patterns import TextScan, WordStartIndex, compile_alternation, compile_cue_alternation, compile_pattern
+from lrclr.reports.scopes import Clauses, Cues, Neighbours, Places
 from lrclr.findings import NIH_FINDINGS  # the one vocabulary of the model, the labeler and the pages
 from lrclr.reports.text import DEID_MARK, Sentence, Span, split_sentences
 
@@ -33,7 +33,7 @@ POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 _NOT_PATHOLOGY = frozenset({"Support Devices", NO_FINDING})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: see Span
 class Mention:
     """One finding mention: where it is, what was decided and which words decided it."""
 
@@ -99,7 +99,7 @@ def _tables():
         name: tuple(compile_pattern(p) for p in fp.FINDING_PATTERNS.get(name, ()))
         for name in ALL_FINDINGS
     }
-    return {
+    tables = {
         "finding": finding,
         "exclude": {name: tuple(compile_pattern(p) for p in ps) for name, ps in fp.EXCLUSIONS.items()},
         "normal": {name: tuple(compile_pattern(p) for p in ps) for name, ps in fp.NORMAL_STATEMENTS.items()},
@@ -112,6 +112,19 @@ def _tables():
         "laterality": tuple((name, compile_pattern(p)) for name, p in fp.LATERALITY),
         "zones": tuple((name, compile_pattern(p)) for name, p in fp.ZONES),
     }
+    # Every pattern above is tried only where a word can start its match (edge_patterns).
+    tables["index"] = WordStartIndex(_every_pattern(tables))
+    return tables
+
+
+def _every_pattern(tables):
+    for key in ("finding", "exclude", "normal"):
+        for patterns in tables[key].values():
+            yield from patterns
+    for key in ("pre_neg", "post_neg", "pre_unc", "post_unc", "pseudo", "boundary"):
+        yield tables[key]
+    for key in ("laterality", "zones"):
+        yield from (pattern for _, pattern in tables[key])
 
 
 def _normalise(text: str) -> str:
@@ -124,61 +137,42 @@ def _normalise(text: str) -> str:
 
 
 def _trigger_spans(match: re.Match) -> tuple[tuple[int, int], ...]:
-    groups = [match.span(i) for i in range(1, (match.re.groups or 0) + 1) if match.span(i)[0] >= 0]
-    return tuple(groups) if groups else (match.span(),)
+    """The spans of the groups that took part (``regs`` holds the whole match's, then each group's,
+    (-1, -1) for one that did not), or the whole match's where there are none."""
+    groups = tuple(span for span in match.regs[1:] if span[0] >= 0)
+    return groups or (match.regs[0],)
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _raw_mentions(lowered: str, name: str) -> list[tuple[tuple[int, int], ...]]:
+def _raw_mentions(scan: TextScan, name: str) -> list[tuple[tuple[int, int], ...]]:
     """Trigger spans of each non-excluded, non-overlapping match of one finding's patterns."""
     tables = _tables()
-    excluded = [m.span() for p in tables["exclude"].get(name, ()) for m in p.finditer(lowered)]
+    matches = [_trigger_spans(match) for pattern in tables["finding"][name] for match in scan.finditer(pattern)]
+    if not matches:
+        return []  # the usual case: no need to look for the look-alikes
+    excluded = [m.span() for p in tables["exclude"].get(name, ()) for m in scan.finditer(p)]
     found: list[tuple[tuple[int, int], ...]] = []
-    for pattern in tables["finding"][name]:
-        for match in pattern.finditer(lowered):
-            spans = _trigger_spans(match)
-            if any(_overlaps(s, e) for s in spans for e in excluded):
-                continue
-            if any(_overlaps(s, t) for s in spans for other in found for t in other):
-                continue  # the same words already triggered this finding through another pattern
-            found.append(spans)
+    for spans in matches:
+        if any(_overlaps(s, e) for s in spans for e in excluded):
+            continue
+        if any(_overlaps(s, t) for s in spans for other in found for t in other):
+            continue  # the same words already triggered this finding through another pattern
+        found.append(spans)
     return found
 
 
-@dataclass(frozen=True)
-class _Clauses:
-    """Clause boundaries of one text, found once: every mention's clause is then a bisection,
-    not a rescan of the text (a rescan per mention made labelling quadratic in sentence length)."""
-
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
-    length: int
-
-    @classmethod
-    def of(cls, lowered: str) -> "_Clauses":
-        spans = [m.span() for m in _tables()["boundary"].finditer(lowered)]
-        return cls(tuple(s for s, _ in spans), tuple(e for _, e in spans), len(lowered))
-
-    def around(self, start: int, end: int) -> tuple[int, int]:
-        """The clause around [start, end): cue scopes stop at its edges."""
-        before = bisect_right(self.ends, start)
-        after = bisect_left(self.starts, end)
-        return (self.ends[before - 1] if before else 0,
-                self.starts[after] if after < len(self.starts) else self.length)
-
-
-def _cues(lowered: str) -> list[tuple[int, int, str, str]]:
+def _cues(scan: TextScan) -> list[tuple[int, int, str, str]]:
     """(start, end, kind, position) for every cue; pseudo-negations and hedges that contain a
     negation word ("cannot be excluded") silence the negation cues they overlap."""
     tables = _tables()
-    pseudo = [m.span() for m in tables["pseudo"].finditer(lowered)]
+    pseudo = [m.span() for m in scan.finditer(tables["pseudo"])]
     cues: list[tuple[int, int, str, str]] = []
     for key, kind, where in (("pre_unc", "uncertainty", "pre"), ("post_unc", "uncertainty", "post"),
                              ("pre_neg", "negation", "pre"), ("post_neg", "negation", "post")):
-        for match in tables[key].finditer(lowered):
+        for match in scan.finditer(tables[key]):
             span = match.span()
             if span[0] == span[1] or any(_overlaps(span, p) for p in pseudo):
                 continue
@@ -188,88 +182,13 @@ def _cues(lowered: str) -> list[tuple[int, int, str, str]]:
     return cues
 
 
-@dataclass(frozen=True)
-class _Cues:
-    """A text's cues (see ``_cues``) with their starts sorted, so that a mention looks only at the
-    cues inside its clause (looking at all of them made labelling quadratic in sentence length)."""
-
-    cues: tuple[tuple[int, int, str, str], ...]  # in the order _cues found them: ties go to the first
-    by_start: tuple[int, ...]  # indices into cues, ordered by start
-    starts: tuple[int, ...]  # cues[i][0] for i in by_start
-
-    @classmethod
-    def of(cls, cues: list[tuple[int, int, str, str]]) -> "_Cues":
-        by_start = tuple(sorted(range(len(cues)), key=lambda i: cues[i][0]))
-        return cls(tuple(cues), by_start, tuple(cues[i][0] for i in by_start))
-
-    def starting_in(self, start: int, end: int):
-        """The cues that start in [start, end], in the order they were found."""
-        chosen = self.by_start[bisect_left(self.starts, start):bisect_right(self.starts, end)]
-        return [self.cues[i] for i in sorted(chosen)]
-
-
-def _decide(clauses: _Clauses, triggers, cues: _Cues) -> tuple[int, tuple[int, int] | None, str]:
+def _decide(triggers, clause: tuple[int, int], cues: Cues) -> tuple[int, tuple[int, int] | None, str]:
     """Status from the cue nearest to the trigger words inside their clause."""
-    first, last = triggers[0], triggers[-1]
-    clause_start, clause_end = clauses.around(first[0], last[1])
-    best = None
-    for start, end, kind, where in cues.starting_in(clause_start, clause_end):
-        if any(_overlaps((start, end), t) for t in triggers):
-            continue
-        if where == "pre" and clause_start <= start and end <= last[0]:
-            distance = max(0, first[0] - end)
-        elif where == "post" and first[1] <= start and end <= clause_end:
-            distance = max(0, start - last[1])
-        else:
-            continue
-        if best is None or distance < best[0]:
-            best = (distance, (start, end), kind)
-    if best is None:
+    found = cues.nearest(triggers, *clause)
+    if found is None:
         return POSITIVE, None, ""
-    return (NEGATIVE if best[2] == "negation" else UNCERTAIN), best[1], best[2]
-
-
-def _places(lowered: str, table) -> list[tuple[int, int, str]]:
-    """(start, end, name) of every laterality or zone word, in table then text order: found once
-    per text, not once per mention."""
-    return [(m.start(), m.end(), name) for name, pattern in table for m in pattern.finditer(lowered)]
-
-
-def _nearest(places, clauses: _Clauses, triggers, window: tuple[int, int]) -> str:
-    """The laterality or zone word nearest to the triggers, inside their clause and ``window``
-    (the stretch not closer to another finding's words), never one of the trigger words."""
-    clause_start, clause_end = clauses.around(triggers[0][0], triggers[-1][1])
-    start, end = max(clause_start, window[0]), min(clause_end, window[1])
-    best = None
-    for place_start, place_end, name in places:
-        if place_start < start or place_end > end or any(_overlaps((place_start, place_end), t) for t in triggers):
-            continue
-        distance = min(abs(place_start - triggers[-1][1]), abs(triggers[0][0] - place_end))
-        if best is None or distance < best[0]:
-            best = (distance, name)
-    return best[1] if best else ""
-
-
-@dataclass(frozen=True)
-class _Neighbours:
-    """Where a text's mentions start and end, sorted, for ``window``."""
-
-    ends: tuple[int, ...]  # each mention's last trigger end
-    starts: tuple[int, ...]  # each mention's first trigger start
-    length: int
-
-    @classmethod
-    def of(cls, all_triggers, length: int) -> "_Neighbours":
-        return cls(tuple(sorted(t[-1][1] for t in all_triggers)), tuple(sorted(t[0][0] for t in all_triggers)), length)
-
-    def window(self, triggers) -> tuple[int, int]:
-        """From the end of the previous other mention to the start of the next one: "right
-        basilar atelectasis, no pneumothorax" gives the pneumothorax no side. (A mention that
-        ends before these triggers start, or starts after they end, cannot share their words.)"""
-        before = bisect_right(self.ends, triggers[0][0])
-        after = bisect_left(self.starts, triggers[-1][1])
-        return (self.ends[before - 1] if before else 0,
-                self.starts[after] if after < len(self.starts) else self.length)
+    kind, span = found
+    return (NEGATIVE if kind == "negation" else UNCERTAIN), span, kind
 
 
 def label_sentence(sentence: Sentence | str) -> SentenceLabels:
@@ -278,8 +197,8 @@ def label_sentence(sentence: Sentence | str) -> SentenceLabels:
     if isinstance(sentence, str):
         sentence = Sentence(sentence, 0, len(sentence), "")
     text = sentence.text
-    mentions = tuple(_shifted(m, sentence.start + start)
-                     for start, end in _pieces(text) for m in _label_text(text[start:end]))
+    mentions = tuple(_mention(found, sentence.start + start)
+                     for start, end in _pieces(text) for found in _label_text(text[start:end]))
     return SentenceLabels(sentence, mentions)
 
 
@@ -321,64 +240,75 @@ def _fallback_cut(text: str, start: int, limit: int) -> int:
     return space if space > start else limit
 
 
-def _shifted(mention: Mention, offset: int) -> Mention:
-    if offset == 0:
-        return mention
-    return replace(
-        mention,
-        triggers=tuple(Span(s.start + offset, s.end + offset) for s in mention.triggers),
-        cue=Span(mention.cue.start + offset, mention.cue.end + offset) if mention.cue else None,
-    )
+# One decided mention, offsets into its text: (finding, status, trigger spans, cue span or None,
+# cue kind, laterality, zone). Plain tuples, made into ``Mention``s once their offset is known.
+_Decided = tuple[str, int, tuple[tuple[int, int], ...], tuple[int, int] | None, str, str, str]
 
 
 # Reports repeat the same sentences ("No pneumothorax or pleural effusion.") thousands of times,
-# so labeling is cached per sentence text; offsets are shifted afterwards.
+# so labeling is cached per sentence text; offsets are shifted afterwards. Only sentences up to
+# this long are kept: longer ones (pieces of a report without periods) hardly ever recur, and
+# 50,000 of them would hold 100 MB.
+_CACHED_CHARS = 500
+
+
+def _label_text(text: str) -> tuple[_Decided, ...]:
+    return _label_short_text(text) if len(text) <= _CACHED_CHARS else _label_any_text(text)
+
+
 @lru_cache(maxsize=50_000)
-def _label_text(text: str) -> tuple[Mention, ...]:
-    lowered = _normalise(text)
-    found = [(name, triggers, None) for name in ALL_FINDINGS for triggers in _raw_mentions(lowered, name)]
-    found += _normal_statements(lowered, found)
+def _label_short_text(text: str) -> tuple[_Decided, ...]:
+    return _label_any_text(text)
+
+
+def _label_any_text(text: str) -> tuple[_Decided, ...]:
+    tables = _tables()
+    scan = tables["index"].scan(_normalise(text))
+    found = [(name, triggers, None) for name in ALL_FINDINGS for triggers in _raw_mentions(scan, name)]
+    found += _normal_statements(scan, found)
     if not found:
         return ()  # most text mentions no finding: no need to look for cues and clauses
-    clauses = _Clauses.of(lowered)
-    cues = _Cues.of(_cues(lowered))
-    tables = _tables()
-    places = (_places(lowered, tables["laterality"]), _places(lowered, tables["zones"]))
-    neighbours = _Neighbours.of([triggers for _, triggers, _ in found], len(lowered))
-    mentions = []
-    for name, triggers, normal in found:
-        status, cue, kind = (NEGATIVE, normal, "normal statement") if normal else _decide(clauses, triggers, cues)
-        window = neighbours.window(triggers)
-        mentions.append(_mention(places, clauses, name, status, triggers, cue, kind, window))
+    clauses = Clauses.of(scan, tables["boundary"])
+    cues = Cues.of(_cues(scan))
+    laterality, zone = Places.of(scan, tables["laterality"]), Places.of(scan, tables["zones"])
+    neighbours = Neighbours.of([triggers for _, triggers, _ in found], len(text))
     order = {name: index for index, name in enumerate(ALL_FINDINGS)}
-    mentions.sort(key=lambda m: (m.triggers[0].start, order[m.finding]))
-    return tuple(mentions)
+    decided = []
+    for name, triggers, normal in sorted(found, key=lambda f: (f[1][0][0], order[f[0]])):
+        clause = clauses.around(triggers[0][0], triggers[-1][1])
+        status, cue, kind = (NEGATIVE, normal, "normal statement") if normal else _decide(triggers, clause, cues)
+        window = neighbours.window(triggers)
+        decided.append((name, status, triggers, cue, kind,
+                        laterality.nearest(triggers, clause, window), zone.nearest(triggers, clause, window)))
+    return tuple(decided)
 
 
-def _normal_statements(lowered, found):
+def _normal_statements(scan: TextScan, found):
     """Denials without a negation word ("heart size is normal"), unless the same words already
     triggered the finding (then the cue logic decides)."""
     out: list[tuple[str, tuple[tuple[int, int], ...], tuple[int, int]]] = []
     for name, patterns in _tables()["normal"].items():
+        taken = [t for n, triggers, _ in found if n == name for t in triggers]
         for pattern in patterns:
-            for match in pattern.finditer(lowered):
+            for match in scan.finditer(pattern):
                 span = match.span()
-                taken = [t for n, triggers, _ in found + out if n == name for t in triggers]
                 if not any(_overlaps(span, t) for t in taken):
                     out.append((name, (span,), span))
+                    taken.append(span)
     return out
 
 
-def _mention(places, clauses, name, status, triggers, cue, kind, window) -> Mention:
-    laterality_places, zone_places = places
+def _mention(found, offset: int) -> Mention:
+    """A ``Mention`` from one of ``_label_text``'s tuples, its spans moved by ``offset``."""
+    name, status, triggers, cue, kind, laterality, zone = found
     return Mention(
         finding=name,
         status=status,
-        triggers=tuple(Span(s, e) for s, e in triggers),
-        cue=Span(*cue) if cue else None,
+        triggers=tuple(Span(start + offset, end + offset) for start, end in triggers),
+        cue=Span(cue[0] + offset, cue[1] + offset) if cue else None,
         cue_kind=kind,
-        laterality=_nearest(laterality_places, clauses, triggers, window),
-        zone=_nearest(zone_places, clauses, triggers, window),
+        laterality=laterality,
+        zone=zone,
     )
 
 

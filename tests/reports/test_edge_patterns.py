@@ -6,7 +6,8 @@ import pytest
 
 from tests.support.paths import require_shared
 from lrclr.reports import finding_patterns as fp
-from lrclr.reports.edge_patterns import EdgeFirstPattern, compile_alternation, compile_cue_alternation, compile_pattern
+from lrclr.reports.edge_patterns import (EdgeFirstPattern, WordStartIndex, compile_alternation, compile_cue_alternation,
+                                         compile_pattern)
 from lrclr.reports.labeler import _normalise
 
 _SAMPLE = _normalise(
@@ -55,6 +56,45 @@ def test_every_labeler_pattern_finds_the_same_matches_fast_and_plain(shared):
     for text in texts:
         assert _matches(compile_alternation(fp.CLAUSE_BOUNDARIES), text) == \
             _matches(compile_alternation(fp.CLAUSE_BOUNDARIES, fast=False), text)
+
+
+def _every_compiled_pattern():
+    """(fast, plain) for every pattern and alternation the labeler compiles."""
+    pairs = [(compile_pattern(p), compile_pattern(p, fast=False)) for p in _all_single_patterns()]
+    for cues in (fp.PRE_NEGATION, fp.POST_NEGATION, fp.PRE_UNCERTAINTY, fp.POST_UNCERTAINTY, fp.PSEUDO_NEGATION):
+        pairs.append((compile_cue_alternation(cues), compile_cue_alternation(cues, fast=False)))
+    pairs.append((compile_alternation(fp.CLAUSE_BOUNDARIES), compile_alternation(fp.CLAUSE_BOUNDARIES, fast=False)))
+    return pairs
+
+
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.shared_data)],
+                         ids=["sample", "openi"])
+def test_patterns_tried_only_where_a_word_starts_find_the_same_matches(shared):
+    """The labeler's path: one ``WordStartIndex`` over all its patterns, each tried only where a
+    word opens with one of its literal starts."""
+    pairs = _every_compiled_pattern()
+    index = WordStartIndex(fast for fast, _ in pairs)
+    assert len(index._key) > 60  # nearly every pattern goes through the index
+    for text in _texts(shared):
+        scan = index.scan(text)
+        for fast, plain in pairs:
+            assert _matches_of(scan.finditer(fast), fast.groups) == _matches(plain, text), getattr(plain, "pattern", plain)
+
+
+def test_a_word_start_index_tries_a_pattern_at_no_other_place():
+    pattern = compile_pattern(r"\b(?:broncho)?(pneumonia)\b")
+    assert pattern.word_prefixes == ("bronchop", "pneumoni")  # starts are cut to 8 characters
+    text = "pneumonia, bronchopneumonia; xpneumonia pneumonias _pneumonia 2pneumonia pneumonia"
+    scan = WordStartIndex([pattern]).scan(text)
+    assert [m.span(1) for m in scan.finditer(pattern)] == [(0, 9), (18, 27), (73, 82)]
+    assert [m.span(1) for m in scan.finditer(pattern)] == [m.span(1) for m in pattern.finditer(text)]
+    # A pattern the index does not hold is searched the plain way.
+    other = compile_pattern(r"\bbronch\w*")
+    assert [m.group() for m in scan.finditer(other)] == ["bronchopneumonia"]
+
+
+def _matches_of(found, groups):
+    return [(m.span(), tuple(m.span(g) for g in range(1, groups + 1))) for m in found]
 
 
 def test_a_leading_boundary_over_a_top_level_alternation_is_not_lifted():
