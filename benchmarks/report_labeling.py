@@ -1,6 +1,6 @@
 """Report labelling time against report length, for reports without sentence ends (issue #17).
 
-    python -m benchmarks.report_labeling --sizes 20000 200000 2000000 --repeats 3 --out-json docs/benchmarks/report_labeling.json
+    python -m benchmarks.report_labeling --sizes 20000 200000 2000000 --repeats 5 --out-json docs/benchmarks/report_labeling.json
 
 A "single-sentence" report is real OpenI sentences (``../shared/data/openi-reports``; synthetic
 report phrases when absent) in random order with every ``.``, ``!`` and ``?`` removed, so the

@@ -212,18 +212,30 @@ class MergedPatterns:
 
     def finditer(self, text: str, pos: int = 0, endpos: int | None = None) -> Iterator[re.Match]:
         endpos = len(text) if endpos is None else endpos
-        return self.merged(part.finditer(text, pos, endpos) for part in self.parts)
+        return iter(self.merged(part.finditer(text, pos, endpos) for part in self.parts))
 
     @staticmethod
-    def merged(part_matches: Iterable[Iterable[re.Match]]) -> Iterator[re.Match]:
-        """One stream from each part's matches, in the parts' order."""
-        found = sorted(((m.start(), order, m) for order, matches in enumerate(part_matches) for m in matches),
-                       key=lambda item: item[:2])
-        end = -1
-        for start, _, match in found:
-            if start >= end:
-                yield match
-                end = match.end()
+    def merged(part_matches: Iterable[Iterable[re.Match]]) -> list[re.Match]:
+        """What ``finditer`` gives, from each part's matches found already (each in text order)."""
+        found = [list(matches) for matches in part_matches]
+        if sum(1 for matches in found if matches) <= 1:
+            return next((matches for matches in found if matches), [])  # the usual case: nothing to merge
+        ordered = sorted(((m.start(), order, m) for order, matches in enumerate(found) for m in matches),
+                         key=_start_and_order)
+        return list(_non_overlapping(ordered))
+
+
+def _non_overlapping(ordered: Iterable[tuple[int, int, re.Match]]) -> Iterator[re.Match]:
+    """Matches in order of (start, part), each dropped that starts inside the one before it."""
+    end = -1
+    for start, _, match in ordered:
+        if start >= end:
+            yield match
+            end = match.end()
+
+
+def _start_and_order(item: tuple[int, int, re.Match]) -> tuple[int, int]:
+    return item[0], item[1]
 
 
 def compile_alternation(patterns, fast: bool = True):

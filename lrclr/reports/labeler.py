@@ -304,7 +304,7 @@ def _mention(found, offset: int) -> Mention:
     return Mention(
         finding=name,
         status=status,
-        triggers=tuple(Span(start + offset, end + offset) for start, end in triggers),
+        triggers=tuple([Span(start + offset, end + offset) for start, end in triggers]),
         cue=Span(cue[0] + offset, cue[1] + offset) if cue else None,
         cue_kind=kind,
         laterality=laterality,

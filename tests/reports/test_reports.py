@@ -187,3 +187,23 @@ def test_many_periods_in_one_sentence_cost_linear_time():
     sentences = split_sentences(text)
     assert len(sentences) == 1 and sentences[0].end == len(text)
     assert growth_ratio(split_sentences, report(2_000), report(20_000)) < 25
+
+
+def test_headers_are_tried_only_where_one_may_start_with_the_same_matches():
+    """``_header_matches`` tries the header pattern at line starts and after sentence ends only;
+    it must find what searching every position finds."""
+    import random
+
+    from lrclr.reports import text as report_text
+
+    pieces = ["FINDINGS:", "Impression :", "  HISTORY:", "\n", ". ", ".  ", "!\n", "?\t", "no effusion",
+              "WET READ:", "XXXX XXXX:", "a: b", "   ", "\n\n", "CLINICAL HISTORY:", "Comparison:", "TECHNIQUE :",
+              "\r", "\x0c", ".\r"]
+    rng = random.Random(1)
+    found = 0
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
+        every_position = [(m.span(), m.group("name")) for m in report_text._HEADER_RE.finditer(text)]
+        assert [(m.span(), m.group("name")) for m in report_text._header_matches(text)] == every_position, text
+        found += len(every_position)
+    assert found > 3000
