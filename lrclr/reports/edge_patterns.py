@@ -105,12 +105,14 @@ class WordStartIndex:
 
     def __init__(self, patterns: Iterable):
         self._key: dict[int, int] = {}  # id(pattern) -> its number here
+        self._patterns: list = []  # held, so that no other object can take a held pattern's id
         self._by_prefix: dict[str, list[int]] = {}
         for pattern in _flattened(patterns):
             prefixes = getattr(pattern, "word_prefixes", None)
             if prefixes is None or id(pattern) in self._key:
                 continue
             self._key[id(pattern)] = key = len(self._key)
+            self._patterns.append(pattern)
             for prefix in prefixes:
                 self._by_prefix.setdefault(prefix, []).append(key)
         self._longest = max((len(prefix) for prefix in self._by_prefix), default=0)
