@@ -271,7 +271,7 @@ def _label_any_text(text: str) -> tuple[_Decided, ...]:
     clauses = Clauses.of(scan, tables["boundary"])
     cues = Cues.of(_cues(scan))
     laterality, zone = Places.of(scan, tables["laterality"]), Places.of(scan, tables["zones"])
-    neighbours = Neighbours.of([triggers for _, triggers, _ in found], len(text))
+    neighbours = Neighbours.of([triggers for _, triggers, _ in found], len(scan.text))
     order = {name: index for index, name in enumerate(ALL_FINDINGS)}
     decided = []
     for name, triggers, normal in sorted(found, key=lambda f: (f[1][0][0], order[f[0]])):
