@@ -128,8 +128,14 @@ def _every_pattern(tables):
 
 
 def _normalise(text: str) -> str:
-    """Lower-case with every ``XXXX`` replaced by ``####``: same length, matches no word."""
-    return re.sub(DEID_MARK, "#" * len(DEID_MARK), text, flags=re.IGNORECASE).lower()
+    """Lower-case with every ``XXXX`` replaced by ``####``: same length, matches no word. A
+    character whose lower case is longer ("İ" becomes "i" and a combining dot) stays as it is,
+    so that every span found in the result is a span of the report."""
+    marked = re.sub(DEID_MARK, "#" * len(DEID_MARK), text, flags=re.IGNORECASE)
+    lowered = marked.lower()
+    if len(lowered) == len(marked):
+        return lowered
+    return "".join(low if len(low := char.lower()) == 1 else char for char in marked)
 
 
 # ---------------------------------------------------------------------------------------------

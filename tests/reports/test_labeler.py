@@ -211,3 +211,12 @@ def test_a_long_sentence_is_labelled_clause_by_clause_with_the_same_result():
         offset += len(clause) + 2
     assert len(text) > 4_000
     assert [(m.finding, m.status, m.laterality, m.zone, m.triggers[0].start) for m in whole] == one_by_one
+
+
+def test_spans_stay_on_the_report_when_a_letter_lower_cases_to_two():
+    """"İ" lower-cases to "i" plus a combining dot: without care every span after it moved."""
+    text = "İİİ small left effusion. XXXX İstanbul: no pneumothorax"
+    labels = label_report(text)
+    spans = {m.finding: text[m.triggers[0].start:m.triggers[0].end] for m in labels.mentions}
+    assert spans == {"Effusion": "effusion", "Pneumothorax": "pneumothorax"}
+    assert labels.labels["Effusion"] == 1 and labels.labels["Pneumothorax"] == 0
