@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from lrclr.reports import finding_patterns as fp
 from lrclr.reports.edge_patterns import TextScan, WordStartIndex, compile_alternation, compile_cue_alternation, compile_pattern
-from lrclr.reports.scopes import Clauses, Cues, Neighbours, Places
+from lrclr.reports.scopes import Cues, Edges, Places
 from lrclr.findings import NIH_FINDINGS  # the one vocabulary of the model, the labeler and the pages
 from lrclr.reports.text import DEID_MARK, Sentence, Span, split_sentences
 
@@ -274,16 +274,16 @@ def _label_any_text(text: str) -> tuple[_Decided, ...]:
     found += _normal_statements(scan, found)
     if not found:
         return ()  # most text mentions no finding: no need to look for cues and clauses
-    clauses = Clauses.of(scan, tables["boundary"])
+    clauses = Edges.of_boundaries(scan, tables["boundary"])
     cues = Cues.of(_cues(scan))
     laterality, zone = Places.of(scan, tables["laterality"]), Places.of(scan, tables["zones"])
-    neighbours = Neighbours.of([triggers for _, triggers, _ in found], len(scan.text))
+    neighbours = Edges.of_mentions([triggers for _, triggers, _ in found], len(scan.text))
     order = {name: index for index, name in enumerate(ALL_FINDINGS)}
     decided = []
     for name, triggers, normal in sorted(found, key=lambda f: (f[1][0][0], order[f[0]])):
         clause = clauses.around(triggers[0][0], triggers[-1][1])
         status, cue, kind = (NEGATIVE, normal, "normal statement") if normal else _decide(triggers, clause, cues)
-        window = neighbours.window(triggers)
+        window = neighbours.around(triggers[0][0], triggers[-1][1])
         decided.append((name, status, triggers, cue, kind,
                         laterality.nearest(triggers, clause, window), zone.nearest(triggers, clause, window)))
     return tuple(decided)

@@ -15,21 +15,31 @@ from lrclr.reports.edge_patterns import TextScan
 
 
 @dataclass(frozen=True)
-class Clauses:
-    """Clause boundaries of one text, found once: every mention's clause is then a bisection,
-    not a rescan of the text (a rescan per mention made labelling quadratic in sentence length)."""
+class Edges:
+    """Where a text's spans start and end, sorted: the clause boundaries (cue scopes stop at
+    them), or the finding mentions (a laterality word belongs to the nearest one). ``around`` a
+    stretch is a bisection each way, not a rescan of the text (a rescan per mention made
+    labelling quadratic in sentence length)."""
 
     starts: tuple[int, ...]
     ends: tuple[int, ...]
     length: int
 
     @classmethod
-    def of(cls, scan: TextScan, boundary) -> "Clauses":
+    def of_boundaries(cls, scan: TextScan, boundary) -> "Edges":
         spans = [m.span() for m in scan.finditer(boundary)]
         return cls(tuple(s for s, _ in spans), tuple(e for _, e in spans), len(scan.text))
 
+    @classmethod
+    def of_mentions(cls, all_triggers, length: int) -> "Edges":
+        """Each mention from its first trigger's start to its last trigger's end."""
+        return cls(tuple(sorted(t[0][0] for t in all_triggers)), tuple(sorted(t[-1][1] for t in all_triggers)), length)
+
     def around(self, start: int, end: int) -> tuple[int, int]:
-        """The clause around [start, end): cue scopes stop at its edges."""
+        """From the last end at or before ``start`` to the first start at or after ``end``: the
+        clause around [start, end), or the stretch not closer to another mention ("right basilar
+        atelectasis, no pneumothorax" gives the pneumothorax no side). A mention's own edges
+        never count: its end lies after its start, its start before its end."""
         before = bisect_right(self.ends, start)
         after = bisect_left(self.starts, end)
         return (self.ends[before - 1] if before else 0,
@@ -49,8 +59,8 @@ class Cues:
 
     @classmethod
     def of(cls, cues: list[tuple[int, int, str, str]]) -> "Cues":
-        ordered = sorted((cue + (order,) for order, cue in enumerate(cues)), key=lambda cue: cue[0])
-        return cls(tuple(ordered), tuple(cue[0] for cue in ordered), max((e - s for s, e, _, _ in cues), default=0))
+        ordered = _by_start_keeping_order(cues)
+        return cls(ordered, tuple(cue[0] for cue in ordered), max((e - s for s, e, _, _ in cues), default=0))
 
     def nearest(self, triggers, clause_start: int, clause_end: int):
         """(kind, span) of the cue nearest to ``triggers`` that governs them in their clause: a
@@ -76,6 +86,12 @@ class Cues:
         return None if best is None else (best[3], best[2])
 
 
+def _by_start_keeping_order(items: list) -> tuple:
+    """(start, ...) tuples sorted by start, each with its place in ``items`` appended: the order
+    found, which breaks ties between equally near ones."""
+    return tuple(sorted((item + (order,) for order, item in enumerate(items)), key=lambda item: item[0]))
+
+
 def _overlaps_any(start: int, end: int, spans) -> bool:
     return any(start < span_end and span_start < end for span_start, span_end in spans)
 
@@ -95,9 +111,9 @@ class Places:
 
     @classmethod
     def of(cls, scan: TextScan, table) -> "Places":
-        found = [(m.start(), m.end(), name) for name, pattern in table for m in scan.finditer(pattern)]
-        ordered = sorted((place + (order,) for order, place in enumerate(found)), key=lambda place: place[0])
-        return cls(tuple(ordered), tuple(place[0] for place in ordered))
+        ordered = _by_start_keeping_order([(m.start(), m.end(), name) for name, pattern in table
+                                           for m in scan.finditer(pattern)])
+        return cls(ordered, tuple(place[0] for place in ordered))
 
     def nearest(self, triggers, clause: tuple[int, int], window: tuple[int, int]) -> str:
         """The word nearest to the triggers, inside their clause and ``window`` (the stretch not
@@ -105,31 +121,9 @@ class Places:
         start, end = max(clause[0], window[0]), min(clause[1], window[1])
         best = None
         for place_start, place_end, name, order in self.places[bisect_left(self.starts, start):bisect_right(self.starts, end)]:
-            if place_end > end or any(place_start < t_end and t_start < place_end for t_start, t_end in triggers):
+            if place_end > end or _overlaps_any(place_start, place_end, triggers):
                 continue
             distance = min(abs(place_start - triggers[-1][1]), abs(triggers[0][0] - place_end))
             if best is None or (distance, order) < best[:2]:
                 best = (distance, order, name)
         return best[2] if best else ""
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """Where a text's mentions start and end, sorted, for ``window``."""
-
-    ends: tuple[int, ...]  # each mention's last trigger end
-    starts: tuple[int, ...]  # each mention's first trigger start
-    length: int
-
-    @classmethod
-    def of(cls, all_triggers, length: int) -> "Neighbours":
-        return cls(tuple(sorted(t[-1][1] for t in all_triggers)), tuple(sorted(t[0][0] for t in all_triggers)), length)
-
-    def window(self, triggers) -> tuple[int, int]:
-        """From the end of the previous other mention to the start of the next one: "right
-        basilar atelectasis, no pneumothorax" gives the pneumothorax no side. (A mention that
-        ends before these triggers start, or starts after they end, cannot share their words.)"""
-        before = bisect_right(self.ends, triggers[0][0])
-        after = bisect_left(self.starts, triggers[-1][1])
-        return (self.ends[before - 1] if before else 0,
-                self.starts[after] if after < len(self.starts) else self.length)

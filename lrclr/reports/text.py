@@ -241,6 +241,9 @@ def _headers(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
+_SENTENCE_MARK_RE = re.compile(r"[.!?]")
+
+
 def _header_matches(text: str):
     """``_HEADER_RE.finditer(text)``, tried only where a header may start: at a line start or one
     or two blanks after a sentence end (its opening alternatives). The plain search tries every
@@ -268,9 +271,6 @@ def _header_starts(text: str) -> list[int]:
             if after + 1 < len(text) and text[after + 1].isspace():
                 starts.add(after + 2)
     return sorted(start for start in starts if start <= len(text))
-
-
-_SENTENCE_MARK_RE = re.compile(r"[.!?]")
 
 
 def split_sections(text: str) -> dict[str, str]:

@@ -20,7 +20,11 @@ _SAMPLE = _normalise(
 
 
 def _matches(pattern, text):
-    return [(m.span(), tuple(m.span(g) for g in range(1, pattern.groups + 1))) for m in pattern.finditer(text)]
+    return _matches_of(pattern.finditer(text), pattern.groups)
+
+
+def _matches_of(found, groups):
+    return [(m.span(), tuple(m.span(g) for g in range(1, groups + 1))) for m in found]
 
 
 def _all_single_patterns():
@@ -91,10 +95,6 @@ def test_a_word_start_index_tries_a_pattern_at_no_other_place():
     # A pattern the index does not hold is searched the plain way.
     other = compile_pattern(r"\bbronch\w*")
     assert [m.group() for m in scan.finditer(other)] == ["bronchopneumonia"]
-
-
-def _matches_of(found, groups):
-    return [(m.span(), tuple(m.span(g) for g in range(1, groups + 1))) for m in found]
 
 
 def test_a_leading_boundary_over_a_top_level_alternation_is_not_lifted():
