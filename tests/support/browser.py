@@ -98,6 +98,20 @@ def chromium_page(sync_api, width: int = 1600, height: int = 1200):
 
 
 IDLE_APP = "[data-testid='stApp'][data-test-script-state='notRunning']"
+# One condition, checked in the page at once: the run finished, its status widget is gone and no
+# element is greyed as stale. Checked one after another, a run that starts between two checks
+# (a widget reporting its value after a redraw) passed the first and was waited on by the last.
+_IDLE_NOW = f"""() => document.querySelector("{IDLE_APP}") !== null
+    && document.querySelector("[data-testid='stStatusWidget']") === null
+    && document.querySelector("[data-stale='true']") === null"""
+# What the page was doing, for the failure message when it never became idle.
+_PAGE_STATE = """() => ({
+    script_state: document.querySelector("[data-testid='stApp']")?.getAttribute('data-test-script-state'),
+    status_widget: document.querySelector("[data-testid='stStatusWidget']")?.innerText ?? null,
+    stale: [...document.querySelectorAll("[data-stale='true']")].slice(0, 5).map(e =>
+        (e.firstElementChild?.getAttribute('data-testid') ?? '?') + ': ' + e.innerText.slice(0, 60)),
+})"""
+IDLE_TIMEOUT_MS = 120_000
 
 
 def wait_until_idle(page, settle_ms: int = 300) -> None:
@@ -107,10 +121,17 @@ def wait_until_idle(page, settle_ms: int = 300) -> None:
     delay, so waiting for it to go away can return in the middle of a short run (CI once took a
     screenshot while the viewer was still empty and caught the findings chart instead).
     """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.wait_for_timeout(settle_ms)
-    page.wait_for_selector(IDLE_APP, timeout=120_000)
-    page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=120_000)
-    page.wait_for_selector("[data-stale='true']", state="detached", timeout=120_000)
+    try:
+        page.wait_for_function(_IDLE_NOW, timeout=IDLE_TIMEOUT_MS, polling=100)
+    except PlaywrightTimeout:
+        shot = ARTIFACTS / "not-idle.png"
+        page.screenshot(path=str(shot))
+        raise AssertionError(f"the app was not idle after {IDLE_TIMEOUT_MS // 1000} s: "
+                             f"{page.evaluate(_PAGE_STATE)} (page: {shot}; server log: "
+                             f"{ARTIFACTS / 'streamlit.log'})") from None
     page.wait_for_timeout(settle_ms)
 
 
