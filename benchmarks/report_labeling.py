@@ -9,11 +9,18 @@ is the same sentences with their ends kept: the ordinary case. Each size is labe
 times, each time from a different shuffle (so that the labeler's per-sentence cache cannot help),
 and the median is reported. ``lrclr.reports.text.MAX_REPORT_CHARS`` (20,000) is the longest report the
 app, Batch and the CLI read; the larger sizes measure the labeler itself.
+
+By default the modules the app's Review page runs with (torch, transformers, pandas, streamlit)
+are imported first, so that the heap the labeler works beside is the app's: Python's cyclic garbage
+collector walks every tracked object on a full collection, and a bare process (``--heap bare``)
+holds a thirtieth of them. The JSON records how many objects were tracked.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import json
 import platform
 import random
@@ -48,6 +55,17 @@ def report(pool: list[str], characters: int, seed: int, ends: bool) -> str:
     return " ".join(parts)[:characters]
 
 
+# What the app's process holds while it labels a report: torch and the model code, transformers
+# (its lazy module loads the model classes when one is asked for), pandas and streamlit.
+APP_MODULES = ("lrclr.model.lrclr_model", "transformers", "pandas", "streamlit")
+
+
+def load_app_heap() -> None:
+    for name in APP_MODULES:
+        importlib.import_module(name)
+    importlib.import_module("transformers").AutoModel  # noqa: B018  (loads the model classes)
+
+
 def median_seconds(pool, characters: int, repeats: int, ends: bool) -> float:
     times = []
     for repeat in range(repeats):
@@ -62,8 +80,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000, 2_000_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--heap", choices=["app", "bare"], default="app",
+                        help="app: import what the app runs with first (default); bare: the labeler alone")
     parser.add_argument("--out-json", type=Path, default=None)
     args = parser.parse_args()
+    if args.heap == "app":
+        load_app_heap()
+    tracked_before = len(gc.get_objects())  # the heap beside which the labeler works
     pool, source = sentences()
     label_report("warm up: compile the pattern tables")
     rows = []
@@ -74,7 +97,8 @@ def main() -> None:
                      "ratio_to_floor": round(single / floor, 2), "us_per_character": round(1e6 * single / size, 2)})
         print(f"{size:>9,} chars: one sentence {single:.3f} s, with sentence ends {floor:.3f} s "
               f"(x{single / floor:.2f}), {1e6 * single / size:.2f} us per character", flush=True)
-    result = {"source": source, "repeats": args.repeats, "python": platform.python_version(),
+    result = {"source": source, "repeats": args.repeats, "heap": args.heap, "tracked_objects": tracked_before,
+              "python": platform.python_version(),
               "machine": platform.machine(), "rows": rows}
     if args.out_json:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)

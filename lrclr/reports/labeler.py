@@ -11,7 +11,9 @@ Statuses follow CheXpert: 1 positive, 0 negative, -1 uncertain, absent = not men
 
 from __future__ import annotations
 
+import gc
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -318,9 +320,30 @@ def _mention(found, offset: int) -> Mention:
     )
 
 
+@contextmanager
+def _cyclic_collection_paused():
+    """Defer Python's cyclic garbage collector while a report is labelled.
+
+    Labelling makes tuples, spans and mentions by the ten thousand, none in a reference cycle, so
+    reference counting frees all of them; but each few hundred allocations start a collection, and
+    in the app a full one walks every object torch, transformers and streamlit hold: half of a 2 MB
+    report's time (benchmarks.report_labeling). Re-enabled only if it was on: a caller that switched it off keeps it off,
+    and a second session's thread that starts while this pause is on leaves the ending of it to
+    this one (the pause is process-wide, so that thread may finish with the collector back on).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def label_report(text: str) -> ReportLabels:
     """Labels for a whole report (any text; MIMIC-style headers are understood)."""
-    sentences = tuple(label_sentence(s) for s in split_sentences(text))
+    with _cyclic_collection_paused():
+        sentences = tuple(label_sentence(s) for s in split_sentences(text))
     labels = aggregate(m for s in sentences for m in s.mentions)
     # CheXpert's rule: "No Finding" when no pathology is asserted or suspected (devices aside).
     if not any(status != NEGATIVE for name, status in labels.items() if name not in _NOT_PATHOLOGY):

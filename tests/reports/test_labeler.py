@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import random
 
@@ -220,3 +221,27 @@ def test_spans_stay_on_the_report_when_a_letter_lower_cases_to_two():
     spans = {m.finding: text[m.triggers[0].start:m.triggers[0].end] for m in labels.mentions}
     assert spans == {"Effusion": "effusion", "Pneumothorax": "pneumothorax"}
     assert labels.labels["Effusion"] == 1 and labels.labels["Pneumothorax"] == 0
+
+
+def test_labelling_leaves_no_reference_cycles_and_gives_the_garbage_collector_back():
+    """``label_report`` pauses the cyclic garbage collector (a full collection walks the app's whole
+    heap, half of a 2 MB report's time in the app). That is safe only while labelling makes no reference
+    cycles, which a collection afterwards would find; and the collector must come back as it was."""
+    text = _single_sentence_report(20_000, seed=3) + ". " + ". ".join(_PHRASES)
+    gc.collect()
+    gc.disable()
+    try:
+        labels = label_report(text + " the end")  # a text never labelled before: nothing cached
+        left_in_cycles = gc.collect()
+    finally:
+        gc.enable()
+    assert labels.mentions and left_in_cycles == 0
+    assert gc.isenabled()  # on before, on after
+    label_report("No pneumothorax.")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        label_report("Small left effusion.")
+        assert not gc.isenabled()  # a caller that switched it off keeps it off
+    finally:
+        gc.enable()
