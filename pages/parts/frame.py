@@ -4,7 +4,8 @@ Each page calls ``begin()`` before anything else and ``end(frame)`` last. The fr
 ``app.py`` alone: Streamlit also serves ``pages/*.py`` by themselves, and on a fresh server the first
 visit to a page's URL (``/annotate``) runs that file without ``app.py`` until some session has
 called ``st.navigation`` (checked with Streamlit 1.67). Drawn by the page, the frame, and with it the
-sign-in, is there whichever way the page was reached (``tests/app/test_browser_pages.py``).
+sign-in and the app's menu (``pages/parts/navigation.py``), is there whichever way the page was
+reached (``tests/app/test_browser_pages.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from pages.parts.navigation import run_through_the_menu
 from pages.parts.shared import deployment, render_sidebar, require_login, show_model_status
 from pages.parts.tour import follow_tour_link, render_tour
 
@@ -24,6 +26,7 @@ class Frame:
 
 
 def begin() -> Frame:
+    run_through_the_menu()  # before anything is drawn: see pages/parts/navigation.py
     st.set_page_config(page_title="LRCLR Review", layout="wide")
     settings = deployment()
     user = require_login(settings)  # with logins on, nothing below runs until the user signs in
