@@ -99,7 +99,8 @@ def test_replacing_an_upload_mid_run_keeps_the_window_and_the_threshold(page):
         white = (shown.min(axis=-1) > 245).mean()
         assert white < 0.3, f"delay {delay_ms} ms: {white:.0%} of the viewer is white; sliders {sliders}"
         assert sliders["Fallback threshold (findings without an operating point)"] == 0.5, (delay_ms, sliders)
-    assert sliders["Level (grey level (8-bit))"] == 128 and sliders["Width (grey level (8-bit))"] == 256, sliders
+    # .get: a missing slider (once in about six runs here, cause not found yet) is reported with what was there.
+    assert sliders.get("Level (grey level (8-bit))") == 128 and sliders.get("Width (grey level (8-bit))") == 256, sliders
 
 
 def test_keys_open_the_next_case_and_invert_but_not_while_typing(page):
