@@ -95,3 +95,17 @@ def test_invalid_ranges_are_refused():
         RadiographAugment(gamma=(1.2, 0.8))
     with pytest.raises(ValueError, match="hflip_probability"):
         RadiographAugment(hflip_probability=1.5)
+
+
+def test_fixed_test_time_views_start_with_the_image_and_move_it_as_named():
+    from train.evaluation.augmented_views import VIEWS, fixed_views
+
+    image = np.zeros((100, 100), np.float32)
+    image[40:60, 40:60] = 1.0
+    assert fixed_views(1) == (VIEWS[0],) and np.array_equal(VIEWS[0].apply(image), image)
+    right = next(v for v in VIEWS if v.name == "shift right 4%").apply(image)
+    assert np.array_equal(right[40:60, 44:64], image[40:60, 40:60])  # 4 px at 100 px
+    zoomed = next(v for v in VIEWS if v.name == "zoom in 5%").apply(image)
+    assert zoomed.sum() == pytest.approx(image.sum() * 1.05 ** 2, rel=0.05)
+    with pytest.raises(ValueError):
+        fixed_views(len(VIEWS) + 1)

@@ -11,6 +11,7 @@ from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from train.cli import main as train_main
 from train.commands.cross_validate import fold_indices
+from train.evaluation.augmented_views import fixed_views
 from train.evaluation.metrics import finding_auc
 from train.evaluation.oof import OutOfFold, paired, summarize
 from train.datasets.splits import patient_folds
@@ -92,7 +93,7 @@ def _cv_arguments(out, *extra) -> list[str]:
 @pytest.fixture(scope="module")
 def tiny_cv(tmp_path_factory):
     out = tmp_path_factory.mktemp("cv") / "run"
-    assert train_main(_cv_arguments(out, "--score-local-weights", "0")) == 0
+    assert train_main(_cv_arguments(out, "--score-local-weights", "0", "--test-time-views", "3")) == 0
     return out
 
 
@@ -110,16 +111,30 @@ def test_cross_validate_scores_every_image_once_with_its_fold_model(tiny_cv):
     from train.datasets import build_dataset
 
     dataset = build_dataset(json.loads(PHANTOMS))
+    with_views = OutOfFold.load(out / "test-time-views-3")
     for fold in (0, 1):
         model = LRCLRModel.from_pretrained(out / f"fold-{fold}" / "model")
         test = np.flatnonzero(oof.folds == fold)
         scores = model.zero_shot([dataset.sample(int(i)).pixels for i in test], list(oof.findings))
         np.testing.assert_allclose(scores.logits, oof.logits[test], rtol=1e-3, atol=1e-3)
         assert not (out / f"fold-{fold}" / "run" / "checkpoints").exists()
+        # With test-time views: the mean of the model's logits over the image and its first two views.
+        views = fixed_views(3)
+        samples = [dataset.sample(int(i)).pixels for i in test]
+        expected = np.mean([model.zero_shot([v.apply(p) for p in samples], list(oof.findings)).logits for v in views],
+                           axis=0)
+        np.testing.assert_allclose(with_views.logits[test], expected, rtol=1e-3, atol=1e-3)
+        assert not np.allclose(with_views.logits[test], oof.logits[test], atol=1e-4)
+    assert with_views.meta["test_time_views"] == ["identity", "zoom in 5%", "zoom out 5%"]
+    assert summary["test_time_views"]["test-time-views-3"]["macro_auc"] == pytest.approx(summarize(with_views).macro.auc)
+    assert "test-time views" in (out / "summary.md").read_text()
     # A rerun reads the finished folds back instead of training again.
     before = (out / "oof.csv").read_text()
-    assert train_main(_cv_arguments(out, "--score-local-weights", "0")) == 0
+    assert train_main(_cv_arguments(out, "--score-local-weights", "0", "--test-time-views", "3")) == 0
     assert (out / "oof.csv").read_text() == before
+    # Folds scored without views cannot be read back as if they had been.
+    with pytest.raises(SystemExit, match="without test-time-views-4"):
+        train_main(_cv_arguments(out, "--test-time-views", "4"))
 
 
 @pytest.mark.slow  # uses tiny_cv, a 22 s cross-validation run on 2 busy cores

@@ -39,6 +39,7 @@ from train.training.fit import add_arguments as add_fit_arguments
 from train.training.fit import hardware_description
 from lrclr.ranks import Ranks
 from lrclr.trust.map_checks import REFERENCE_PHRASES
+from train.evaluation.augmented_views import VIEWS, View, fixed_views
 from train.evaluation.map_specificity import map_specificity
 from train.evaluation.oof import OutOfFold, paired, summarize
 from train.training.run_config import TrainConfig
@@ -62,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="another run's out-of-fold predictions (folder or oof.json/csv) for paired AUC differences")
     parser.add_argument("--score-local-weights", default="", metavar="W,W,...",
                         help="also score every fold model at these zero_shot_local_weight values (no retraining)")
+    parser.add_argument("--test-time-views", type=int, default=1, metavar="K",
+                        help="also score every fold model averaged over the first K fixed views of each image "
+                             "(train.evaluation.augmented_views; 1: off), written to test-time-views-K/")
     parser.add_argument("--map-images", type=int, default=20,
                         help="test images per fold for map specificity (0: skip)")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep each fold's training checkpoints")
@@ -100,14 +104,32 @@ def fold_indices(folds: np.ndarray, fold: int, n_extra: int) -> tuple[list[int],
     return [i for i in range(n) if folds[i] != fold] + list(range(n, n + n_extra)), np.flatnonzero(folds == fold)
 
 
-def fold_logits(model, samples, findings: Sequence[str], local_weights: Sequence[float | None]) -> dict:
+def fold_logits(model, samples, findings: Sequence[str], local_weights: Sequence[float | None],
+                views: Sequence[View] = ()) -> dict:
     """Raw zero-shot logits (len(samples), F) at each local weight (None: the config's), computed
-    exactly as ``model.zero_shot`` does, with one image encoding for all weights."""
+    exactly as ``model.zero_shot`` does, with one image encoding for all weights; with ``views``
+    (the first one the image itself), also the config weight's logits averaged over those views,
+    under ``views_key(len(views))``."""
+    plain = [sample.pixels for sample in samples]
+    out = _logits_of(model, plain, findings, local_weights)
+    if views:
+        if views[0] != VIEWS[0]:
+            raise ValueError("the first test-time view must be the image itself")
+        others = [_logits_of(model, [view.apply(p) for p in plain], findings, (None,))[None] for view in views[1:]]
+        out[views_key(len(views))] = np.mean([out[None], *others], axis=0)
+    return out
+
+
+def views_key(count: int) -> str:
+    return f"test-time-views-{count}"
+
+
+def _logits_of(model, images, findings, local_weights) -> dict:
     out = {w: [] for w in local_weights}
     with torch.inference_mode():
-        for start in range(0, len(samples), SCORE_BATCH):
-            chunk = samples[start : start + SCORE_BATCH]
-            pixels, letterboxes = prepare_images(chunk, model.config.image_size, model.device_info.device)
+        for start in range(0, len(images), SCORE_BATCH):
+            pixels, letterboxes = prepare_images(images[start : start + SCORE_BATCH], model.config.image_size,
+                                                 model.device_info.device)
             with autocast(model.device_info):
                 features = model.encode_image(pixels, letterboxes)
                 for weight in local_weights:
@@ -187,13 +209,14 @@ def run_fold(data: CrossValidationData, config: TrainConfig, args, fold: int, we
     model = trainer.model.eval()
     model.to_device(device.type)
     samples = [data.evaluation.sample(int(i)) for i in test]
-    scored = fold_logits(model, samples, data.findings, weights)
+    views = fixed_views(args.test_time_views) if args.test_time_views > 1 else ()
+    scored = fold_logits(model, samples, data.findings, weights, views)
     maps = map_specificity(model, samples[: args.map_images]) if args.map_images else {}
     _save_fold_model(Path(fold_config.output_dir), args.out / f"fold-{fold}" / "model", args.keep_checkpoints)
     return {"fold": fold, "n_train": len(indices), "n_test": len(test),
             "training_seconds": round(trainer.state.elapsed_seconds, 1),
             "map_specificity": {k: v.mean_correlation for k, v in maps.items()},
-            "logits": {str(w): scored[w].tolist() for w in weights}}
+            "logits": {str(w): values.tolist() for w, values in scored.items()}}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -205,12 +228,13 @@ def run(args: argparse.Namespace) -> int:
                          "test fold. Pass --init-from-cv DIR (the fold models of an earlier cross-validation) "
                          "or --set init_from=null")
     weights = [None] + [float(w) for w in args.score_local_weights.split(",") if w.strip()]
+    variants = weights + ([views_key(args.test_time_views)] if args.test_time_views > 1 else [])
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
     data = prepare(config, args.folds)
     n = len(data.dataset)
-    logits = {w: np.full((n, len(data.findings)), np.nan) for w in weights}
+    logits = {w: np.full((n, len(data.findings)), np.nan) for w in variants}
     fold_records = []
     done = list(range(args.folds if args.run_folds is None else min(args.run_folds, args.folds)))
     for fold in done:
@@ -224,13 +248,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"fold {fold}: {record['n_test']} test images, trained {record['training_seconds']:.0f} s, "
                   f"map specificity {record['map_specificity']}")
         test = np.flatnonzero(data.folds == fold)
-        for w in weights:
+        for w in variants:
+            if str(w) not in record["logits"]:
+                raise SystemExit(f"{record_path} was scored without {w}: rerun that fold (delete the file) "
+                                 "or leave the option out")
             logits[w][test] = np.array(record["logits"][str(w)], dtype=np.float64)
         fold_records.append(record)
     runs = write_predictions(data, config, args, logits, device, np.flatnonzero(np.isin(data.folds, done)), done)
     summary = build_summary(runs[args.out], config, args, fold_records, time.perf_counter() - started)
-    summary["macro_at_other_local_weights"] = {folder.name: summarize(oof).macro.auc
-                                               for folder, oof in runs.items() if folder != args.out}
+    summary["macro_at_other_local_weights"] = {folder.name: summarize(oof).macro.auc for folder, oof in runs.items()
+                                               if folder != args.out and folder.name.startswith("local-weight")}
+    summary["test_time_views"] = {folder.name: _versus_plain(oof, runs[args.out]) for folder, oof in runs.items()
+                                  if folder.name.startswith("test-time-views")}
     (args.out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
     (args.out / "summary.md").write_text(summary_markdown(summary) + "\n", encoding="utf-8")
     print(summary_markdown(summary))
@@ -250,12 +279,21 @@ def write_predictions(data: CrossValidationData, config: TrainConfig, args, logi
     image_ids, patients = [image_ids[r] for r in rows], [patients[r] for r in rows]
     runs = {}
     for w, values in logits.items():
-        folder = args.out if w is None else args.out / f"local-weight-{w:g}"
+        views = isinstance(w, str)  # views_key: the config's weight, averaged over test-time views
+        folder = args.out if w is None else args.out / (w if views else f"local-weight-{w:g}")
+        local_weight = w if w is not None and not views else _config_local_weight(config)
+        extra = {"test_time_views": [v.name for v in fixed_views(args.test_time_views)]} if views else {}
         oof = OutOfFold(data.findings, image_ids, patients, data.folds[rows], data.labels[rows], values[rows],
-                        {**meta, "zero_shot_local_weight": w if w is not None else _config_local_weight(config)})
+                        {**meta, "zero_shot_local_weight": local_weight, **extra})
         oof.save(folder)
         runs[folder] = oof
     return runs
+
+
+def _versus_plain(with_views: OutOfFold, plain: OutOfFold) -> dict:
+    """Macro AUC with test-time views and its paired difference against the plain scores."""
+    macro = next(d for d in paired(with_views, plain) if d.finding == "macro")
+    return {"macro_auc": summarize(with_views).macro.auc, "paired_vs_plain": dataclasses.asdict(macro)}
 
 
 def _image_ids(dataset) -> list[str]:
@@ -331,4 +369,9 @@ def summary_markdown(summary: dict) -> str:
     if summary.get("macro_at_other_local_weights"):
         lines += ["", f"Macro AUC at other zero-shot local weights (same fold models): "
                       f"{summary['macro_at_other_local_weights']}"]
+    for name, result in summary.get("test_time_views", {}).items():
+        d = result["paired_vs_plain"]
+        lines += ["", f"Averaged over {name.removeprefix('test-time-views-')} test-time views (`{name}/`): macro "
+                      f"{result['macro_auc']:.3f}, against the plain scores {d['difference']:+.3f} "
+                      f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (paired)"]
     return "\n".join(lines)

@@ -61,6 +61,14 @@ def transform_box(box: Box, forward: np.ndarray, width: int, height: int) -> Box
     return (float(nx0), float(ny0), float(nx1), float(ny1)) if nx1 > nx0 and ny1 > ny0 else None
 
 
+def warp_pixels(pixels: np.ndarray, angle_deg: float = 0.0, scale: float = 1.0, tx: float = 0.0,
+                ty: float = 0.0) -> np.ndarray:
+    """``pixels`` rotated and scaled about the centre, then shifted by (tx, ty) pixels; what falls
+    outside is black, as in training."""
+    height, width = pixels.shape
+    return _warp(pixels.astype(np.float32), _forward_matrix(height, width, angle_deg, scale, tx, ty), order=1)
+
+
 def _geometric(sample: Sample, forward: np.ndarray) -> Sample:
     height, width = sample.pixels.shape
     pixels = _warp(sample.pixels.astype(np.float32), forward, order=1)
