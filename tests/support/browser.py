@@ -149,12 +149,35 @@ def screenshot_array(locator, path: Path, attempts: int = 5) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
 
 
+# Counts the script runs that start from now on. The app's script state is an attribute of its root,
+# so an observer sees every change, even a run shorter than one poll of wait_for_function.
+_COUNT_RUNS = """() => {
+    const app = document.querySelector("[data-testid='stApp']");
+    window.__runsStarted = 0;
+    window.__runWatch?.disconnect();
+    window.__runWatch = new MutationObserver(() => {
+        if (app.getAttribute('data-test-script-state') === 'running') window.__runsStarted += 1; });
+    window.__runWatch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def click_and_wait_for_its_run(page, locator, timeout_ms: int = 60_000) -> None:
+    """Click something that reruns the script, then wait until that run has started and ended.
+
+    ``wait_until_idle`` alone can return before the click's run has begun: the browser changes the
+    tab (or the widget) at once, while the server's run starts later under load, so the page read
+    in between is the previous run's (a test once read the Regions tab's sliders as the Findings')."""
+    page.evaluate(_COUNT_RUNS)
+    locator.click()
+    page.wait_for_function("() => window.__runsStarted > 0", timeout=timeout_ms, polling=50)
+    wait_until_idle(page, settle_ms=100)
+
+
 def open_review_tab(page, name: str) -> None:
     """Choose a Review tab; choosing one reruns the page, which draws only the open tab."""
     tab = page.get_by_role("tab", name=name)
     if tab.get_attribute("aria-selected") != "true":
-        tab.click()
-        wait_until_idle(page, settle_ms=100)
+        click_and_wait_for_its_run(page, tab)
 
 
 def demo_case_button(page, case_id: str, key: str = "review"):
