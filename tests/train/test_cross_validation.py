@@ -115,14 +115,13 @@ def test_cross_validate_scores_every_image_once_with_its_fold_model(tiny_cv):
     for fold in (0, 1):
         model = LRCLRModel.from_pretrained(out / f"fold-{fold}" / "model")
         test = np.flatnonzero(oof.folds == fold)
-        scores = model.zero_shot([dataset.sample(int(i)).pixels for i in test], list(oof.findings))
+        images = [dataset.sample(int(i)).pixels for i in test]
+        scores = model.zero_shot(images, list(oof.findings))
         np.testing.assert_allclose(scores.logits, oof.logits[test], rtol=1e-3, atol=1e-3)
         assert not (out / f"fold-{fold}" / "run" / "checkpoints").exists()
         # With test-time views: the mean of the model's logits over the image and its first two views.
-        views = fixed_views(3)
-        samples = [dataset.sample(int(i)).pixels for i in test]
-        expected = np.mean([model.zero_shot([v.apply(p) for p in samples], list(oof.findings)).logits for v in views],
-                           axis=0)
+        expected = np.mean([model.zero_shot([v.apply(p) for p in images], list(oof.findings)).logits
+                            for v in fixed_views(3)], axis=0)
         np.testing.assert_allclose(with_views.logits[test], expected, rtol=1e-3, atol=1e-3)
         assert not np.allclose(with_views.logits[test], oof.logits[test], atol=1e-4)
     assert with_views.meta["test_time_views"] == ["identity", "zoom in 5%", "zoom out 5%"]
