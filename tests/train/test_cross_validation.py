@@ -126,6 +126,9 @@ def test_cross_validate_scores_every_image_once_with_its_fold_model(tiny_cv):
         assert not np.allclose(with_views.logits[test], oof.logits[test], atol=1e-4)
     assert with_views.meta["test_time_views"] == ["identity", "zoom in 5%", "zoom out 5%"]
     assert summary["test_time_views"]["test-time-views-3"]["macro_auc"] == pytest.approx(summarize(with_views).macro.auc)
+    views_summary = summary["test_time_views"]["test-time-views-3"]
+    assert 0 <= views_summary["ece_raw"] <= 1
+    assert {d["finding"] for d in views_summary["paired_vs_plain_by_finding"]} == {*oof.findings, "macro"}
     assert "test-time views" in (out / "summary.md").read_text()
     # A rerun reads the finished folds back instead of training again.
     before = (out / "oof.csv").read_text()

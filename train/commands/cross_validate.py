@@ -291,9 +291,14 @@ def write_predictions(data: CrossValidationData, config: TrainConfig, args, logi
 
 
 def _versus_plain(with_views: OutOfFold, plain: OutOfFold) -> dict:
-    """Macro AUC with test-time views and its paired difference against the plain scores."""
-    macro = next(d for d in paired(with_views, plain) if d.finding == "macro")
-    return {"macro_auc": summarize(with_views).macro.auc, "paired_vs_plain": dataclasses.asdict(macro)}
+    """AUCs and ECE with test-time views, and their paired differences against the plain scores."""
+    summary = summarize(with_views)
+    differences = paired(with_views, plain)
+    macro = next(d for d in differences if d.finding == "macro")
+    return {"macro_auc": summary.macro.auc, "all_findings": summary.to_dict(),
+            "ece_raw": expected_calibration_error(with_views.labels, with_views.logits),
+            "paired_vs_plain": dataclasses.asdict(macro),
+            "paired_vs_plain_by_finding": [dataclasses.asdict(d) for d in differences]}
 
 
 def _image_ids(dataset) -> list[str]:
@@ -372,6 +377,12 @@ def summary_markdown(summary: dict) -> str:
     for name, result in summary.get("test_time_views", {}).items():
         d = result["paired_vs_plain"]
         lines += ["", f"Averaged over {name.removeprefix('test-time-views-')} test-time views (`{name}/`): macro "
-                      f"{result['macro_auc']:.3f}, against the plain scores {d['difference']:+.3f} "
-                      f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (paired)"]
+                      f"{ci(result['all_findings']['macro'])}, against the plain scores {d['difference']:+.3f} "
+                      f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] (paired); ECE of the raw scores "
+                      f"{result['ece_raw']:.3f}", "",
+                  "| finding | AUC with the views [95% CI] | against the plain scores [95% paired CI] |", "|---|---|---|"]
+        by_finding = {f["finding"]: f for f in result["all_findings"]["findings"]}
+        lines += [f"| {d['finding']} | {ci(by_finding[d['finding']])} | {d['difference']:+.3f} "
+                  f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] |"
+                  for d in result["paired_vs_plain_by_finding"] if d["finding"] != "macro"]
     return "\n".join(lines)
