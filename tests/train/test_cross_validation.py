@@ -10,7 +10,7 @@ import pytest
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from train.cli import main as train_main
-from train.commands.cross_validate import fold_indices
+from train.commands.cross_validate import fold_indices, wall_time
 from train.evaluation.augmented_views import fixed_views
 from train.evaluation.metrics import finding_auc
 from train.evaluation.oof import OutOfFold, paired, summarize
@@ -130,10 +130,18 @@ def test_cross_validate_scores_every_image_once_with_its_fold_model(tiny_cv):
     assert 0 <= views_summary["ece_raw"] <= 1
     assert {d["finding"] for d in views_summary["paired_vs_plain_by_finding"]} == {*oof.findings, "macro"}
     assert "test-time views" in (out / "summary.md").read_text()
-    # A rerun reads the finished folds back instead of training again.
+    # A rerun reads the finished folds back instead of training again, and still reports what the
+    # folds cost when they ran.
     before = (out / "oof.csv").read_text()
+    fold_walls = [json.loads((out / f"fold-{k}" / "result.json").read_text())["wall_seconds"] for k in (0, 1)]
+    assert all(wall >= seconds > 0 for wall, seconds in zip(fold_walls, summary["training_seconds"]))
+    assert summary["wall_seconds"] >= sum(fold_walls) and summary["folds_read_back"] == []
     assert train_main(_cv_arguments(out, "--score-local-weights", "0", "--test-time-views", "3")) == 0
     assert (out / "oof.csv").read_text() == before
+    reread = json.loads((out / "summary.json").read_text())
+    assert reread["folds_read_back"] == [0, 1] and reread["folds_without_wall_time"] == []
+    assert reread["wall_seconds"] >= sum(fold_walls)
+    assert "read back with their recorded wall time" in (out / "summary.md").read_text()
     # Folds scored without views cannot be read back as if they had been.
     with pytest.raises(SystemExit, match="without test-time-views-4"):
         train_main(_cv_arguments(out, "--test-time-views", "4"))
@@ -182,6 +190,12 @@ def test_a_partial_run_covers_only_the_folds_it_ran_and_says_so(tiny_cv, tmp_pat
     assert train_main(["calibrate", "--cv", str(out), "--model", str(model_dir), "--compare-cv", str(tiny_cv)]) == 0
     card = json.loads((model_dir / "model_card.json").read_text())
     assert card["metrics"]["cv_seen"]["title"].startswith("folds 0 of a 2-fold cross-validation")
+
+
+def test_wall_time_counts_read_back_folds_and_names_those_that_recorded_none():
+    # Fold 0 recorded its wall time; fold 1 is from a run made before folds recorded one.
+    wall = wall_time(12.0, [{"fold": 0, "wall_seconds": 900.0}, {"fold": 1, "training_seconds": 800.0}])
+    assert wall == {"seconds": 912.0, "folds_read_back": [0, 1], "folds_not_counted": [1]}
 
 
 def test_cross_validate_refuses_a_start_model_that_saw_every_fold(tmp_path):

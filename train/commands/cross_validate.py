@@ -202,6 +202,7 @@ def prepare(config: TrainConfig, n_folds: int) -> CrossValidationData:
 
 def run_fold(data: CrossValidationData, config: TrainConfig, args, fold: int, weights, device) -> dict:
     """Train fold ``fold``'s model, score its test images at every local weight, save the model."""
+    started = time.perf_counter()
     indices, test = fold_indices(data.folds, fold, data.n_extra)
     train_view = IndexedView(data.everything, indices, f"{data.dataset.name}:cv{fold}-train")
     fold_config = _fold_config(config, args.out, fold, args.init_from_cv)
@@ -215,6 +216,8 @@ def run_fold(data: CrossValidationData, config: TrainConfig, args, fold: int, we
     _save_fold_model(Path(fold_config.output_dir), args.out / f"fold-{fold}" / "model", args.keep_checkpoints)
     return {"fold": fold, "n_train": len(indices), "n_test": len(test),
             "training_seconds": round(trainer.state.elapsed_seconds, 1),
+            # Kept with the fold so that a rerun reading it back still reports what the run cost.
+            "wall_seconds": round(time.perf_counter() - started, 1),
             "map_specificity": {k: v.mean_correlation for k, v in maps.items()},
             "logits": {str(w): values.tolist() for w, values in scored.items()}}
 
@@ -235,12 +238,13 @@ def run(args: argparse.Namespace) -> int:
     data = prepare(config, args.folds)
     n = len(data.dataset)
     logits = {w: np.full((n, len(data.findings)), np.nan) for w in variants}
-    fold_records = []
+    fold_records, read_back = [], []
     done = list(range(args.folds if args.run_folds is None else min(args.run_folds, args.folds)))
     for fold in done:
         record_path = args.out / f"fold-{fold}" / "result.json"
         if record_path.is_file() and not args.no_resume:
             record = json.loads(record_path.read_text(encoding="utf-8"))
+            read_back.append(record)
             print(f"fold {fold}: read back from {record_path}")
         else:
             record = run_fold(data, config, args, fold, weights, device)
@@ -255,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
             logits[w][test] = np.array(record["logits"][str(w)], dtype=np.float64)
         fold_records.append(record)
     runs = write_predictions(data, config, args, logits, device, np.flatnonzero(np.isin(data.folds, done)), done)
-    summary = build_summary(runs[args.out], config, args, fold_records, time.perf_counter() - started)
+    summary = build_summary(runs[args.out], config, args, fold_records,
+                            wall_time(time.perf_counter() - started, read_back))
     summary["macro_at_other_local_weights"] = {folder.name: summarize(oof).macro.auc for folder, oof in runs.items()
                                                if folder != args.out and folder.name.startswith("local-weight")}
     summary["test_time_views"] = {folder.name: _versus_plain(oof, runs[args.out]) for folder, oof in runs.items()
@@ -315,7 +320,16 @@ def _config_local_weight(config: TrainConfig) -> float:
     return LRCLRConfig.from_dict(config.model).zero_shot_local_weight
 
 
-def build_summary(oof: OutOfFold, config: TrainConfig, args, fold_records: list[dict], seconds: float) -> dict:
+def wall_time(this_invocation: float, read_back: list[dict]) -> dict:
+    """What the run cost: this invocation plus the recorded wall time of every fold it read back
+    (folds from before fold wall times were recorded are named as not counted)."""
+    recorded = [r["wall_seconds"] for r in read_back if "wall_seconds" in r]
+    return {"seconds": round(this_invocation + sum(recorded), 1),
+            "folds_read_back": [r["fold"] for r in read_back],
+            "folds_not_counted": [r["fold"] for r in read_back if "wall_seconds" not in r]}
+
+
+def build_summary(oof: OutOfFold, config: TrainConfig, args, fold_records: list[dict], wall: dict) -> dict:
     held_out = [f for f in oof.findings if f in config.held_out_findings]
     seen = [f for f in oof.findings if f not in held_out]
     summary = summarize(oof)
@@ -329,7 +343,8 @@ def build_summary(oof: OutOfFold, config: TrainConfig, args, fold_records: list[
               "map_specificity": _mean_map_specificity(fold_records),
               "map_phrases": list(REFERENCE_PHRASES),
               "training_seconds": [r["training_seconds"] for r in fold_records],
-              "wall_seconds": round(seconds, 1), "paired": {}}
+              "wall_seconds": wall["seconds"], "folds_read_back": wall["folds_read_back"],
+              "folds_without_wall_time": wall["folds_not_counted"], "paired": {}}
     for other in args.compare:
         differences = paired(oof, OutOfFold.load(other))
         result["paired"][str(other)] = [dataclasses.asdict(d) for d in differences]
@@ -340,6 +355,14 @@ def _mean_map_specificity(records: list[dict]) -> dict[str, float]:
     kinds = {k for r in records for k in r.get("map_specificity", {})}
     return {k: float(np.mean([r["map_specificity"][k] for r in records if k in r.get("map_specificity", {})]))
             for k in sorted(kinds)}
+
+
+def _read_back_note(summary: dict) -> str:
+    read_back, missing = summary.get("folds_read_back", []), summary.get("folds_without_wall_time", [])
+    if not read_back:
+        return ""
+    note = f" (folds {read_back} read back with their recorded wall time"
+    return note + (f"; folds {missing} recorded none and are not counted)" if missing else ")")
 
 
 def summary_markdown(summary: dict) -> str:
@@ -361,7 +384,8 @@ def summary_markdown(summary: dict) -> str:
     lines += [f"- macro inside each test fold: {folds}",
               f"- ECE of the raw scores: {summary['ece_raw']:.3f}",
               f"- map specificity (mean pairwise correlation, lower is more specific): {summary['map_specificity']}",
-              f"- training seconds per fold: {summary['training_seconds']}; wall {summary['wall_seconds']:.0f} s", "",
+              f"- training seconds per fold: {summary['training_seconds']}; wall {summary['wall_seconds']:.0f} s"
+              f"{_read_back_note(summary)}", "",
               "| finding | AUC [95% CI] | positives |", "|---|---|---:|"]
     lines += [f"| {f['finding']} | {ci(f)} | {f['n_positive']} |" for f in data["findings"]]
     for other, differences in summary["paired"].items():
