@@ -10,7 +10,8 @@ import pytest
 from lrclr.model.config import tiny_config
 from lrclr.model.lrclr_model import LRCLRModel
 from train.cli import main as train_main
-from train.commands.cross_validate import fold_indices, wall_time
+from train.commands.cross_validate import fold_indices
+from train.evaluation.cv_summary import wall_time
 from train.evaluation.augmented_views import fixed_views
 from train.evaluation.metrics import finding_auc
 from train.evaluation.oof import OutOfFold, paired, summarize
